@@ -1,0 +1,181 @@
+"""Configuration dataclasses: one for the networks, one for training.
+
+Both are plain dataclasses that validate themselves and round-trip through
+JSON. ``config.json`` beside the weights holds both (see :mod:`cyclegan.hub`),
+so weights never travel without the config that built them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any, Mapping
+
+from cyclegan.errors import ConfigError
+
+#: Version of the ``config.json`` layout written by :func:`cyclegan.save_pretrained`.
+FORMAT_VERSION = 1
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ConfigError(f"{name} must be {bound}, got {value}")
+
+
+def _check_float(name: str, value: Any, low: float, high: float | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ConfigError(f"{name} must be {bound}, got {value}")
+
+
+class _JsonConfig:
+    """Shared JSON round trip with strict field checking."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]):
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{cls.__name__} must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown field(s) in {cls.__name__}: {', '.join(unknown)} "
+                f"(known fields: {', '.join(sorted(known))})"
+            )
+        return cls(**dict(data))
+
+    @classmethod
+    def from_json(cls, text: str):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{cls.__name__} is not valid JSON: {err}") from None
+        return cls.from_dict(data)
+
+    def replace(self, **changes):
+        """A copy with some fields changed (validated like a new config)."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ConfigError(f"unknown field(s) in {type(self).__name__}: {', '.join(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(_JsonConfig):
+    """Architecture of both generators and both discriminators.
+
+    The generator is the reference ResNet generator: a 7x7 convolution with
+    ``generator_filters`` channels, two stride-2 downsamples, ``generator_blocks``
+    residual blocks, two upsamples and a 7x7 convolution with tanh. The
+    discriminator is the PatchGAN with ``discriminator_layers`` stride-2 layers
+    (3 gives the 70x70 receptive field of the reference).
+    """
+
+    image_size: int = 256
+    channels: int = 1
+    generator_filters: int = 64
+    generator_blocks: int = 9
+    discriminator_filters: int = 64
+    discriminator_layers: int = 3
+
+    def __post_init__(self):
+        _check_int("image_size", self.image_size, 32, 2048)
+        if self.image_size % 4:
+            raise ConfigError(f"image_size must be a multiple of 4, got {self.image_size}")
+        _check_int("channels", self.channels, 1, 1)
+        _check_int("generator_filters", self.generator_filters, 1, 1024)
+        _check_int("generator_blocks", self.generator_blocks, 0, 64)
+        _check_int("discriminator_filters", self.discriminator_filters, 1, 1024)
+        _check_int("discriminator_layers", self.discriminator_layers, 1, 6)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(_JsonConfig):
+    """Training hyper-parameters; the defaults are the reference CycleGAN's.
+
+    The learning rate stays constant for ``epochs - decay_epochs`` epochs, then
+    decays linearly to zero over the last ``decay_epochs`` epochs.
+    ``identity_weight`` is relative to ``cycle_weight`` (0.5 means an identity
+    loss weighted 0.5 x 10 = 5), as in the reference.
+    """
+
+    epochs: int = 200
+    decay_epochs: int = 100
+    steps_per_epoch: int = 100
+    batch_size: int = 1
+    learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    gan_loss: str = "lsgan"
+    cycle_weight: float = 10.0
+    identity_weight: float = 0.5
+    paired_weight: float = 0.0
+    pool_size: int = 50
+    mixed_precision: bool = False
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_int("epochs", self.epochs, 1)
+        _check_int("decay_epochs", self.decay_epochs, 0)
+        if self.decay_epochs > self.epochs:
+            raise ConfigError(
+                f"decay_epochs ({self.decay_epochs}) cannot exceed epochs ({self.epochs})"
+            )
+        _check_int("steps_per_epoch", self.steps_per_epoch, 1)
+        _check_int("batch_size", self.batch_size, 1, 4096)
+        _check_float("learning_rate", self.learning_rate, 0.0, 1.0)
+        if self.learning_rate <= 0:
+            raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
+        _check_float("beta_1", self.beta_1, 0.0, 1.0)
+        _check_float("beta_2", self.beta_2, 0.0, 1.0)
+        if self.gan_loss != "lsgan":
+            raise ConfigError(f"gan_loss must be 'lsgan' (the only one supported), got {self.gan_loss!r}")
+        _check_float("cycle_weight", self.cycle_weight, 0.0)
+        _check_float("identity_weight", self.identity_weight, 0.0)
+        _check_float("paired_weight", self.paired_weight, 0.0)
+        _check_int("pool_size", self.pool_size, 0, 10000)
+        if not isinstance(self.mixed_precision, bool):
+            raise ConfigError(f"mixed_precision must be true or false, got {self.mixed_precision!r}")
+        _check_int("seed", self.seed, 0)
+
+    @property
+    def constant_epochs(self) -> int:
+        return self.epochs - self.decay_epochs
+
+
+#: Named architectures. ``reference`` is the original CycleGAN (ResNet-9, 70x70
+#: PatchGAN); ``small`` is the CPU-friendly size of the default model; ``tiny``
+#: exists for tests and smoke runs.
+PRESETS: dict[str, ModelConfig] = {
+    "reference": ModelConfig(),
+    "small": ModelConfig(generator_filters=32, generator_blocks=6, discriminator_filters=32),
+    "tiny": ModelConfig(
+        image_size=32,
+        generator_filters=4,
+        generator_blocks=1,
+        discriminator_filters=4,
+        discriminator_layers=2,
+    ),
+}
+
+
+def preset(name: str) -> ModelConfig:
+    """The :class:`ModelConfig` of a named preset."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown preset {name!r}; choose one of: {', '.join(sorted(PRESETS))}"
+        ) from None

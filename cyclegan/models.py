@@ -1,0 +1,102 @@
+"""The networks: the reference ResNet generator and the PatchGAN discriminator.
+
+Both are Keras functional models with free height and width, so one set of
+weights translates any image whose sides are multiples of 4 (the generator's
+two stride-2 steps). Every layer name starts with the model's name, which keeps
+variable paths unique inside :class:`cyclegan.training.CycleGAN` and lets the
+optimizers be chosen by path.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from cyclegan.config import ModelConfig
+from cyclegan.layers import InstanceNormalization, ReflectionPadding2D
+
+#: Side lengths fed to a generator must be multiples of this.
+SIZE_MULTIPLE = 4
+
+
+def _init():
+    # The reference initialises every convolution with N(0, 0.02).
+    return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+
+
+def build_generator(config: ModelConfig, name: str, dtype=None) -> keras.Model:
+    """ResNet generator of the reference CycleGAN, sized by ``config``.
+
+    7x7 conv -> 2 stride-2 convs -> ``generator_blocks`` residual blocks
+    (reflection padding, instance norm) -> 2 transposed convs -> 7x7 conv -> tanh.
+    The output is float32 in [-1, 1] whatever the compute ``dtype`` policy.
+    """
+    f = config.generator_filters
+    inputs = keras.Input(shape=(None, None, config.channels), name=f"{name}_input")
+
+    def conv(x, filters, kernel, stride, tag, padding="same"):
+        return keras.layers.Conv2D(
+            filters, kernel, strides=stride, padding=padding, kernel_initializer=_init(),
+            name=f"{name}_{tag}_conv", dtype=dtype,
+        )(x)
+
+    def norm_relu(x, tag):
+        x = InstanceNormalization(name=f"{name}_{tag}_norm", dtype=dtype)(x)
+        return keras.layers.ReLU(name=f"{name}_{tag}_relu", dtype=dtype)(x)
+
+    x = ReflectionPadding2D(3, name=f"{name}_stem_pad", dtype=dtype)(inputs)
+    x = norm_relu(conv(x, f, 7, 1, "stem", padding="valid"), "stem")
+    for i, mult in enumerate((2, 4)):
+        x = norm_relu(conv(x, f * mult, 3, 2, f"down{i}"), f"down{i}")
+
+    for b in range(config.generator_blocks):
+        tag = f"block{b}"
+        y = ReflectionPadding2D(1, name=f"{name}_{tag}_pad0", dtype=dtype)(x)
+        y = norm_relu(conv(y, 4 * f, 3, 1, f"{tag}a", padding="valid"), f"{tag}a")
+        y = ReflectionPadding2D(1, name=f"{name}_{tag}_pad1", dtype=dtype)(y)
+        y = conv(y, 4 * f, 3, 1, f"{tag}b", padding="valid")
+        y = InstanceNormalization(name=f"{name}_{tag}b_norm", dtype=dtype)(y)
+        x = keras.layers.Add(name=f"{name}_{tag}_add", dtype=dtype)([x, y])
+
+    for i, mult in enumerate((2, 1)):
+        x = keras.layers.Conv2DTranspose(
+            f * mult, 3, strides=2, padding="same", kernel_initializer=_init(),
+            name=f"{name}_up{i}_conv", dtype=dtype,
+        )(x)
+        x = norm_relu(x, f"up{i}")
+
+    x = ReflectionPadding2D(3, name=f"{name}_head_pad", dtype=dtype)(x)
+    x = conv(x, config.channels, 7, 1, "head", padding="valid")
+    outputs = keras.layers.Activation("tanh", dtype="float32", name=f"{name}_tanh")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_discriminator(config: ModelConfig, name: str, dtype=None) -> keras.Model:
+    """PatchGAN discriminator (70x70 receptive field with 3 layers).
+
+    Returns one float32 logit per patch; the LSGAN loss compares it with 1
+    (real) or 0 (fake).
+    """
+    f = config.discriminator_filters
+    inputs = keras.Input(shape=(None, None, config.channels), name=f"{name}_input")
+
+    def block(x, filters, stride, tag, norm=True):
+        x = keras.layers.ZeroPadding2D(1, name=f"{name}_{tag}_pad", dtype=dtype)(x)
+        x = keras.layers.Conv2D(
+            filters, 4, strides=stride, padding="valid", kernel_initializer=_init(),
+            name=f"{name}_{tag}_conv", dtype=dtype,
+        )(x)
+        if norm:
+            x = InstanceNormalization(name=f"{name}_{tag}_norm", dtype=dtype)(x)
+        return keras.layers.LeakyReLU(0.2, name=f"{name}_{tag}_lrelu", dtype=dtype)(x)
+
+    x = block(inputs, f, 2, "layer0", norm=False)
+    for n in range(1, config.discriminator_layers):
+        x = block(x, f * min(2**n, 8), 2, f"layer{n}")
+    x = block(x, f * min(2**config.discriminator_layers, 8), 1, f"layer{config.discriminator_layers}")
+    x = keras.layers.ZeroPadding2D(1, name=f"{name}_head_pad", dtype=dtype)(x)
+    outputs = keras.layers.Conv2D(
+        1, 4, strides=1, padding="valid", kernel_initializer=_init(),
+        name=f"{name}_head_conv", dtype=dtype,
+    )(x)
+    outputs = keras.layers.Activation("linear", dtype="float32", name=f"{name}_logits")(outputs)
+    return keras.Model(inputs, outputs, name=name)

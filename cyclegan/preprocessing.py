@@ -1,0 +1,149 @@
+"""Pre- and post-processing shared by training, inference and the app.
+
+Any numpy array or PIL image (bool, integer or float dtype; grayscale, RGB or
+RGBA; 32 to 2048 pixels a side) becomes one float32 grayscale image in [-1, 1]
+with robust (percentile) intensity scaling, padded to the size the network
+needs; the network's output is cropped back to the input's height and width
+and mapped to [0, 1]. Anything else raises :class:`InputImageError` with a
+message meant for the person who supplied the image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from cyclegan.errors import InputImageError
+
+MIN_SIDE = 32
+MAX_SIDE = 2048
+#: Intensities below/above these percentiles are clipped before scaling.
+LOW_PERCENTILE = 0.5
+HIGH_PERCENTILE = 99.5
+#: Padded sides are multiples of this (the generator needs 4; a coarser grid
+#: keeps the number of compiled shapes small).
+PAD_MULTIPLE = 16
+#: ITU-R BT.601 luma weights for RGB input.
+_LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def to_grayscale(image) -> np.ndarray:
+    """Validate ``image`` and return it as a finite 2-D float64 array.
+
+    Accepts a PIL image or anything ``np.asarray`` understands, of shape
+    (H, W), (H, W, 1), (H, W, 3) or (H, W, 4). RGB is reduced to luminance;
+    an alpha channel is ignored.
+    """
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - pillow is a dependency
+        Image = None
+    if Image is not None and isinstance(image, Image.Image):
+        image = _pil_to_array(image)
+    try:
+        array = np.asarray(image)
+    except Exception as err:  # e.g. ragged nested lists
+        raise InputImageError(f"cannot read the input as an image array: {err}") from None
+    if array.dtype == bool:
+        array = array.astype(np.uint8)
+    if array.dtype.kind not in "uif":
+        raise InputImageError(
+            f"image must hold numbers (integer or float), got dtype {array.dtype}"
+        )
+    if array.size == 0:
+        raise InputImageError(f"image is empty (shape {array.shape})")
+    if array.ndim == 3 and array.shape[-1] in (1, 3, 4):
+        channels = array.shape[-1]
+        if channels == 1:
+            array = array[..., 0]
+        else:
+            array = array[..., :3].astype(np.float64) @ _LUMA
+    elif array.ndim != 2:
+        raise InputImageError(
+            "image must be 2-D grayscale (H, W) or (H, W, C) with 1, 3 or 4 channels, "
+            f"got shape {array.shape}"
+        )
+    height, width = array.shape
+    if min(height, width) < MIN_SIDE:
+        raise InputImageError(
+            f"image is too small: {height}x{width} pixels; each side must be at least {MIN_SIDE}"
+        )
+    if max(height, width) > MAX_SIDE:
+        raise InputImageError(
+            f"image is too large: {height}x{width} pixels; each side must be at most {MAX_SIDE}"
+        )
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        raise InputImageError("image contains NaN or infinite values")
+    return array
+
+
+def _pil_to_array(image) -> np.ndarray:
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F", "L", "1"):
+        return np.asarray(image)
+    if mode in ("LA", "PA", "RGBA", "P", "La", "RGBa"):
+        return np.asarray(image.convert("RGBA"))
+    return np.asarray(image.convert("RGB"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """A network-ready image and what is needed to undo the preparation."""
+
+    array: np.ndarray  # float32, (padded_h, padded_w), values in [-1, 1]
+    height: int
+    width: int
+    low: float
+    high: float
+
+
+def robust_range(gray: np.ndarray) -> tuple[float, float]:
+    """The (low, high) intensity window of ``gray``; raises on constant images."""
+    peak = float(np.max(np.abs(gray)))
+    low, high = np.percentile(gray, [LOW_PERCENTILE, HIGH_PERCENTILE])
+    if not high > low:
+        low, high = float(gray.min()), float(gray.max())
+    if not high > low or (high - low) <= peak * 1e-12:
+        raise InputImageError(
+            "image is constant (every pixel has the same value), so it shows no anatomy"
+        )
+    return float(low), float(high)
+
+
+def scale_intensities(gray: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Map ``gray`` to float32 [-1, 1] through its robust window."""
+    peak = float(np.max(np.abs(gray)))
+    if peak > 1e30:  # keep (x - low) / (high - low) finite for huge values
+        gray = gray / peak
+    low, high = robust_range(gray)
+    scaled = np.clip((gray - low) / (high - low), 0.0, 1.0)
+    return (scaled * 2.0 - 1.0).astype(np.float32), low, high
+
+
+def pad_to_multiple(array: np.ndarray, multiple: int = PAD_MULTIPLE, value: float = -1.0):
+    """Pad a 2-D array at the bottom and right to sides that are multiples of ``multiple``."""
+    height, width = array.shape[:2]
+    pad_h = (-height) % multiple
+    pad_w = (-width) % multiple
+    if not (pad_h or pad_w):
+        return array
+    widths = [(0, pad_h), (0, pad_w)] + [(0, 0)] * (array.ndim - 2)
+    return np.pad(array, widths, mode="constant", constant_values=value)
+
+
+def prepare(image, multiple: int = PAD_MULTIPLE) -> Prepared:
+    """Validate, convert to grayscale, scale to [-1, 1] and pad ``image``."""
+    gray = to_grayscale(image)
+    scaled, low, high = scale_intensities(gray)
+    return Prepared(pad_to_multiple(scaled, multiple), gray.shape[0], gray.shape[1], low, high)
+
+
+def finish(output: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Network output in [-1, 1] (any trailing channel axis) -> float32 [0, 1], cropped."""
+    output = np.asarray(output, dtype=np.float32)
+    if output.ndim == 3:
+        output = output[..., 0]
+    output = output[:height, :width]
+    return np.clip((output + 1.0) * 0.5, 0.0, 1.0).astype(np.float32)

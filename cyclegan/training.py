@@ -1,0 +1,383 @@
+"""The CycleGAN training model, trained with ``compile()`` and ``fit()``.
+
+:class:`CycleGAN` holds the two generators (``t1_to_t2``, ``t2_to_t1``), the
+two discriminators (``disc_t1`` judges T1 images, ``disc_t2`` T2 images) and
+one image pool per domain. The losses are written once in ``keras.ops``; only
+the gradient step differs between TensorFlow (``GradientTape``) and JAX
+(``jax.value_and_grad`` over stateless values).
+
+One training step follows the reference implementation: the generators are
+updated with the discriminators frozen, and the discriminators are updated on
+real images and on pooled fakes made by the generators before their update.
+Both updates are computed from the same weights and applied together by a
+``keras.optimizers.MultiOptimizer`` that routes the generator variables to the
+generator optimizer and the discriminator variables to the discriminator
+optimizer.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from cyclegan.config import ModelConfig, TrainConfig
+from cyclegan.errors import ConfigError
+from cyclegan.losses import l1_loss, lsgan_loss
+from cyclegan.models import build_discriminator, build_generator
+
+PACKAGE = "cyclegan"
+
+#: Every loss reported as a metric (progress bar, History, TensorBoard).
+LOSS_NAMES = (
+    "gen_loss",
+    "adv_t1",
+    "adv_t2",
+    "cycle_t1",
+    "cycle_t2",
+    "identity_t1",
+    "identity_t2",
+    "paired_t1",
+    "paired_t2",
+    "disc_loss",
+    "disc_t1_loss",
+    "disc_t2_loss",
+)
+
+#: Regular expression for the variable paths of both discriminators.
+DISCRIMINATOR_PATHS = r"(.*/)?disc_t[12]_.*"
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LinearDecaySchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Constant learning rate for ``constant_steps``, then linear decay to zero."""
+
+    def __init__(self, initial_learning_rate: float, constant_steps: int, decay_steps: int):
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.constant_steps = int(constant_steps)
+        self.decay_steps = int(decay_steps)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        if self.decay_steps == 0:
+            return ops.full_like(step, self.initial_learning_rate)
+        progress = ops.maximum(step - self.constant_steps, 0.0) / float(self.decay_steps)
+        return self.initial_learning_rate * ops.clip(1.0 - progress, 0.0, 1.0)
+
+    def get_config(self):
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "constant_steps": self.constant_steps,
+            "decay_steps": self.decay_steps,
+        }
+
+
+def make_schedule(train_config: TrainConfig) -> LinearDecaySchedule:
+    steps = train_config.steps_per_epoch
+    return LinearDecaySchedule(
+        train_config.learning_rate,
+        constant_steps=train_config.constant_epochs * steps,
+        decay_steps=train_config.decay_epochs * steps,
+    )
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ImagePool(keras.layers.Layer):
+    """History of generated images (Shrivastava et al.), as in the reference.
+
+    While the pool fills, every new image is stored and returned. Once full,
+    each image is, with probability 1/2, swapped for a random stored one (which
+    is returned and replaced), else returned as is. The buffer lives in
+    non-trainable weights, so it is checkpointed and restored with the model.
+    Row ``size`` is scratch space for images that are not stored.
+    """
+
+    def __init__(self, size: int, image_shape, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.size = int(size)
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed, name=f"{self.name}_seed")
+        self.images = self.add_weight(
+            shape=(self.size + 1, *self.image_shape), initializer="zeros",
+            trainable=False, name="images", dtype="float32",
+        )
+        self.count = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, name="count", dtype="int32",
+        )
+        self.built = True
+
+    def query(self, images):
+        images = ops.cast(images, "float32")
+        if self.size == 0:
+            return images
+        batch = ops.shape(images)[0]
+        offsets = ops.arange(batch, dtype="int32")
+        fill_slot = self.count + offsets
+        filling = fill_slot < self.size
+        random_slot = keras.random.randint(
+            (batch,), 0, self.size, dtype="int32", seed=self.seed_generator
+        )
+        coin = keras.random.uniform((batch,), seed=self.seed_generator)
+        swap = ops.logical_and(ops.logical_not(filling), coin > 0.5)
+        slot = ops.where(filling, fill_slot, random_slot)
+        stored = ops.take(self.images, slot, axis=0)
+        outputs = ops.where(ops.reshape(swap, (-1, 1, 1, 1)), stored, images)
+        target = ops.where(ops.logical_or(filling, swap), slot, self.size)
+        self.images.assign(
+            ops.scatter_update(self.images, ops.expand_dims(target, -1), images)
+        )
+        self.count.assign(ops.minimum(self.count + ops.cast(batch, "int32"), self.size))
+        return outputs
+
+    def call(self, images):
+        return self.query(images)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "size": self.size,
+            "image_shape": list(self.image_shape),
+            "seed": self.seed,
+        }
+
+
+def _as_config(value, cls):
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, dict):
+        return cls.from_dict(value)
+    raise ConfigError(f"expected a {cls.__name__} or a dict, got {type(value).__name__}")
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CycleGAN(keras.Model):
+    """Both generators and both discriminators, trained with ``fit()``.
+
+    ``fit()`` expects batches as dicts ``{"t1": images, "t2": images}`` of
+    float images in [-1, 1], shape ``(batch, image_size, image_size, 1)``. With
+    ``paired_weight > 0`` the two images at each batch index must show the
+    same anatomy; the paired L1 term then pulls each translation toward its
+    partner.
+    """
+
+    def __init__(self, model_config=None, train_config=None, **kwargs):
+        super().__init__(**kwargs)
+        self.model_config = _as_config(model_config, ModelConfig)
+        self.train_config = _as_config(train_config, TrainConfig)
+        mc, tc = self.model_config, self.train_config
+        dtype = "mixed_bfloat16" if tc.mixed_precision else None
+        self.t1_to_t2 = build_generator(mc, "t1_to_t2", dtype)
+        self.t2_to_t1 = build_generator(mc, "t2_to_t1", dtype)
+        self.disc_t1 = build_discriminator(mc, "disc_t1", dtype)
+        self.disc_t2 = build_discriminator(mc, "disc_t2", dtype)
+        shape = (mc.image_size, mc.image_size, mc.channels)
+        self.pool_t1 = ImagePool(tc.pool_size, shape, seed=tc.seed, name="pool_t1")
+        self.pool_t2 = ImagePool(tc.pool_size, shape, seed=tc.seed + 1, name="pool_t2")
+        self.loss_trackers = [keras.metrics.Mean(name=name) for name in LOSS_NAMES]
+        self.built = True
+
+    # -- Keras plumbing -------------------------------------------------
+    @property
+    def metrics(self):
+        return self.loss_trackers
+
+    @property
+    def generators(self):
+        return (self.t1_to_t2, self.t2_to_t1)
+
+    @property
+    def discriminators(self):
+        return (self.disc_t1, self.disc_t2)
+
+    def call(self, inputs, training=False):
+        """Translations of a batch dict ``{"t1": ..., "t2": ...}``."""
+        t1, t2 = self._unpack(inputs)
+        return {
+            "t1_to_t2": self.t1_to_t2(t1, training=training),
+            "t2_to_t1": self.t2_to_t1(t2, training=training),
+        }
+
+    def compile(self, generator_optimizer=None, discriminator_optimizer=None, **kwargs):
+        """Compile with one Adam per side (reference settings by default)."""
+        tc = self.train_config
+
+        def adam():
+            return keras.optimizers.Adam(
+                learning_rate=make_schedule(tc), beta_1=tc.beta_1, beta_2=tc.beta_2
+            )
+
+        generator_optimizer = generator_optimizer or adam()
+        discriminator_optimizer = discriminator_optimizer or adam()
+        optimizer = keras.optimizers.MultiOptimizer(
+            keras.optimizers.OptimizerMap(
+                generator_optimizer, {DISCRIMINATOR_PATHS: discriminator_optimizer}
+            ),
+            name="cyclegan_optimizer",
+        )
+        self.generator_optimizer = generator_optimizer
+        self.discriminator_optimizer = discriminator_optimizer
+        super().compile(optimizer=optimizer, **kwargs)
+        self.optimizer.build(self.trainable_variables)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "model_config": self.model_config.to_dict(),
+            "train_config": self.train_config.to_dict(),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # -- losses -----------------------------------------------------------
+    @staticmethod
+    def _unpack(data):
+        if isinstance(data, (tuple, list)):
+            data = data[0]
+        if not isinstance(data, dict) or "t1" not in data or "t2" not in data:
+            raise ValueError('CycleGAN batches must be dicts with keys "t1" and "t2"')
+        return data["t1"], data["t2"]
+
+    def _generator_losses(self, real_t1, real_t2):
+        tc = self.train_config
+        fake_t2 = self.t1_to_t2(real_t1, training=True)
+        fake_t1 = self.t2_to_t1(real_t2, training=True)
+        rec_t1 = self.t2_to_t1(fake_t2, training=True)
+        rec_t2 = self.t1_to_t2(fake_t1, training=True)
+        zero = ops.zeros((), "float32")
+        logs = {
+            "adv_t1": lsgan_loss(self.disc_t1(fake_t1, training=True), real=True),
+            "adv_t2": lsgan_loss(self.disc_t2(fake_t2, training=True), real=True),
+            "cycle_t1": tc.cycle_weight * l1_loss(rec_t1, real_t1),
+            "cycle_t2": tc.cycle_weight * l1_loss(rec_t2, real_t2),
+            "identity_t1": zero,
+            "identity_t2": zero,
+            "paired_t1": zero,
+            "paired_t2": zero,
+        }
+        identity = tc.cycle_weight * tc.identity_weight
+        if identity > 0:
+            logs["identity_t1"] = identity * l1_loss(self.t2_to_t1(real_t1, training=True), real_t1)
+            logs["identity_t2"] = identity * l1_loss(self.t1_to_t2(real_t2, training=True), real_t2)
+        if tc.paired_weight > 0:
+            logs["paired_t1"] = tc.paired_weight * l1_loss(fake_t1, real_t1)
+            logs["paired_t2"] = tc.paired_weight * l1_loss(fake_t2, real_t2)
+        total = sum(logs.values())
+        logs["gen_loss"] = total
+        return total, logs, (fake_t1, fake_t2)
+
+    def _discriminator_losses(self, real_t1, real_t2, fake_t1, fake_t2):
+        loss_t1 = 0.5 * (
+            lsgan_loss(self.disc_t1(real_t1, training=True), real=True)
+            + lsgan_loss(self.disc_t1(fake_t1, training=True), real=False)
+        )
+        loss_t2 = 0.5 * (
+            lsgan_loss(self.disc_t2(real_t2, training=True), real=True)
+            + lsgan_loss(self.disc_t2(fake_t2, training=True), real=False)
+        )
+        total = loss_t1 + loss_t2
+        return total, {"disc_loss": total, "disc_t1_loss": loss_t1, "disc_t2_loss": loss_t2}
+
+    def _query_pools(self, fake_t1, fake_t2):
+        return (
+            self.pool_t1.query(ops.stop_gradient(fake_t1)),
+            self.pool_t2.query(ops.stop_gradient(fake_t2)),
+        )
+
+    def _is_discriminator_variable(self, variable) -> bool:
+        ids = getattr(self, "_disc_variable_ids", None)
+        if ids is None:
+            ids = {id(v) for d in self.discriminators for v in d.trainable_variables}
+            self._disc_variable_ids = ids
+        return id(variable) in ids
+
+    # -- training steps -----------------------------------------------------
+    def train_step(self, *args):
+        backend = keras.backend.backend()
+        if backend == "jax":
+            return self._train_step_jax(*args)
+        if backend == "tensorflow":
+            return self._train_step_tensorflow(*args)
+        raise NotImplementedError(
+            f"CycleGAN training supports the tensorflow and jax backends, not {backend!r}"
+        )
+
+    def _train_step_tensorflow(self, data):
+        import tensorflow as tf
+
+        real_t1, real_t2 = self._unpack(data)
+        gen_vars = [v for g in self.generators for v in g.trainable_variables]
+        disc_vars = [v for d in self.discriminators for v in d.trainable_variables]
+        with tf.GradientTape() as tape:
+            gen_loss, gen_logs, (fake_t1, fake_t2) = self._generator_losses(real_t1, real_t2)
+        gen_grads = tape.gradient(gen_loss, gen_vars)
+        pooled_t1, pooled_t2 = self._query_pools(fake_t1, fake_t2)
+        with tf.GradientTape() as tape:
+            disc_loss, disc_logs = self._discriminator_losses(real_t1, real_t2, pooled_t1, pooled_t2)
+        disc_grads = tape.gradient(disc_loss, disc_vars)
+        self.optimizer.apply(gen_grads + disc_grads, gen_vars + disc_vars)
+        values = {**gen_logs, **disc_logs}
+        for tracker in self.loss_trackers:
+            tracker.update_state(values[tracker.name])
+        return {tracker.name: tracker.result() for tracker in self.loss_trackers}
+
+    def _train_step_jax(self, state, data):
+        import jax
+
+        trainable_values, non_trainable_values, optimizer_values, metric_values = state
+        real_t1, real_t2 = self._unpack(data)
+        trainable = self.trainable_variables
+        non_trainable = self.non_trainable_variables
+        disc_pos = [i for i, v in enumerate(trainable) if self._is_discriminator_variable(v)]
+        gen_pos = [i for i in range(len(trainable)) if i not in set(disc_pos)]
+
+        def mapping(positions, values, extra=non_trainable_values):
+            merged = list(trainable_values)
+            for p, value in zip(positions, values):
+                merged[p] = value
+            return list(zip(trainable, merged)) + list(zip(non_trainable, extra))
+
+        def gen_loss_fn(gen_values):
+            with keras.StatelessScope(state_mapping=mapping(gen_pos, gen_values)):
+                loss, logs, fakes = self._generator_losses(real_t1, real_t2)
+            return loss, (logs, fakes)
+
+        (_, (gen_logs, (fake_t1, fake_t2))), gen_grads = jax.value_and_grad(
+            gen_loss_fn, has_aux=True
+        )([trainable_values[p] for p in gen_pos])
+
+        with keras.StatelessScope(state_mapping=mapping([], [])) as scope:
+            pooled_t1, pooled_t2 = self._query_pools(fake_t1, fake_t2)
+        non_trainable_values = [scope.get_current_value(v) for v in non_trainable]
+
+        def disc_loss_fn(disc_values):
+            with keras.StatelessScope(
+                state_mapping=mapping(disc_pos, disc_values, non_trainable_values)
+            ):
+                loss, logs = self._discriminator_losses(real_t1, real_t2, pooled_t1, pooled_t2)
+            return loss, logs
+
+        (_, disc_logs), disc_grads = jax.value_and_grad(disc_loss_fn, has_aux=True)(
+            [trainable_values[p] for p in disc_pos]
+        )
+        grads = [None] * len(trainable)
+        for p, g in zip(gen_pos + disc_pos, list(gen_grads) + list(disc_grads)):
+            grads[p] = g
+        trainable_values, optimizer_values = self.optimizer.stateless_apply(
+            optimizer_values, grads, trainable_values
+        )
+
+        values = {**gen_logs, **disc_logs}
+        logs, new_metric_values, offset = {}, [], 0
+        for tracker in self.loss_trackers:
+            count = len(tracker.variables)
+            own = tracker.stateless_update_state(
+                metric_values[offset : offset + count], values[tracker.name]
+            )
+            offset += count
+            logs[tracker.name] = tracker.stateless_result(own)
+            new_metric_values.extend(own)
+        return logs, (trainable_values, non_trainable_values, optimizer_values, new_metric_values)

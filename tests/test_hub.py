@@ -1,0 +1,240 @@
+import json
+import shutil
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from cyclegan import hub
+from cyclegan.errors import ModelLoadError, PushError
+from cyclegan.hub import load_generators, push_to_hub, save_pretrained
+from cyclegan.models import build_generator
+from cyclegan.preprocessing import finish, prepare
+
+from conftest import phantom_slice
+
+
+def test_saved_folder_layout(tiny_folder, tiny_config):
+    names = {p.name for p in tiny_folder.iterdir()}
+    assert {"config.json", "t1_to_t2.keras", "t2_to_t1.keras", "README.md"} <= names
+    assert not any(n.startswith(".saving") for n in names)
+    data = json.loads((tiny_folder / "config.json").read_text())
+    assert data["format_version"] == 1
+    assert data["model_config"] == tiny_config.to_dict()
+    assert data["train_config"]["pool_size"] == 4
+    card = (tiny_folder / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: keras")
+    assert "datasets:\n- nitishpandey04/MRI-Unpaired-T1-and-T2-Images" in card
+    assert "from cyclegan import load_generators" in card
+    assert "| ssim_t1_to_t2 | 0.5 |" in card
+
+
+def test_round_trip_gives_identical_outputs(tiny_gan, tiny_translator):
+    image = phantom_slice(70, 90)
+    prepared = prepare(image)
+    for name, model in (("t1_to_t2", tiny_gan.t1_to_t2), ("t2_to_t1", tiny_gan.t2_to_t1)):
+        direct = finish(
+            keras.ops.convert_to_numpy(model(prepared.array[None, ..., None]))[0], 70, 90
+        )
+        loaded = tiny_translator.translate(image, name)
+        # XLA may reorder float sums: equal to float32 rounding.
+        np.testing.assert_allclose(loaded, direct, atol=1e-5)
+
+
+def test_samples_and_generator_pair(tmp_path, tiny_gan, tiny_config):
+    grid = np.linspace(0, 1, 64 * 32, dtype="float32").reshape(64, 32)
+    save_pretrained((tiny_gan.t1_to_t2, tiny_gan.t2_to_t1), tmp_path, tiny_config, samples=grid)
+    assert (tmp_path / "samples.png").is_file()
+    assert "![samples](samples.png)" in (tmp_path / "README.md").read_text()
+    # Saving again without samples removes the stale grid.
+    save_pretrained({"t1_to_t2": tiny_gan.t1_to_t2, "t2_to_t1": tiny_gan.t2_to_t1}, tmp_path, tiny_config)
+    assert not (tmp_path / "samples.png").exists()
+    with pytest.raises(ValueError, match="save_pretrained takes"):
+        save_pretrained("nope", tmp_path, tiny_config)
+
+
+def copy_model(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def edit_config(folder, **changes):
+    path = folder / "config.json"
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"format_version": 99}, "format_version 99"),
+        ({"surprise": 1}, "unknown field"),
+        ({"model_config": {"generator_filters": 4, "what": 1}}, "what"),
+    ],
+)
+def test_bad_config_is_refused(tmp_path, tiny_folder, change, message):
+    folder = copy_model(tiny_folder, tmp_path / "m")
+    edit_config(folder, **change)
+    with pytest.raises(ModelLoadError, match=message):
+        load_generators(folder, warmup=False)
+
+
+@pytest.mark.parametrize("missing", ["config.json", "t1_to_t2.keras", "t2_to_t1.keras"])
+def test_missing_file_is_refused(tmp_path, tiny_folder, missing):
+    folder = copy_model(tiny_folder, tmp_path / "m")
+    (folder / missing).unlink()
+    with pytest.raises(ModelLoadError, match=missing.replace(".", r"\.") + " is missing"):
+        load_generators(folder, warmup=False)
+
+
+def test_corrupt_weights_are_refused(tmp_path, tiny_folder):
+    folder = copy_model(tiny_folder, tmp_path / "m")
+    (folder / "t2_to_t1.keras").write_bytes(b"not a zip")
+    with pytest.raises(ModelLoadError, match="cannot load t2_to_t1.keras"):
+        load_generators(folder, warmup=False)
+
+
+def test_lambda_layer_is_refused(tmp_path, tiny_folder, tiny_config):
+    folder = copy_model(tiny_folder, tmp_path / "m")
+    inputs = keras.Input((None, None, 1))
+    outputs = keras.layers.Lambda(lambda x: x * 2.0)(inputs)
+    keras.Model(inputs, outputs).save(folder / "t1_to_t2.keras")
+    with pytest.raises(ModelLoadError, match="safe mode"):
+        load_generators(folder, warmup=False)
+
+
+def test_channel_mismatch_is_refused(tmp_path, tiny_folder, tiny_config):
+    folder = copy_model(tiny_folder, tmp_path / "m")
+    inputs = keras.Input((None, None, 3))
+    keras.Model(inputs, keras.layers.Conv2D(3, 1)(inputs)).save(folder / "t1_to_t2.keras")
+    with pytest.raises(ModelLoadError, match="channel"):
+        load_generators(folder, warmup=False)
+
+
+@pytest.mark.parametrize(
+    "source", ["../etc", "owner/../../etc", "/abs/path/model", "hf://../x", "a/b/c", "hf:///etc", "~x/y"]
+)
+def test_path_tricks_are_refused(source):
+    with pytest.raises(ModelLoadError, match="owner/name|folder"):
+        load_generators(source, warmup=False)
+
+
+def test_unknown_repo_offline_gives_clear_error():
+    with pytest.raises(ModelLoadError, match="cannot load 'nobody/no-such-model' from the Hub"):
+        load_generators("nobody/no-such-model", warmup=False)
+
+
+def test_file_instead_of_folder(tiny_folder):
+    with pytest.raises(ModelLoadError, match="is a file"):
+        load_generators(str(tiny_folder / "config.json"), warmup=False)
+
+
+def test_hub_id_is_read_from_the_cache_offline(tmp_path, tiny_folder, monkeypatch):
+    """A repo id resolves through huggingface_hub's cache with HF_HUB_OFFLINE=1."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo_dir = cache / "models--someone--tiny-cyclegan"
+    snapshot = repo_dir / "snapshots" / commit
+    shutil.copytree(tiny_folder, snapshot)
+    (repo_dir / "refs").mkdir()
+    (repo_dir / "refs" / "main").write_text(commit)
+    translator = load_generators("someone/tiny-cyclegan", warmup=False)
+    assert translator.t1_to_t2(phantom_slice()).shape == (96, 80)
+    assert translator.source == "someone/tiny-cyclegan"
+
+
+def test_default_model(monkeypatch, tmp_path):
+    monkeypatch.setattr(hub, "default_model_dir", lambda: tmp_path / "absent")
+    with pytest.raises(ModelLoadError, match="no default model is shipped"):
+        load_generators()
+
+
+class FakeHfApi:
+    """Stand-in for huggingface_hub.HfApi that records calls and never touches the network."""
+
+    calls = []
+    fail_with = None
+
+    def __init__(self, token=None):
+        self.token = token
+
+    def create_repo(self, **kwargs):
+        FakeHfApi.calls.append(("create_repo", kwargs, self.token))
+        if FakeHfApi.fail_with:
+            raise FakeHfApi.fail_with
+
+    def upload_folder(self, **kwargs):
+        FakeHfApi.calls.append(("upload_folder", kwargs, self.token))
+
+        class Info:
+            commit_url = f"https://huggingface.co/{kwargs['repo_id']}/commit/abc"
+
+        return Info()
+
+
+@pytest.fixture
+def fake_api(monkeypatch):
+    import huggingface_hub
+
+    FakeHfApi.calls = []
+    FakeHfApi.fail_with = None
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeHfApi)
+    return FakeHfApi
+
+
+def test_push_to_hub_creates_repo_and_uploads_once(fake_api, tiny_folder):
+    url = push_to_hub(tiny_folder, "me/my-model", token="hf_secretsecret123", private=True)
+    assert url.endswith("/me/my-model/commit/abc")
+    (name1, create, tok), (name2, upload, _) = fake_api.calls
+    assert (name1, name2) == ("create_repo", "upload_folder")
+    assert create == {"repo_id": "me/my-model", "repo_type": "model", "private": True, "exist_ok": True}
+    assert tok == "hf_secretsecret123"
+    assert upload["folder_path"] == str(tiny_folder)
+    assert "config.json" in upload["allow_patterns"] and "t1_to_t2.keras" in upload["allow_patterns"]
+
+
+def test_push_failure_hides_token(fake_api, tiny_folder, capsys):
+    token = "hf_abcdefghijklmnop"
+    fake_api.fail_with = RuntimeError(f"401 Unauthorized for token {token}")
+    with pytest.raises(PushError) as err:
+        push_to_hub(tiny_folder, "me/my-model", token=token)
+    assert token not in str(err.value) and "folder is intact" in str(err.value)
+    out = capsys.readouterr()
+    assert token not in out.out + out.err
+    assert (tiny_folder / "t1_to_t2.keras").is_file()
+
+
+def test_push_refuses_incomplete_folder_or_bad_id(fake_api, tmp_path, tiny_folder):
+    folder = copy_model(tiny_folder, tmp_path / "m")
+    with pytest.raises(PushError, match="owner/name"):
+        push_to_hub(folder, "../evil")
+    (folder / "t2_to_t1.keras").unlink()
+    with pytest.raises(PushError, match="missing"):
+        push_to_hub(folder, "me/model")
+    assert fake_api.calls == []
+
+
+def test_keras_files_are_plain_keras_archives(tiny_folder):
+    with zipfile.ZipFile(tiny_folder / "t1_to_t2.keras") as archive:
+        config = json.loads(archive.read("config.json"))
+    assert config["class_name"] == "Functional"
+    layer_classes = {layer["class_name"] for layer in config["config"]["layers"]}
+    assert {"ReflectionPadding2D", "InstanceNormalization", "Conv2D"} <= layer_classes
+    assert "Lambda" not in layer_classes
+
+
+def test_float32_export_of_mixed_precision_model(tmp_path, tiny_config):
+    from cyclegan.config import TrainConfig
+    from cyclegan.training import CycleGAN
+
+    gan = CycleGAN(tiny_config, TrainConfig(mixed_precision=True))
+    save_pretrained(gan, tmp_path, tiny_config)
+    loaded = keras.saving.load_model(tmp_path / "t1_to_t2.keras", compile=False)
+    assert loaded.get_layer("t1_to_t2_stem_conv").compute_dtype == "float32"
+    reference = build_generator(tiny_config, "t1_to_t2")
+    assert [w.shape for w in loaded.get_weights()] == [w.shape for w in reference.get_weights()]

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from cyclegan.errors import InputImageError
+
+from conftest import phantom_slice
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (33, 47), (181, 217), (217, 181), (257, 64)])
+def test_translation_keeps_height_and_width(tiny_translator, shape):
+    image = phantom_slice(*shape)
+    for direction in ("t1_to_t2", "t2_to_t1"):
+        out = tiny_translator.translate(image, direction)
+        assert out.shape == shape and out.dtype == np.float32
+        assert np.isfinite(out).all() and 0.0 <= out.min() and out.max() <= 1.0
+
+
+def test_named_directions_match_translate(tiny_translator):
+    image = phantom_slice()
+    assert np.array_equal(tiny_translator.t1_to_t2(image), tiny_translator.translate(image, "t1_to_t2"))
+    assert np.array_equal(tiny_translator.t2_to_t1(image), tiny_translator.translate(image, "t2_to_t1"))
+
+
+def test_cycle_is_translation_of_translation(tiny_translator):
+    image = phantom_slice(70, 90)
+    forward, back = tiny_translator.translate_with_cycle(image, "t1_to_t2")
+    assert np.array_equal(forward, tiny_translator.t1_to_t2(image))
+    assert np.array_equal(back, tiny_translator.cycle(image, "t1_to_t2"))
+    # The reconstruction is t2_to_t1 applied to the raw translation, as in training.
+    raw = forward[None, ..., None] * 2.0 - 1.0
+    raw = np.pad(raw, [(0, 0), (0, 10), (0, 6), (0, 0)], constant_values=-1.0)
+    expected = tiny_translator.generators["t2_to_t1"](raw)
+    expected = (np.asarray(expected)[0, :70, :90, 0] + 1.0) / 2.0
+    np.testing.assert_allclose(back, np.clip(expected, 0, 1), atol=1e-4)
+    assert back.shape == image.shape
+
+
+def test_pil_and_16_bit_inputs(tiny_translator):
+    base = phantom_slice()
+    out8 = tiny_translator.t1_to_t2(Image.fromarray(base))
+    out16 = tiny_translator.t1_to_t2(Image.fromarray(base.astype(np.uint16) * 257))
+    rgb = tiny_translator.t1_to_t2(Image.fromarray(base).convert("RGB"))
+    np.testing.assert_allclose(out8, out16, atol=1e-4)
+    np.testing.assert_allclose(out8, rgb, atol=1e-4)
+
+
+def test_unknown_direction(tiny_translator):
+    with pytest.raises(InputImageError, match="direction"):
+        tiny_translator.translate(phantom_slice(), "t1_to_flair")
+
+
+def test_bad_image_error_reaches_caller(tiny_translator):
+    with pytest.raises(InputImageError, match="constant"):
+        tiny_translator.t1_to_t2(np.zeros((64, 64)))
+
+
+def test_slices_in_batches_match_single_images(tiny_translator):
+    slices = [phantom_slice(60, 50, seed=s) for s in range(5)]
+    slices[2] = np.zeros((60, 50), np.uint8)  # a blank slice stays blank
+    calls = []
+    volume = tiny_translator.translate_slices(
+        slices, "t2_to_t1", batch_size=2, progress=lambda done, total: calls.append((done, total))
+    )
+    assert volume.shape == (5, 60, 50)
+    assert not volume[2].any()
+    for i in (0, 1, 3, 4):
+        np.testing.assert_allclose(volume[i], tiny_translator.t2_to_t1(slices[i]), atol=1e-5)
+    assert calls == [(2, 4), (4, 4)]
+    with pytest.raises(InputImageError, match="same size"):
+        tiny_translator.translate_slices([phantom_slice(60, 50), phantom_slice(64, 50)], "t1_to_t2")
+    with pytest.raises(InputImageError, match="no slices"):
+        tiny_translator.translate_slices([], "t1_to_t2")

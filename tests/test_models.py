@@ -1,0 +1,65 @@
+import keras
+import numpy as np
+import pytest
+
+from cyclegan.config import preset
+from cyclegan.layers import InstanceNormalization, ReflectionPadding2D
+from cyclegan.models import build_discriminator, build_generator
+
+
+def test_reflection_padding_mirrors():
+    x = np.arange(16, dtype="float32").reshape(1, 4, 4, 1)
+    out = keras.ops.convert_to_numpy(ReflectionPadding2D(1)(x))
+    assert out.shape == (1, 6, 6, 1)
+    assert out[0, 0, 1, 0] == x[0, 1, 0, 0]  # row -1 mirrors row 1
+    with pytest.raises(ValueError, match="padding"):
+        ReflectionPadding2D(-1)
+
+
+def test_instance_norm_statistics():
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 5.0, (2, 8, 8, 3)).astype("float32")
+    out = keras.ops.convert_to_numpy(InstanceNormalization()(x))
+    assert np.allclose(out.mean(axis=(1, 2)), 0, atol=1e-5)
+    assert np.allclose(out.std(axis=(1, 2)), 1, atol=1e-3)
+
+
+@pytest.mark.parametrize("size", [(32, 32), (36, 52), (184, 220)])
+def test_generator_shapes(tiny_config, size):
+    gen = build_generator(tiny_config, "t1_to_t2")
+    out = keras.ops.convert_to_numpy(gen(np.zeros((2, *size, 1), "float32")))
+    assert out.shape == (2, *size, 1)
+    assert out.dtype == np.float32 and np.abs(out).max() <= 1.0
+
+
+def test_reference_generator_size():
+    gen = build_generator(preset("reference"), "t1_to_t2")
+    # The reference ResNet-9 (11,378,179 parameters on RGB) minus the two
+    # RGB-only parts of its first and last convolutions.
+    assert gen.count_params() == 11_378_179 - 2 * 7 * 7 * 64 * 2 - 2
+
+
+def test_patchgan_receptive_field_and_output():
+    disc = build_discriminator(preset("reference"), "disc_t1")
+    out = disc(np.zeros((1, 256, 256, 1), "float32"))
+    assert tuple(out.shape) == (1, 30, 30, 1)  # the reference 70x70 PatchGAN on 256x256
+    assert 2.7e6 < disc.count_params() < 2.8e6
+
+
+def test_mixed_precision_generator_outputs_float32(tiny_config):
+    gen = build_generator(tiny_config, "t2_to_t1", dtype="mixed_bfloat16")
+    assert gen.get_layer("t2_to_t1_stem_conv").compute_dtype == "bfloat16"
+    out = gen(np.zeros((1, 32, 32, 1), "float32"))
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"
+
+
+def test_keras_file_round_trip_safe_mode(tmp_path, tiny_config):
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (1, 48, 40, 1)).astype("float32")
+    for model in (build_generator(tiny_config, "t1_to_t2"), build_discriminator(tiny_config, "disc_t2")):
+        path = tmp_path / f"{model.name}.keras"
+        model.save(path)
+        loaded = keras.saving.load_model(path, safe_mode=True, compile=False)
+        assert np.array_equal(
+            keras.ops.convert_to_numpy(model(x)), keras.ops.convert_to_numpy(loaded(x))
+        )

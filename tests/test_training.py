@@ -1,0 +1,137 @@
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from cyclegan.config import TrainConfig, preset
+from cyclegan.training import LOSS_NAMES, CycleGAN, ImagePool, LinearDecaySchedule, make_schedule
+
+FIT_SCRIPT = r"""
+import json, sys
+import numpy as np
+import keras
+from cyclegan.config import TrainConfig, preset
+from cyclegan.training import CycleGAN
+
+paired = float(sys.argv[1])
+gan = CycleGAN(preset("tiny"), TrainConfig(epochs=1, decay_epochs=0, steps_per_epoch=2,
+                                           pool_size=3, paired_weight=paired))
+gan.compile()
+rng = np.random.default_rng(0)
+data = {k: rng.uniform(-1, 1, (2, 32, 32, 1)).astype("float32") for k in ("t1", "t2")}
+before = {v.path: keras.ops.convert_to_numpy(v) for v in gan.trainable_variables}
+history = gan.fit(data, batch_size=1, epochs=1, verbose=0)
+changed = {}
+for v in gan.trainable_variables:
+    owner = "disc" if v.path.startswith("disc_") else "gen"
+    moved = not np.allclose(before[v.path], keras.ops.convert_to_numpy(v))
+    changed[owner] = changed.get(owner, 0) + int(moved)
+print(json.dumps({
+    "backend": keras.backend.backend(),
+    "history": {k: [float(x) for x in v] for k, v in history.history.items()},
+    "changed": changed,
+    "n_vars": len(gan.trainable_variables),
+    "iterations": [int(keras.ops.convert_to_numpy(o.iterations)) for o in gan.optimizer.optimizers],
+    "pool_count": int(keras.ops.convert_to_numpy(gan.pool_t1.count)),
+}))
+"""
+
+
+def run_fit(backend, paired=0.0):
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", FIT_SCRIPT, str(paired)],
+        capture_output=True, text=True, env=env, timeout=300, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def check_result(result, paired):
+    history = result["history"]
+    assert set(LOSS_NAMES) <= set(history)
+    assert all(np.isfinite(v).all() for v in history.values())
+    assert history["gen_loss"][0] > 0 and history["disc_loss"][0] > 0
+    assert (history["paired_t1"][0] > 0) == (paired > 0)
+    # Every trainable variable of both sides moved, and each optimizer took two steps.
+    assert result["changed"]["gen"] + result["changed"]["disc"] == result["n_vars"]
+    assert result["iterations"] == [2, 2]
+    assert result["pool_count"] == 2
+
+
+def test_two_fit_steps_tensorflow():
+    check_result(run_fit("tensorflow"), paired=0.0)
+
+
+def test_two_fit_steps_jax_with_paired_term():
+    pytest.importorskip("jax")
+    result = run_fit("jax", paired=1.0)
+    assert result["backend"] == "jax"
+    check_result(result, paired=1.0)
+
+
+def test_fit_in_process_updates_only_through_both_optimizers(tiny_config):
+    gan = CycleGAN(tiny_config, TrainConfig(epochs=1, decay_epochs=0, steps_per_epoch=1))
+    gan.compile()
+    disc_opt_vars = {v.path for v in gan.discriminator_optimizer.variables}
+    gen_opt_vars = {v.path for v in gan.generator_optimizer.variables}
+    assert any("disc_t1" in p for p in disc_opt_vars) and not any("disc_t" in p for p in gen_opt_vars)
+    assert any("t1_to_t2" in p for p in gen_opt_vars) and any("t2_to_t1" in p for p in gen_opt_vars)
+
+
+def test_batches_must_be_dicts(tiny_gan):
+    with pytest.raises(ValueError, match='"t1" and "t2"'):
+        tiny_gan._unpack(np.zeros((1, 32, 32, 1)))
+
+
+def test_image_pool_fills_then_swaps():
+    pool = ImagePool(3, (4, 4, 1), seed=1)
+    first = np.full((2, 4, 4, 1), 1.0, "float32")
+    assert np.array_equal(keras.ops.convert_to_numpy(pool.query(first)), first)
+    second = np.full((2, 4, 4, 1), 2.0, "float32")
+    out = keras.ops.convert_to_numpy(pool.query(second))
+    assert np.array_equal(out[0], second[0])  # slot 2 was still free
+    assert int(keras.ops.convert_to_numpy(pool.count)) == 3
+    stored = keras.ops.convert_to_numpy(pool.images)[:3]
+    assert sorted(stored[:, 0, 0, 0]) == [1.0, 1.0, 2.0]
+    swapped = 0
+    for i in range(40):
+        value = 10.0 + i
+        out = keras.ops.convert_to_numpy(pool.query(np.full((1, 4, 4, 1), value, "float32")))
+        swapped += out[0, 0, 0, 0] != value
+    assert 5 < swapped < 35  # about half the queries return a stored image
+
+
+def test_image_pool_of_size_zero_passes_through():
+    pool = ImagePool(0, (4, 4, 1))
+    x = np.ones((2, 4, 4, 1), "float32")
+    assert np.array_equal(keras.ops.convert_to_numpy(pool.query(x)), x)
+
+
+def test_schedule_constant_then_linear_to_zero():
+    schedule = make_schedule(TrainConfig(epochs=4, decay_epochs=2, steps_per_epoch=10, learning_rate=1e-3))
+    lr = [float(keras.ops.convert_to_numpy(schedule(s))) for s in (0, 19, 20, 30, 40, 50)]
+    assert lr[:3] == pytest.approx([1e-3, 1e-3, 1e-3])
+    assert lr[3] == pytest.approx(5e-4)
+    assert lr[4:] == pytest.approx([0.0, 0.0])
+    restored = LinearDecaySchedule.from_config(schedule.get_config())
+    assert float(keras.ops.convert_to_numpy(restored(30))) == pytest.approx(5e-4)
+
+
+def test_cyclegan_config_round_trip(tiny_gan):
+    clone = CycleGAN.from_config(tiny_gan.get_config())
+    assert clone.model_config == tiny_gan.model_config
+    assert clone.train_config == tiny_gan.train_config
+    assert [v.path for v in clone.trainable_variables] == [v.path for v in tiny_gan.trainable_variables]
+
+
+def test_mixed_precision_model_builds_bf16(tiny_config):
+    gan = CycleGAN(tiny_config, TrainConfig(mixed_precision=True))
+    layer = gan.t1_to_t2.get_layer("t1_to_t2_stem_conv")
+    assert layer.compute_dtype == "bfloat16" and layer.variable_dtype == "float32"
+    assert preset("tiny").image_size == 32
