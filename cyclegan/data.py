@@ -1,0 +1,332 @@
+"""Training data: read a data set with ``datasets``, split it, stream batches.
+
+A data set is a Hub data set id, a local folder or a local zip in the layout of
+``nitishpandey04/MRI-Unpaired-T1-and-T2-Images``: images under folders whose
+names say the domain (``Tr1/TrainT1/*.png``, ``Tr2/TrainT2/*.png``). A data set
+with a ``label`` column whose class names say T1/T2 works too. It is read once
+with ``datasets`` in streaming mode; the images are decoded here so that an
+unreadable file is skipped and counted instead of stopping the run.
+
+Training draws two independent shuffled streams, one per domain (unpaired),
+with the reference augmentation: pad, random crop, horizontal flip. A
+deterministic validation split (by file name) and held-out pairs stay out of
+training.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import os
+import re
+import zlib
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from cyclegan.errors import DataError, InputImageError
+from cyclegan.preprocessing import scale_intensities, to_grayscale
+
+log = logging.getLogger(__name__)
+
+DOMAINS = ("t1", "t2")
+#: Fewest training images per domain that make a run meaningful.
+MIN_TRAIN_IMAGES = 2
+_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+@dataclasses.dataclass
+class Slice:
+    """One decoded image: its name (path inside the data set), domain and pixels."""
+
+    name: str
+    domain: str
+    image: np.ndarray  # float32 (H, W) in [-1, 1]
+
+
+@dataclasses.dataclass
+class DataSplit:
+    """Images split into training and validation, per domain."""
+
+    train: dict  # domain -> list[Slice]
+    val: dict  # domain -> list[Slice]
+    train_pairs: list  # [(Slice t1, Slice t2)] aligned pairs inside the training split
+    holdout_pairs: list  # [(Slice t1, Slice t2)] aligned pairs kept out of training
+    skipped: int = 0
+
+    def describe(self) -> str:
+        return (
+            f"train: {len(self.train['t1'])} T1 / {len(self.train['t2'])} T2"
+            f" ({len(self.train_pairs)} aligned pairs); validation: {len(self.val['t1'])} T1 /"
+            f" {len(self.val['t2'])} T2; held-out pairs: {len(self.holdout_pairs)};"
+            f" unreadable images skipped: {self.skipped}"
+        )
+
+
+def domain_of(text: str) -> str | None:
+    """'t1' or 't2' when ``text`` (a folder or class name) names exactly one of them."""
+    lower = text.lower()
+    found = {d for d in DOMAINS if re.search(d, lower)}
+    return found.pop() if len(found) == 1 else None
+
+
+def _domain_from_path(name: str) -> str | None:
+    for part in reversed(Path(name).parts[:-1]):
+        domain = domain_of(part)
+        if domain:
+            return domain
+    return None
+
+
+def _inner_name(path: str, root: str | None) -> str:
+    """The image's path inside the data set (zip member, or relative to the folder)."""
+    if "::" in path:  # fsspec chain such as zip://Tr1/x.png::/data.zip
+        path = path.split("::", 1)[0]
+        path = re.sub(r"^[a-z0-9]+://", "", path)
+    elif root is not None:
+        try:
+            path = os.path.relpath(path, root)
+        except ValueError:
+            pass
+    return path.replace(os.sep, "/")
+
+
+def _open_streaming(source: str):
+    import datasets
+
+    source_path = Path(source)
+    if source_path.is_dir():
+        kwargs = {"path": "imagefolder", "data_dir": str(source_path), "drop_labels": True}
+    elif source_path.is_file():
+        if source_path.suffix.lower() != ".zip" and source_path.suffix.lower() not in _IMAGE_EXTENSIONS:
+            raise DataError(f"{source} is a file but not a zip of images")
+        kwargs = {"path": "imagefolder", "data_files": {"train": str(source_path)}, "drop_labels": True}
+    elif re.match(r"^[\w.-]+/[\w.-]+$", source) and ".." not in source:
+        kwargs = {"path": source}
+    else:
+        raise DataError(f"{source!r} is neither a local folder or zip nor a Hub data set id (owner/name)")
+    try:
+        dataset = datasets.load_dataset(**kwargs, split="train", streaming=True)
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise DataError(f"cannot open the data set {source!r}: {type(err).__name__}: {first}") from None
+    root = str(source_path) if source_path.is_dir() else None
+    return dataset, root
+
+
+def read_dataset(source: str, limit: int | None = None) -> tuple[list[Slice], int]:
+    """Read every image of ``source``; returns (slices, number of unreadable images)."""
+    from datasets import Image as ImageFeature
+
+    dataset, root = _open_streaming(str(source))
+    features = dataset.features or {}
+    image_column = next(
+        (k for k, f in features.items() if isinstance(f, ImageFeature)), "image"
+    )
+    label_names = None
+    label = features.get("label")
+    if label is not None and hasattr(label, "names"):
+        label_names = list(label.names)
+    if image_column in features:
+        dataset = dataset.cast_column(image_column, ImageFeature(decode=False))
+    decoder = ImageFeature()
+    slices, skipped = [], 0
+    try:
+        for index, example in enumerate(dataset):
+            value = example.get(image_column)
+            path = (value or {}).get("path") or f"{index:06d}"
+            name = _inner_name(path, root)
+            domain = None
+            if label_names is not None and example.get("label") is not None:
+                domain = domain_of(label_names[example["label"]])
+            domain = domain or _domain_from_path(name)
+            if domain is None:
+                continue
+            try:
+                pil = decoder.decode_example(value)
+                pixels, _, _ = scale_intensities(to_grayscale(pil))
+            except (InputImageError, OSError, ValueError, SyntaxError) as err:
+                skipped += 1
+                log.warning("skipping unreadable image %s: %s", name, err)
+                continue
+            slices.append(Slice(name, domain, pixels))
+            if limit is not None and len(slices) >= limit:
+                break
+    except Exception as err:  # a broken archive or lost connection mid-stream
+        raise DataError(f"reading {source!r} failed: {type(err).__name__}: {err}") from None
+    if skipped:
+        log.warning("%d unreadable image(s) were skipped", skipped)
+    return slices, skipped
+
+
+def read_pairs(path) -> list[tuple[str, str]]:
+    """Read a CSV of aligned (T1 file, T2 file) names with header ``t1,t2``."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as err:
+        raise DataError(f"cannot read the pairs file {path}: {err}") from None
+    if not rows or not {"t1", "t2"} <= set(rows[0]):
+        raise DataError(f"{path} must be a CSV with columns t1,t2 and at least one row")
+    return [(row["t1"].strip(), row["t2"].strip()) for row in rows]
+
+
+def _key(name: str) -> str:
+    """Last folder and file name: matches names from a folder, a zip or a CSV."""
+    parts = name.replace("\\", "/").split("/")
+    return "/".join(parts[-2:])
+
+
+def _natural(name: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def choose_holdout(pairs: list, fraction: float) -> list:
+    """Every k-th pair in slice order, spread over the whole range (deterministic)."""
+    if not pairs or fraction <= 0:
+        return []
+    ordered = sorted(pairs, key=lambda p: _natural(getattr(p[0], "name", p[0])))
+    count = max(1, round(len(ordered) * fraction))
+    positions = np.linspace(0, len(ordered) - 1, count + 2)[1:-1].round().astype(int)
+    return [ordered[i] for i in sorted(set(positions.tolist()))]
+
+
+def in_validation(name: str, fraction: float) -> bool:
+    """Deterministic validation membership from the file name alone."""
+    return fraction > 0 and (zlib.crc32(_key(name).encode("utf-8")) % 10_000) < fraction * 10_000
+
+
+def split_dataset(
+    slices: Iterable[Slice],
+    val_fraction: float = 0.1,
+    pairs: list | None = None,
+    holdout_fraction: float = 0.0,
+    skipped: int = 0,
+) -> DataSplit:
+    """Split into train/validation; held-out pairs (both images) leave training."""
+    by_key = {}
+    for s in slices:
+        by_key[_key(s.name)] = s
+    counts = {d: sum(s.domain == d for s in by_key.values()) for d in DOMAINS}
+    for d in DOMAINS:
+        if counts[d] == 0:
+            raise DataError(
+                f"no {d.upper()} images found: images must sit under a folder whose name says "
+                f"{d.upper()} (e.g. Tr1/TrainT1/*.png and Tr2/TrainT2/*.png)"
+            )
+    known_pairs = []
+    for t1_name, t2_name in pairs or []:
+        t1, t2 = by_key.get(_key(t1_name)), by_key.get(_key(t2_name))
+        if t1 is None or t2 is None:
+            continue
+        if t1.domain != "t1" or t2.domain != "t2" or t1.image.shape != t2.image.shape:
+            raise DataError(f"pair ({t1_name}, {t2_name}) is not a same-size T1/T2 pair")
+        known_pairs.append((t1, t2))
+    if pairs and not known_pairs:
+        raise DataError("none of the listed pairs was found in the data set")
+    holdout = choose_holdout(known_pairs, holdout_fraction)
+    held = {id(s) for pair in holdout for s in pair}
+    train = {d: [] for d in DOMAINS}
+    val = {d: [] for d in DOMAINS}
+    for s in sorted(by_key.values(), key=lambda s: _natural(s.name)):
+        if id(s) in held:
+            val[s.domain].append(s)
+        elif not holdout and in_validation(s.name, val_fraction):
+            val[s.domain].append(s)
+        else:
+            train[s.domain].append(s)
+    for d in DOMAINS:
+        if len(train[d]) < MIN_TRAIN_IMAGES:
+            raise DataError(
+                f"too few {d.upper()} images to train on: {len(train[d])} after the validation "
+                f"split (need at least {MIN_TRAIN_IMAGES}; {counts[d]} found in all)"
+            )
+    train_ids = {id(s) for d in DOMAINS for s in train[d]}
+    train_pairs = [p for p in known_pairs if id(p[0]) in train_ids and id(p[1]) in train_ids]
+    return DataSplit(train, val, train_pairs, holdout, skipped)
+
+
+def augment(image: np.ndarray, size: int, rng: np.random.Generator, flip: bool | None = None,
+            offset: tuple[int, int] | None = None):
+    """Reference augmentation: pad with background, random ``size`` crop, random flip.
+
+    Returns (crop, flip, offset) so that a partner image can get the same crop.
+    """
+    margin = size // 8
+    height, width = image.shape
+    pad_h = max(size - height, 0) + 2 * margin
+    pad_w = max(size - width, 0) + 2 * margin
+    top, left = pad_h // 2, pad_w // 2
+    padded = np.pad(image, [(top, pad_h - top), (left, pad_w - left)], constant_values=-1.0)
+    if offset is None:
+        offset = (
+            int(rng.integers(0, padded.shape[0] - size + 1)),
+            int(rng.integers(0, padded.shape[1] - size + 1)),
+        )
+    y, x = offset
+    crop = padded[y : y + size, x : x + size]
+    if flip is None:
+        flip = bool(rng.random() < 0.5)
+    if flip:
+        crop = crop[:, ::-1]
+    return np.ascontiguousarray(crop, dtype=np.float32), flip, offset
+
+
+def _pydataset_base():
+    import keras
+
+    return keras.utils.PyDataset
+
+
+class TrainingStream(_pydataset_base()):
+    """Batches ``{"t1": ..., "t2": ...}`` of random crops for ``CycleGAN.fit``.
+
+    Unpaired (default): each domain is its own shuffled stream, reshuffled every
+    epoch. Paired (``pairs`` given): each batch index holds one aligned pair with
+    the same crop and flip, for the paired L1 term. Deterministic for a given
+    seed and epoch.
+    """
+
+    def __init__(self, train: dict, image_size: int, batch_size: int, steps_per_epoch: int,
+                 seed: int = 0, pairs: list | None = None, epoch: int = 0):
+        super().__init__()
+        self.train = train
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.steps_per_epoch = steps_per_epoch
+        self.seed = seed
+        self.pairs = pairs or None
+        self.epoch = epoch
+
+    def __len__(self):
+        return self.steps_per_epoch
+
+    def _order(self, stream: int, count: int) -> np.ndarray:
+        needed = self.steps_per_epoch * self.batch_size
+        rng = np.random.default_rng([self.seed, self.epoch, stream])
+        reps = -(-needed // count)
+        return np.concatenate([rng.permutation(count) for _ in range(reps)])
+
+    def __getitem__(self, index):
+        if index >= self.steps_per_epoch:
+            raise IndexError(index)
+        rng = np.random.default_rng([self.seed, self.epoch, index, 7])
+        span = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        t1, t2 = [], []
+        if self.pairs:
+            for i in self._order(2, len(self.pairs))[span]:
+                a, b = self.pairs[i]
+                crop, flip, offset = augment(a.image, self.image_size, rng)
+                t1.append(crop)
+                t2.append(augment(b.image, self.image_size, rng, flip, offset)[0])
+        else:
+            for i in self._order(0, len(self.train["t1"]))[span]:
+                t1.append(augment(self.train["t1"][i].image, self.image_size, rng)[0])
+            for i in self._order(1, len(self.train["t2"]))[span]:
+                t2.append(augment(self.train["t2"][i].image, self.image_size, rng)[0])
+        return {"t1": np.stack(t1)[..., None], "t2": np.stack(t2)[..., None]}
+
+    def on_epoch_end(self):
+        self.epoch += 1

@@ -1,0 +1,163 @@
+import io
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cyclegan.data import (
+    TrainingStream,
+    augment,
+    choose_holdout,
+    domain_of,
+    in_validation,
+    read_dataset,
+    read_pairs,
+    split_dataset,
+)
+from cyclegan.errors import DataError
+
+from conftest import phantom_slice
+
+
+def png_bytes(array):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def make_zip(path, n_t1=6, n_t2=7, corrupt=1, size=(48, 40)):
+    """A data set zip in the Hub layout, with spaces and '#' in the file names."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for i in range(n_t1):
+            archive.writestr(f"Tr1/TrainT1/Image #{10 + i}.png", png_bytes(phantom_slice(*size, seed=i)))
+        for i in range(n_t2):
+            image = 255 - phantom_slice(*size, seed=i)
+            archive.writestr(f"Tr2/TrainT2/Image #{70 + i}.png", png_bytes(image))
+        for i in range(corrupt):
+            archive.writestr(f"Tr2/TrainT2/Image #{90 + i}.png", b"\x89PNG\r\n\x1a\n broken")
+    return path
+
+
+def make_folder(root, n=5, size=(40, 36)):
+    for domain in ("T1", "T2"):
+        folder = root / f"Tr{domain[1]}" / f"Train{domain}"
+        folder.mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(phantom_slice(*size, seed=i)).save(folder / f"Image #{i}.png")
+    return root
+
+
+def test_domain_names():
+    assert domain_of("TrainT1") == "t1" and domain_of("t2_images") == "t2"
+    assert domain_of("Tr1") is None and domain_of("T1andT2") is None
+
+
+def test_read_zip_with_hash_names_and_corrupt_file(tmp_path, caplog):
+    slices, skipped = read_dataset(str(make_zip(tmp_path / "data.zip")))
+    assert skipped == 1
+    names = {s.name for s in slices}
+    assert "Tr1/TrainT1/Image #10.png" in names and "Tr2/TrainT2/Image #76.png" in names
+    assert sum(s.domain == "t1" for s in slices) == 6 and sum(s.domain == "t2" for s in slices) == 7
+    image = slices[0].image
+    assert image.dtype == np.float32 and image.shape == (48, 40) and image.min() == -1 and image.max() == 1
+    assert "unreadable" in caplog.text
+
+
+def test_read_folder(tmp_path):
+    slices, skipped = read_dataset(str(make_folder(tmp_path / "data")))
+    assert skipped == 0 and len(slices) == 10
+    assert {s.name for s in slices} >= {"Tr1/TrainT1/Image #0.png", "Tr2/TrainT2/Image #4.png"}
+
+
+@pytest.mark.parametrize("source, message", [
+    ("does/not/exist/at/all", "neither a local folder"),
+    ("../escape", "neither a local folder"),
+])
+def test_bad_sources(source, message):
+    with pytest.raises(DataError, match=message):
+        read_dataset(source)
+
+
+def test_unknown_hub_dataset_offline():
+    with pytest.raises(DataError, match="cannot open the data set 'nobody/nothing'"):
+        read_dataset("nobody/nothing")
+
+
+def test_missing_domain_and_too_few(tmp_path):
+    slices, _ = read_dataset(str(make_zip(tmp_path / "d.zip", n_t2=0, corrupt=0)))
+    with pytest.raises(DataError, match="no T2 images found"):
+        split_dataset(slices)
+    slices, _ = read_dataset(str(make_zip(tmp_path / "e.zip", n_t1=1, corrupt=0)))
+    with pytest.raises(DataError, match="too few T1 images"):
+        split_dataset(slices, val_fraction=0.0)
+
+
+def test_validation_split_is_by_name():
+    names = [f"Tr1/TrainT1/Image #{i}.png" for i in range(200)]
+    chosen = [n for n in names if in_validation(n, 0.1)]
+    assert 8 <= len(chosen) <= 35
+    assert chosen == [n for n in names if in_validation("other/root/" + n, 0.1)]
+    assert not any(in_validation(n, 0.0) for n in names)
+
+
+def test_holdout_is_spread_and_deterministic():
+    pairs = [(f"T1/Image #{i}.png", f"T2/Image #{i + 60}.png") for i in range(10, 53)]
+    held = choose_holdout(pairs, 0.15)
+    assert len(held) == 6
+    numbers = [int(a.split("#")[1].split(".")[0]) for a, _ in held]
+    assert numbers == sorted(numbers) and numbers[0] > 10 and numbers[-1] < 52
+    assert min(np.diff(numbers)) >= 5  # spread out, not one block
+    assert held == choose_holdout(list(reversed(pairs)), 0.15)
+
+
+def test_split_with_pairs_keeps_holdout_out_of_training(tmp_path):
+    slices, _ = read_dataset(str(make_zip(tmp_path / "d.zip", n_t1=8, n_t2=8, corrupt=0)))
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("t1,t2\n" + "".join(f"Tr1/TrainT1/Image #{10 + i}.png,Tr2/TrainT2/Image #{70 + i}.png\n" for i in range(8)))
+    split = split_dataset(slices, pairs=read_pairs(csv), holdout_fraction=0.25)
+    assert len(split.holdout_pairs) == 2
+    held = {s.name for pair in split.holdout_pairs for s in pair}
+    train = {s.name for d in ("t1", "t2") for s in split.train[d]}
+    assert not held & train
+    assert len(split.train_pairs) == 6
+    assert all(a.domain == "t1" and b.domain == "t2" for a, b in split.train_pairs)
+
+
+def test_bad_pairs_file(tmp_path):
+    bad = tmp_path / "p.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match="columns t1,t2"):
+        read_pairs(bad)
+    with pytest.raises(DataError, match="cannot read"):
+        read_pairs(tmp_path / "absent.csv")
+
+
+def test_augment_pads_crops_and_flips():
+    rng = np.random.default_rng(0)
+    image = np.linspace(-1, 1, 40 * 36, dtype=np.float32).reshape(40, 36)
+    crop, flip, offset = augment(image, 64, rng)
+    assert crop.shape == (64, 64) and crop.dtype == np.float32
+    again, _, _ = augment(image, 64, rng, flip, offset)
+    assert np.array_equal(crop, again)
+    big = np.zeros((217, 181), np.float32)
+    assert augment(big, 128, rng)[0].shape == (128, 128)
+
+
+def test_stream_unpaired_and_paired(tmp_path):
+    slices, _ = read_dataset(str(make_zip(tmp_path / "d.zip", n_t1=5, n_t2=5, corrupt=0)))
+    split = split_dataset(slices, val_fraction=0.0)
+    stream = TrainingStream(split.train, 32, 3, 4, seed=1)
+    assert len(stream) == 4
+    batch = stream[0]
+    assert batch["t1"].shape == (3, 32, 32, 1) and batch["t2"].shape == (3, 32, 32, 1)
+    assert np.array_equal(stream[2]["t1"], stream[2]["t1"])  # deterministic
+    stream.on_epoch_end()
+    assert not np.array_equal(stream[0]["t1"], batch["t1"])  # reshuffled next epoch
+    with pytest.raises(IndexError):
+        stream[4]
+    # Paired: identical images in both domains give identical crops.
+    same = [(s, s) for s in split.train["t1"]]
+    paired = TrainingStream(split.train, 32, 2, 2, seed=1, pairs=same)
+    out = paired[1]
+    assert np.array_equal(out["t1"], out["t2"])

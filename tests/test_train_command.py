@@ -1,0 +1,171 @@
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, SHARED_DATA, phantom_slice
+from test_data import make_zip
+from test_hub import FakeHfApi, fake_api  # noqa: F401  (fixture)
+
+from train.cli import build_parser, main
+
+
+def run_train(*args, env=None, timeout=300):
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "train", *args], capture_output=True, text=True,
+        env=full_env, timeout=timeout, cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="module")
+def data_zip(tmp_path_factory):
+    return make_zip(tmp_path_factory.mktemp("data") / "mri.zip", n_t1=6, n_t2=7, corrupt=1)
+
+
+def tiny_args(data_zip, output, *extra):
+    return ["--dataset", str(data_zip), "--output", str(output), "--preset", "tiny",
+            "--steps-per-epoch", "2", "--verbose", "2", "--save-every", "1", *extra]
+
+
+def test_help_documents_every_flag_with_default(capsys):
+    with pytest.raises(SystemExit) as done:
+        build_parser().parse_args(["--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--dataset", "--output", "--epochs", "--batch-size", "--image-size", "--preset",
+                 "--push-to-hub", "--push-every", "--holdout-pairs", "--holdout-fraction",
+                 "--paired-weight", "--mixed-precision", "--backend"):
+        assert flag in text
+    assert "nitishpandey04/MRI-Unpaired-T1-and-T2-Images)" in text
+    assert text.count("(default:") >= 20
+
+
+def test_full_run_then_load(tmp_path, data_zip):
+    out = tmp_path / "run"
+    proc = run_train(*tiny_args(data_zip, out, "--epochs", "2"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "unreadable images skipped: 1" in proc.stderr
+    for name in ("config.json", "t1_to_t2.keras", "t2_to_t1.keras", "README.md", "samples.png",
+                 "history.csv", "samples/epoch_0002.png"):
+        assert (out / name).is_file(), name
+    assert list((out / "logs").rglob("events.out.tfevents.*")), "no TensorBoard logs"
+    config = json.loads((out / "config.json").read_text())
+    assert config["train_config"]["epochs"] == 2
+    assert config["training"]["epochs_done"] == 2 and config["training"]["backend"] == "tensorflow"
+    assert "python -m train" in config["training"]["command"]
+    from cyclegan.hub import load_generators
+
+    translator = load_generators(out)
+    image = phantom_slice(181, 217)
+    result = translator.t1_to_t2(image)
+    assert result.shape == (181, 217) and np.isfinite(result).all()
+    rows = list(csv.DictReader(open(out / "history.csv")))
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert all(np.isfinite(float(rows[-1][k])) for k in ("gen_loss", "disc_loss", "cycle_t1"))
+
+
+def test_kill_9_then_resume(tmp_path, data_zip):
+    out = tmp_path / "run"
+    args = tiny_args(data_zip, out, "--epochs", "40", "--steps-per-epoch", "3", "--save-every", "100")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "train", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # progress.json is written after the epoch's backup: wait for it, then kill at once.
+    progress_file = out / "progress.json"
+    deadline = time.monotonic() + 240
+    while not progress_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "config.json").exists(), "the run finished before it could be killed"
+    killed_at = json.loads(progress_file.read_text())["epoch"]
+    assert 1 <= killed_at < 40
+
+    done = run_train(*args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    progress = json.loads((out / "progress.json").read_text())
+    # Ends at the requested epoch, with every optimizer step counted once.
+    assert progress["epoch"] == 40 and progress["step"] == 40 * 3
+    epochs = [int(r["epoch"]) for r in csv.DictReader(open(out / "history.csv"))]
+    assert epochs[-1] == 39 and epochs.count(0) == 1
+    assert json.loads((out / "config.json").read_text())["training"]["epochs_done"] == 40
+
+
+def test_other_config_in_same_output_is_refused(tmp_path, data_zip):
+    out = tmp_path / "run"
+    assert run_train(*tiny_args(data_zip, out, "--epochs", "1")).returncode == 0
+    before = (out / "t1_to_t2.keras").read_bytes()
+    proc = run_train(*tiny_args(data_zip, out, "--epochs", "3"))
+    assert proc.returncode == 2
+    assert "another configuration" in proc.stderr and "train_config.epochs: 1 -> 3" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (out / "t1_to_t2.keras").read_bytes() == before
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--dataset", "no/such/folder/x"], "neither a local folder"),
+    (["--paired-weight", "1"], "--paired-weight needs --holdout-pairs"),
+    (["--image-size", "30"], "image_size must be"),
+    (["--push-to-hub", "../evil"], "owner/name"),
+    (["--holdout-pairs", "missing.csv"], "cannot read the pairs file"),
+])
+def test_bad_options_give_clear_errors(tmp_path, data_zip, extra, message):
+    proc = run_train(*tiny_args(data_zip, tmp_path / "run", "--epochs", "1"), *extra)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_push_every_epoch_and_at_the_end(tmp_path, data_zip, fake_api, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_tokenvaluefromenv")
+    out = tmp_path / "run"
+    code = main(tiny_args(data_zip, out, "--epochs", "2", "--push-to-hub", "me/tiny", "--push-every", "1"))
+    assert code == 0
+    uploads = [c for c in fake_api.calls if c[0] == "upload_folder"]
+    assert len(uploads) == 3  # after epochs 1 and 2, and the final push
+    assert all(c[1]["repo_id"] == "me/tiny" for c in uploads)
+
+
+def test_failed_push_keeps_folder_and_says_how_to_retry(tmp_path, data_zip, fake_api, caplog):
+    fake_api.fail_with = ConnectionError("hub unreachable")
+    out = tmp_path / "run"
+    code = main(tiny_args(data_zip, out, "--epochs", "1", "--push-to-hub", "me/tiny"))
+    assert code == 3
+    assert "python -m train.push" in caplog.text and "me/tiny" in caplog.text
+    assert (out / "t1_to_t2.keras").is_file() and (out / "config.json").is_file()
+    fake_api.fail_with = None
+    from train.push import main as push_main
+
+    assert push_main([str(out), "me/tiny"]) == 0
+    assert fake_api.calls[-1][0] == "upload_folder"
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "mri-t1t2-unpaired").is_dir(), reason="shared data set absent")
+def test_users_dataset_few_steps_with_holdout(tmp_path):
+    data = SHARED_DATA / "mri-t1t2-unpaired"
+    out = tmp_path / "run"
+    proc = run_train("--dataset", str(data), "--output", str(out), "--preset", "tiny", "--epochs", "1",
+                     "--steps-per-epoch", "2", "--image-size", "64", "--verbose", "2",
+                     "--holdout-pairs", str(data / "PAIRS.csv"), "--paired-weight", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "train: 37 T1 / 40 T2 (37 aligned pairs)" in proc.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert set(config["metrics"]) >= {"holdout_t1_to_t2_ssim", "holdout_t2_to_t1_psnr"}
+    assert len(json.loads((out / "holdout_pairs.json").read_text())) == 6
+
+
+def test_data_parallel_on_two_host_devices_jax(tmp_path, data_zip):
+    pytest.importorskip("jax")
+    out = tmp_path / "run"
+    env = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    proc = run_train(*tiny_args(data_zip, out, "--epochs", "1", "--batch-size", "2"), env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "(jax, 2 device(s))" in proc.stderr
+    assert json.loads((out / "config.json").read_text())["training"]["devices"] == 2

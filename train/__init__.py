@@ -1,0 +1,1 @@
+"""The train command: ``python -m train --help``."""

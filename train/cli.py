@@ -1,0 +1,278 @@
+"""``python -m train``: stream a data set, train a CycleGAN, save and push it.
+
+Run the same command again after an interruption (even ``kill -9``) and it
+continues from the last epoch's backup with the same optimizer state,
+learning-rate schedule and image pools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_DATASET = "nitishpandey04/MRI-Unpaired-T1-and-T2-Images"
+EXIT_USAGE, EXIT_PUSH_FAILED, EXIT_INTERRUPTED = 2, 3, 130
+
+log = logging.getLogger("train")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m train",
+        description="Train a T1 <-> T2 CycleGAN and (optionally) push it to the Hugging Face Hub.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    data = p.add_argument_group("data")
+    data.add_argument("--dataset", default=DEFAULT_DATASET,
+                      help="Hub data set id, local folder or local zip (Tr1/TrainT1/*.png, Tr2/TrainT2/*.png)")
+    data.add_argument("--val-fraction", type=float, default=0.1,
+                      help="fraction of images (chosen by file name) kept for validation when no pairs are held out")
+    data.add_argument("--holdout-pairs", default=None,
+                      help="CSV of aligned T1/T2 file names (columns t1,t2); held-out pairs stay out of training")
+    data.add_argument("--holdout-fraction", type=float, default=0.15,
+                      help="fraction of the pairs in --holdout-pairs to hold out, spread over the slice range")
+    data.add_argument("--max-images", type=int, default=None, help="read at most this many images (smoke runs)")
+
+    model = p.add_argument_group("model")
+    model.add_argument("--preset", default="small", choices=["tiny", "small", "reference"],
+                       help="architecture: tiny (tests), small (the CPU default model), reference (ResNet-9)")
+    model.add_argument("--image-size", type=int, default=None,
+                       help="training crop size, a multiple of 4 (default: the preset's)")
+
+    train = p.add_argument_group("training")
+    train.add_argument("--output", default="runs/cyclegan", help="output folder (model, backups, logs, samples)")
+    train.add_argument("--epochs", type=int, default=200, help="total epochs")
+    train.add_argument("--decay-epochs", type=int, default=None,
+                       help="last epochs with linearly decaying learning rate (default: half of --epochs)")
+    train.add_argument("--steps-per-epoch", type=int, default=100, help="batches per epoch")
+    train.add_argument("--batch-size", type=int, default=1, help="images per domain per batch")
+    train.add_argument("--learning-rate", type=float, default=2e-4, help="Adam learning rate, both sides")
+    train.add_argument("--cycle-weight", type=float, default=10.0, help="weight of the cycle-consistency L1 loss")
+    train.add_argument("--identity-weight", type=float, default=0.5, help="identity loss weight, relative to --cycle-weight")
+    train.add_argument("--paired-weight", type=float, default=0.0,
+                       help="weight of a paired L1 term on aligned pairs (needs --holdout-pairs; 0 = pure CycleGAN)")
+    train.add_argument("--pool-size", type=int, default=50, help="image pool size (0 disables the pool)")
+    train.add_argument("--mixed-precision", action="store_true", help="bf16 mixed precision (GPUs, recent CPUs)")
+    train.add_argument("--seed", type=int, default=0, help="random seed")
+    train.add_argument("--backend", choices=["tensorflow", "jax"], default=None,
+                       help="Keras backend (default: KERAS_BACKEND, else tensorflow)")
+    train.add_argument("--save-every", type=int, default=5, help="export the model folder every N epochs")
+    train.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2],
+                       help="0 silent, 1 progress bar, 2 one line per epoch")
+
+    hub = p.add_argument_group("hub")
+    hub.add_argument("--push-to-hub", default=None, metavar="USER/REPO",
+                     help="push the model to this Hub repo at the end (token: HF_TOKEN or the saved login)")
+    hub.add_argument("--push-every", type=int, default=0, help="also push every N epochs (0: only at the end)")
+    hub.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    return p
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _configs(args):
+    from cyclegan.config import TrainConfig, preset
+
+    model_config = preset(args.preset)
+    if args.image_size is not None:
+        model_config = model_config.replace(image_size=args.image_size)
+    decay = args.decay_epochs if args.decay_epochs is not None else args.epochs // 2
+    train_config = TrainConfig(
+        epochs=args.epochs,
+        decay_epochs=decay,
+        steps_per_epoch=args.steps_per_epoch,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        cycle_weight=args.cycle_weight,
+        identity_weight=args.identity_weight,
+        paired_weight=args.paired_weight,
+        pool_size=args.pool_size,
+        mixed_precision=args.mixed_precision,
+        seed=args.seed,
+    )
+    return model_config, train_config
+
+
+def _check_same_run(output: Path, record: dict) -> None:
+    """Refuse to resume a run made with another configuration."""
+    from cyclegan.errors import ConfigError
+
+    path = output / "run.json"
+    if not path.is_file():
+        return
+    previous = json.loads(path.read_text())
+    diffs = []
+    for section in ("model_config", "train_config", "dataset"):
+        old, new = previous.get(section), record[section]
+        if isinstance(new, dict):
+            diffs += [f"{section}.{k}: {old.get(k)!r} -> {v!r}" for k, v in new.items()
+                      if (old or {}).get(k) != v]
+        elif old != new:
+            diffs.append(f"{section}: {old!r} -> {new!r}")
+    if diffs:
+        raise ConfigError(
+            f"{output} holds a run with another configuration ({'; '.join(diffs)}); "
+            "use the same options to resume it, or another --output"
+        )
+
+
+def _setup_distribution():
+    """Data parallel over all local accelerators (JAX), when there are several."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return 1
+    devices = keras.distribution.list_devices()
+    if len(devices) > 1:
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    return len(devices)
+
+
+def _evaluate_holdout(model, pairs) -> dict:
+    """Paired metrics of both directions on held-out pairs (intensities in [0, 1])."""
+    from cyclegan.callbacks import translate_raw
+    from cyclegan.metrics import head_mask, mean_metrics, paired_metrics
+
+    results = {}
+    for direction, generator in (("t1_to_t2", model.t1_to_t2), ("t2_to_t1", model.t2_to_t1)):
+        rows = []
+        for t1, t2 in pairs:
+            source, target = (t1, t2) if direction == "t1_to_t2" else (t2, t1)
+            prediction = (translate_raw(generator, source.image) + 1) / 2
+            truth = (target.image + 1) / 2
+            rows.append(paired_metrics(np.clip(prediction, 0, 1), truth, head_mask(truth, (source.image + 1) / 2)))
+        for key, value in mean_metrics(rows).items():
+            results[f"holdout_{direction}_{key}"] = round(value, 4)
+    return results
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.backend:
+        os.environ["KERAS_BACKEND"] = args.backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        return _run(args, argv)
+    except KeyboardInterrupt:
+        print("\ninterrupted; run the same command again to resume from the last epoch", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ValueError as err:  # the library's own errors are ValueErrors with clear messages
+        return fail(str(err))
+
+
+def _run(args, argv) -> int:
+    global np
+    import numpy as np
+
+    from cyclegan.data import TrainingStream, read_dataset, read_pairs, split_dataset
+    from cyclegan.hub import check_repo_id
+
+    if args.push_to_hub:
+        check_repo_id(args.push_to_hub)
+    if args.paired_weight > 0 and not args.holdout_pairs:
+        return fail("--paired-weight needs --holdout-pairs (the file that says which slices are aligned)")
+    for name in ("val_fraction", "holdout_fraction"):
+        if not 0.0 <= getattr(args, name) < 1.0:
+            return fail(f"--{name.replace('_', '-')} must be in [0, 1)")
+    model_config, train_config = _configs(args)
+    output = Path(args.output)
+    command = "python -m train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    record = {
+        "model_config": model_config.to_dict(),
+        "train_config": train_config.to_dict(),
+        "dataset": args.dataset,
+    }
+    _check_same_run(output, record)
+
+    pairs = read_pairs(args.holdout_pairs) if args.holdout_pairs else None
+    slices, skipped = read_dataset(args.dataset, limit=args.max_images)
+    split = split_dataset(slices, args.val_fraction, pairs, args.holdout_fraction if pairs else 0.0, skipped)
+    log.info("data: %s", split.describe())
+    if args.paired_weight > 0 and not split.train_pairs:
+        return fail("--paired-weight needs aligned pairs in the training split; none were found")
+
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "run.json").write_text(json.dumps({**record, "command": command}, indent=2))
+    if split.holdout_pairs:
+        (output / "holdout_pairs.json").write_text(
+            json.dumps([[a.name, b.name] for a, b in split.holdout_pairs], indent=2)
+        )
+
+    import keras
+
+    from cyclegan import callbacks as cb
+    from cyclegan.hub import push_to_hub, save_pretrained
+    from cyclegan.training import CycleGAN
+
+    devices = _setup_distribution()
+    model = CycleGAN(model_config, train_config)
+    model.compile()
+    stream = TrainingStream(
+        split.train, model_config.image_size, train_config.batch_size, train_config.steps_per_epoch,
+        seed=train_config.seed, pairs=split.train_pairs if args.paired_weight > 0 else None,
+    )
+    pick = lambda d: (split.val[d] or split.train[d])[0].image  # noqa: E731
+    samples = cb.SampleGrid(output / "samples", pick("t1"), pick("t2"))
+    progress = cb.Progress(output / "progress.json")
+
+    def export(epoch: int, metrics=None) -> Path:
+        training = {
+            "command": command,
+            "epochs_done": epoch,
+            "wall_time_s": round(progress.wall_time_s, 1),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
+            "backend": keras.backend.backend(),
+            "devices": devices,
+            "data": split.describe(),
+        }
+        return save_pretrained(model, output, model_config, metrics, samples.latest,
+                               train_config=train_config, training=training)
+
+    def push(epoch: int) -> bool:
+        try:
+            url = push_to_hub(output, args.push_to_hub, private=args.private)
+        except ValueError as err:
+            log.warning("%s\nretry with: python -m train.push %s %s", err, shlex.quote(str(output)),
+                        args.push_to_hub)
+            return False
+        log.info("pushed epoch %d to %s", epoch, url)
+        return True
+
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(output / "backup"), save_freq="epoch",
+                                         delete_checkpoint=False, double_checkpoint=True),
+        cb.SetStreamEpoch(stream),
+        samples,
+        progress,
+        keras.callbacks.CSVLogger(str(output / "history.csv"), append=True),
+        keras.callbacks.TensorBoard(str(output / "logs"), write_graph=False),
+        cb.EveryNEpochs(args.save_every, export),
+    ]
+    if args.push_to_hub and args.push_every:
+        callbacks.append(cb.EveryNEpochs(args.push_every, lambda e: (export(e), push(e))))
+    log.info("training %s on %s (%s, %d device(s)) into %s", args.preset, args.dataset,
+             keras.backend.backend(), devices, output)
+    started = time.monotonic()
+    model.fit(stream, epochs=train_config.epochs, callbacks=callbacks, verbose=args.verbose)
+    log.info("training done in %.0f s (this run)", time.monotonic() - started)
+
+    metrics = _evaluate_holdout(model, split.holdout_pairs) if split.holdout_pairs else None
+    if samples.latest is None:  # resumed after the last epoch: keep the newest grid
+        grids = sorted((output / "samples").glob("epoch_*.png"))
+        samples.latest = grids[-1] if grids else None
+    export(progress.epoch or train_config.epochs, metrics)
+    log.info("model saved to %s%s", output, f" (held-out metrics: {metrics})" if metrics else "")
+    if args.push_to_hub and not push(train_config.epochs):
+        return EXIT_PUSH_FAILED
+    return 0
