@@ -350,6 +350,8 @@ def resolve_source(source=None, revision: str | None = None) -> Path:
 def _load_generator(folder: Path, name: str, config: ModelConfig):
     import keras
 
+    import cyclegan.layers  # noqa: F401  (registers the custom layers for deserialization)
+
     path = folder / GENERATOR_FILES[name]
     if not path.is_file():
         raise ModelLoadError(f"{path} is missing: a model folder needs both generators")

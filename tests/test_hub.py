@@ -238,3 +238,20 @@ def test_float32_export_of_mixed_precision_model(tmp_path, tiny_config):
     assert loaded.get_layer("t1_to_t2_stem_conv").compute_dtype == "float32"
     reference = build_generator(tiny_config, "t1_to_t2")
     assert [w.shape for w in loaded.get_weights()] == [w.shape for w in reference.get_weights()]
+
+
+def test_load_in_a_fresh_process(tiny_folder):
+    """Loading needs nothing imported beforehand (custom layers register themselves)."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = (
+        "import sys, numpy as np; from cyclegan import load_generators; "
+        "t = load_generators(sys.argv[1]); print(t.t2_to_t1(np.eye(40) * 9).shape)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(tiny_folder)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().endswith("(40, 40)")

@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="random seed")
     train.add_argument("--backend", choices=["tensorflow", "jax"], default=None,
                        help="Keras backend (default: KERAS_BACKEND, else tensorflow)")
+    train.add_argument("--multi-host", action="store_true",
+                       help="join a multi-host JAX run (keras.distribution.initialize; reads "
+                            "KERAS_DISTRIBUTION_JOB_ADDRESSES, _NUM_PROCESSES, _PROCESS_ID)")
     train.add_argument("--save-every", type=int, default=5, help="export the model folder every N epochs")
     train.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2],
                        help="0 silent, 1 progress bar, 2 one line per epoch")
@@ -126,16 +129,31 @@ def _check_same_run(output: Path, record: dict) -> None:
         )
 
 
-def _setup_distribution():
-    """Data parallel over all local accelerators (JAX), when there are several."""
+def _setup_distribution(multi_host: bool = False):
+    """Data parallel over all accelerators (JAX), when there are several."""
     import keras
 
     if keras.backend.backend() != "jax":
+        if multi_host:
+            raise ValueError("--multi-host needs the JAX backend (--backend jax)")
         return 1
+    if multi_host:
+        keras.distribution.initialize()
     devices = keras.distribution.list_devices()
     if len(devices) > 1:
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
     return len(devices)
+
+
+def _process_index() -> int:
+    """This host's index in a multi-host run (0 otherwise): each host draws its own batches."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return 0
+    import jax
+
+    return jax.process_index()
 
 
 def _evaluate_holdout(model, pairs) -> dict:
@@ -215,12 +233,12 @@ def _run(args, argv) -> int:
     from cyclegan.hub import push_to_hub, save_pretrained
     from cyclegan.training import CycleGAN
 
-    devices = _setup_distribution()
+    devices = _setup_distribution(args.multi_host)
     model = CycleGAN(model_config, train_config)
     model.compile()
     stream = TrainingStream(
         split.train, model_config.image_size, train_config.batch_size, train_config.steps_per_epoch,
-        seed=train_config.seed, pairs=split.train_pairs if args.paired_weight > 0 else None,
+        seed=train_config.seed + _process_index(), pairs=split.train_pairs if args.paired_weight > 0 else None,
     )
     pick = lambda d: (split.val[d] or split.train[d])[0].image  # noqa: E731
     samples = cb.SampleGrid(output / "samples", pick("t1"), pick("t2"))

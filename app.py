@@ -1,0 +1,400 @@
+"""mri-cyclegan Gradio app: T1 -> T2 and T2 -> T1 translation of brain-MRI slices and volumes.
+
+    python app.py                          # the default model shipped with the package
+    python app.py --model USER/REPO        # a Hub repo (or CYCLEGAN_MODEL=...)
+    python app.py --model runs/my-model    # a local model folder
+
+The same file is the entry point of the Hugging Face Space.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+
+from cyclegan.errors import CycleGANError, InputImageError, ModelLoadError  # noqa: E402
+from cyclegan.preprocessing import MAX_SIDE  # noqa: E402
+
+log = logging.getLogger("app")
+
+ROOT = Path(__file__).resolve().parent
+EXAMPLES = ROOT / "examples"
+ON_SPACE = bool(os.environ.get("SPACE_ID"))
+IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff"]
+VOLUME_TYPES = [".nii", ".gz"]
+MAX_SLICES = 512
+#: Uploaded files larger than this are refused before decoding.
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+DIRECTIONS = {"t1_to_t2": ("T1", "T2"), "t2_to_t1": ("T2", "T1")}
+OUTPUT_DIR = Path(tempfile.gettempdir()) / "mri-cyclegan-app"
+#: Generated files older than this are deleted (the app runs for weeks on a Space).
+OUTPUT_MAX_AGE_S = 3600
+
+
+# -- files in and out ----------------------------------------------------------
+def read_image_file(path) -> tuple[np.ndarray, int]:
+    """Decode an uploaded PNG/JPEG/TIFF; returns (pixels, bit depth 8 or 16)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if path is None:
+        raise InputImageError("no file was uploaded")
+    path = Path(path)
+    if path.stat().st_size > MAX_UPLOAD_BYTES:
+        raise InputImageError(f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB")
+    try:
+        with Image.open(path) as image:
+            if max(image.size) > MAX_SIDE:
+                raise InputImageError(
+                    f"image is too large: {image.size[1]}x{image.size[0]} pixels; "
+                    f"each side must be at most {MAX_SIDE}"
+                )
+            if image.format not in ("PNG", "JPEG", "TIFF", "MPO"):
+                raise InputImageError(
+                    f"{image.format or 'this'} files are not supported; upload a PNG, JPEG or TIFF image"
+                )
+            image.seek(0)
+            image.load()
+            sixteen = image.mode.startswith("I;16") or image.mode == "I"
+            from cyclegan.preprocessing import to_grayscale
+
+            gray = to_grayscale(image)
+    except InputImageError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as err:
+        raise InputImageError(
+            f"{path.name} is not a readable PNG, JPEG or TIFF image ({type(err).__name__})"
+        ) from None
+    return gray, 16 if sixteen else 8
+
+
+def _output_path(stem: str, suffix: str) -> Path:
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f"{stem}-", suffix=suffix, dir=OUTPUT_DIR)
+    os.close(handle)
+    return Path(name)
+
+
+def clean_outputs(max_age_s: float = OUTPUT_MAX_AGE_S) -> None:
+    """Delete generated files older than ``max_age_s``."""
+    if not OUTPUT_DIR.is_dir():
+        return
+    cutoff = time.time() - max_age_s
+    for item in OUTPUT_DIR.iterdir():
+        try:
+            if item.stat().st_mtime < cutoff:
+                item.unlink()
+        except OSError:
+            pass
+
+
+def to_uint8(image01: np.ndarray) -> np.ndarray:
+    return (np.clip(image01, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def save_png(image01: np.ndarray, stem: str, bits: int = 8) -> Path:
+    """Lossless grayscale PNG (16-bit when ``bits`` is 16)."""
+    from PIL import Image
+
+    path = _output_path(stem, ".png")
+    if bits == 16:
+        data = (np.clip(image01, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+        Image.fromarray(data).save(path, format="PNG")
+    else:
+        Image.fromarray(to_uint8(image01)).save(path, format="PNG")
+    return path
+
+
+def save_tiff16(image01: np.ndarray, stem: str) -> Path:
+    from PIL import Image
+
+    path = _output_path(stem, ".tiff")
+    data = (np.clip(image01, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+    Image.fromarray(data).save(path, format="TIFF")
+    return path
+
+
+_HEAT_ANCHORS = np.array(
+    [[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66],
+     [245, 125, 21], [250, 193, 39], [252, 255, 164]], np.float64,
+)
+
+
+def heat_map(error01: np.ndarray, scale: float = 0.25) -> np.ndarray:
+    """RGB uint8 heat map of an absolute error (``scale`` maps to the hottest colour)."""
+    t = np.clip(error01 / scale, 0.0, 1.0) * (len(_HEAT_ANCHORS) - 1)
+    low = np.floor(t).astype(int)
+    high = np.minimum(low + 1, len(_HEAT_ANCHORS) - 1)
+    frac = (t - low)[..., None]
+    rgb = _HEAT_ANCHORS[low] * (1 - frac) + _HEAT_ANCHORS[high] * frac
+    return rgb.astype(np.uint8)
+
+
+# -- the app's logic -------------------------------------------------------------
+def load_model(source: str | None):
+    """(translator, notice). A model that fails to load falls back to the default."""
+    from cyclegan.hub import load_generators
+
+    if source:
+        try:
+            return load_generators(source), None
+        except ModelLoadError as err:
+            notice = f"Could not load the model '{source}': {err}. Showing the default model instead."
+            log.warning(notice)
+            return load_generators(None), notice
+    return load_generators(None), None
+
+
+class TranslationApp:
+    """Request handlers, independent of the Gradio layout (and testable without it)."""
+
+    def __init__(self, translator, notice: str | None = None):
+        self.translator = translator
+        self.notice = notice
+
+    def translate_file(self, path, direction: str):
+        """(translation PNG, reconstruction PNG, heat map, downloads) for one uploaded image."""
+        clean_outputs()
+        gray, bits = read_image_file(path)
+        forward, back = self.translator.translate_with_cycle(gray, direction)
+        from cyclegan.preprocessing import scale_intensities
+
+        scaled = (scale_intensities(gray)[0] + 1.0) / 2.0
+        error = np.abs(scaled - back)
+        source, target = DIRECTIONS[direction]
+        stem = f"{source.lower()}_to_{target.lower()}"
+        downloads = [str(save_png(forward, stem, bits))]
+        if bits == 16:
+            downloads.append(str(save_tiff16(forward, stem)))
+        return (
+            str(save_png(forward, f"{stem}-view")),
+            str(save_png(back, f"{stem}-cycle")),
+            heat_map(error),
+            downloads,
+        )
+
+    def translate_volume(self, path, direction: str, axis: int, progress=None):
+        """Translate a NIfTI volume slice by slice; returns (NIfTI path, input, output)."""
+        import nibabel as nib
+
+        clean_outputs()
+        if path is None:
+            raise InputImageError("no file was uploaded")
+        name = Path(path).name.lower()
+        if not (name.endswith(".nii") or name.endswith(".nii.gz")):
+            raise InputImageError("volumes must be NIfTI files (.nii or .nii.gz)")
+        try:
+            image = nib.load(path)
+            shape = image.shape
+        except Exception as err:
+            raise InputImageError(f"{Path(path).name} is not a readable NIfTI file ({type(err).__name__})") from None
+        if len(shape) == 4 and shape[3] == 1:
+            shape = shape[:3]
+        if len(shape) != 3:
+            raise InputImageError(f"the volume must be 3-D, got shape {tuple(image.shape)}")
+        axis = int(axis)
+        if axis not in (0, 1, 2):
+            raise InputImageError(f"axis must be 0, 1 or 2, got {axis}")
+        if shape[axis] > MAX_SLICES:
+            raise InputImageError(f"the volume has {shape[axis]} slices along axis {axis}; at most {MAX_SLICES} are allowed")
+        if shape[axis] == 0:
+            raise InputImageError("the volume is empty")
+        try:
+            data = np.asarray(image.dataobj, dtype=np.float32).reshape(shape)
+        except Exception as err:
+            raise InputImageError(f"the volume's data cannot be read ({type(err).__name__})") from None
+        if not np.all(np.isfinite(data)):
+            raise InputImageError("the volume contains NaN or infinite values")
+        stack = np.moveaxis(data, axis, 0)
+        # Slices are shown and translated with the anterior/superior side up.
+        slices = [np.flipud(s.T) for s in stack]
+
+        def report(done, total):
+            if progress is not None:
+                progress(done / max(total, 1), desc=f"translating slices {done}/{total}")
+
+        out = self.translator.translate_slices(slices, direction, batch_size=8, progress=report)
+        back = np.stack([np.flipud(s).T for s in out])
+        result = np.moveaxis(back, 0, axis).astype(np.float32)
+        header = image.header.copy()
+        header.set_data_dtype(np.float32)
+        nifti = nib.Nifti1Image(result, image.affine, header)
+        nifti.header.set_slope_inter(1.0, 0.0)
+        source, target = DIRECTIONS[direction]
+        out_path = _output_path(f"volume_{source.lower()}_to_{target.lower()}", ".nii.gz")
+        nib.save(nifti, out_path)
+        lo, hi = np.percentile(data, [0.5, 99.5]) if data.size else (0, 1)
+        shown = np.clip((np.stack(slices) - lo) / max(hi - lo, 1e-12), 0, 1).astype(np.float32)
+        return str(out_path), shown, out
+
+    def about(self) -> str:
+        metrics = (self.translator.card or {}).get("metrics") or {}
+        lines = [ABOUT]
+        if metrics:
+            holdout = {k: v for k, v in metrics.items() if k.startswith("holdout_")}
+            rest = {k: v for k, v in metrics.items() if k not in holdout}
+            lines.append("\n### Model metrics\n")
+            if holdout:
+                lines.append("Held-out pairs of the training data set (never seen in training):\n")
+                lines += ["| metric | value |", "| --- | --- |"]
+                lines += [f"| {k} | {v} |" for k, v in holdout.items()]
+            if rest:
+                lines += ["", "| metric | value |", "| --- | --- |"]
+                lines += [f"| {k} | {v} |" for k, v in rest.items()]
+        lines.append(f"\nModel: `{self.translator.source}`.")
+        return "\n".join(lines)
+
+
+ABOUT = """
+## About
+
+**Research demo, not for diagnosis.** The translations are plausible images made by a neural network,
+not measurements; never use them for clinical decisions.
+
+MRI contrast depends on how fast each tissue's magnetisation recovers (T1) and decays (T2):
+
+| tissue | T1-weighted | T2-weighted |
+| --- | --- | --- |
+| water / CSF | dark | very bright |
+| fat | bright | darker |
+| white matter | brighter than grey matter | darker than grey matter |
+| grey matter | darker than white matter | brighter than white matter |
+| bone (cortical) | dark | dark |
+
+The model is a CycleGAN: two generators (T1 → T2 and T2 → T1) trained so that translating an image and
+translating it back returns the input. The heat map shows |input − reconstruction|: bright spots are
+where the round trip fails, a cue for where the translation is least trustworthy.
+"""
+
+
+# -- the Gradio layout -----------------------------------------------------------
+def _gr_error(func):
+    """Turn the library's errors (and any unexpected failure) into a clean gr.Error."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except gr.Error:
+            raise
+        except CycleGANError as err:
+            raise gr.Error(str(err)) from None
+        except MemoryError:
+            raise gr.Error("the input is too large to process") from None
+        except Exception as err:  # keep serving whatever happens
+            log.exception("request failed")
+            raise gr.Error(f"the request failed ({type(err).__name__}); try another file") from None
+
+    return wrapper
+
+
+def example_files(direction: str) -> list:
+    prefix = "t1w" if direction == "t1_to_t2" else "t2w"
+    return [[str(p)] for p in sorted(EXAMPLES.glob(f"{prefix}_*.png"))]
+
+
+def build_demo(app: TranslationApp) -> gr.Blocks:
+    with gr.Blocks(title="mri-cyclegan: T1 ↔ T2 brain MRI", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(
+            "# mri-cyclegan: T1-weighted ↔ T2-weighted brain MRI\n"
+            "Upload an axial brain slice (PNG, JPEG or TIFF; 8- or 16-bit) or a NIfTI volume. "
+            "**Research demo, not for diagnosis.**"
+        )
+        if app.notice:
+            gr.Markdown(f"> ⚠️ {app.notice}")
+        for direction, (source, target) in DIRECTIONS.items():
+            with gr.Tab(f"{source} → {target}"):
+                with gr.Row():
+                    with gr.Column():
+                        upload = gr.File(label=f"{source}-weighted slice", file_types=IMAGE_TYPES, type="filepath")
+                        button = gr.Button(f"Translate to {target}", variant="primary")
+                    with gr.Column():
+                        translated = gr.Image(label=f"{target}-weighted (translation)", format="png",
+                                              type="filepath", interactive=False)
+                with gr.Row():
+                    recon = gr.Image(label=f"Cycle reconstruction ({source} → {target} → {source})",
+                                     format="png", type="filepath", interactive=False)
+                    heat = gr.Image(label="|input − reconstruction| (bright = less reliable)",
+                                    format="png", interactive=False)
+                    files = gr.File(label="Download (PNG; 16-bit PNG and TIFF for 16-bit input)",
+                                    file_count="multiple", interactive=False)
+                handler = _gr_error(lambda path, d=direction: app.translate_file(path, d))
+                outputs = [translated, recon, heat, files]
+                button.click(handler, inputs=upload, outputs=outputs, api_name=direction)
+                examples = example_files(direction)
+                if examples:
+                    gr.Examples(examples, inputs=upload, outputs=outputs, fn=handler,
+                                run_on_click=True, cache_examples=False, label="Examples (simulated phantom slices)")
+        with gr.Tab("Volume (NIfTI)"):
+            with gr.Row():
+                with gr.Column():
+                    volume = gr.File(label="NIfTI volume (.nii / .nii.gz)", file_types=VOLUME_TYPES, type="filepath")
+                    vol_direction = gr.Radio([("T1 → T2", "t1_to_t2"), ("T2 → T1", "t2_to_t1")],
+                                             value="t1_to_t2", label="Direction")
+                    vol_axis = gr.Radio([("axial (2)", 2), ("coronal (1)", 1), ("sagittal (0)", 0)],
+                                        value=2, label="Slice axis")
+                    vol_button = gr.Button("Translate volume", variant="primary")
+                with gr.Column():
+                    vol_file = gr.File(label="Translated volume (NIfTI, input's affine and header)", interactive=False)
+                    vol_slider = gr.Slider(0, 1, value=0, step=1, label="Slice")
+                    vol_view = gr.Image(label="input | translation", format="png", interactive=False)
+            vol_state = gr.State(None)
+
+            def render(state, index):
+                if state is None:
+                    return None
+                shown, out = state
+                i = int(np.clip(index, 0, len(out) - 1))
+                return to_uint8(np.concatenate([shown[i], out[i]], axis=1))
+
+            def run_volume(path, direction, axis, progress=gr.Progress()):
+                nifti, shown, out = app.translate_volume(path, direction, axis, progress)
+                middle = len(out) // 2
+                state = (shown, out)
+                return (nifti, gr.update(maximum=len(out) - 1, value=middle), render(state, middle), state)
+
+            vol_button.click(_gr_error(run_volume), inputs=[volume, vol_direction, vol_axis],
+                             outputs=[vol_file, vol_slider, vol_view, vol_state], api_name="volume")
+            vol_slider.change(render, inputs=[vol_state, vol_slider], outputs=vol_view,
+                              api_visibility="private")
+        with gr.Tab("About"):
+            gr.Markdown(app.about())
+    demo.queue(default_concurrency_limit=2, max_size=64)
+    return demo
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="mri-cyclegan Gradio app",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", default=os.environ.get("CYCLEGAN_MODEL") or None,
+                   help="Hub repo id or local model folder (env CYCLEGAN_MODEL); default: the shipped model")
+    p.add_argument("--host", default="0.0.0.0" if ON_SPACE else "127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), help="port")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        translator, notice = load_model(args.model)
+    except ModelLoadError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    demo = build_demo(TranslationApp(translator, notice))
+    demo.launch(server_name=args.host, server_port=args.port, show_error=True, footer_links=["api"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
