@@ -1,0 +1,216 @@
+"""Quality benchmark: paired metrics, tissue-contrast fidelity and cycle consistency.
+
+    python benchmarks/quality.py [--model FOLDER_OR_REPO] [--figures DIR]
+
+Prints one JSON line per result. Sets (each when available):
+
+- ``holdout``: held-out pairs of the users' data set (the "unpaired" slices are pixel-aligned pairs,
+  listed in PAIRS.csv); which pairs comes from the model's training record, else 15 % of PAIRS.csv
+  chosen as the train command does;
+- ``phantom``: the project's spin-echo phantom (cyclegan/phantom.py), needs nilearn;
+- ``brats``: real co-registered BraTS slices (a different domain: tumour patients, skull-stripped).
+
+Methods: the model, and the baselines ``identity`` (the input itself), ``inversion`` (1 - input
+inside the head) and ``histmatch`` (the input's histogram matched to a training image of the target
+contrast). Metrics: SSIM, PSNR (dB) and MAE inside the head mask on [0, 1] intensities.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from cyclegan.metrics import head_mask, mean_metrics, paired_metrics  # noqa: E402
+from cyclegan.preprocessing import scale_intensities  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data"
+DIRECTIONS = ("t1_to_t2", "t2_to_t1")
+
+
+def emit(**row):
+    print(json.dumps(row, sort_keys=True), flush=True)
+
+
+def unit(image) -> np.ndarray:
+    """Image -> [0, 1] through the same robust window the model's input gets."""
+    return (scale_intensities(np.asarray(image, np.float64))[0] + 1.0) / 2.0
+
+
+def hist_match(source: np.ndarray, reference: np.ndarray, mask: np.ndarray, ref_mask: np.ndarray):
+    """Map ``source`` intensities inside ``mask`` onto the distribution of ``reference``."""
+    out = np.zeros_like(source)
+    src = source[mask]
+    ranks = np.argsort(np.argsort(src, kind="stable"), kind="stable") / max(len(src) - 1, 1)
+    out[mask] = np.quantile(reference[ref_mask], ranks)
+    return out
+
+
+def load_pairs_dataset(data: Path, holdout_names: list | None):
+    """[(name, t1 [0,1], t2 [0,1])] held-out pairs and one training image per contrast."""
+    from PIL import Image
+
+    from cyclegan.data import choose_holdout, read_pairs
+
+    pairs = read_pairs(data / "PAIRS.csv")
+    if holdout_names is None:
+        holdout = choose_holdout(pairs, 0.15)
+    else:
+        keys = {tuple(p) for p in holdout_names}
+        holdout = [p for p in pairs if any(p[0].endswith(k[0].split("/")[-1]) and p[1].endswith(k[1].split("/")[-1]) for k in keys)]
+    load = lambda rel: unit(np.asarray(Image.open(data / rel)))  # noqa: E731
+    held = [(f"{Path(a).name} / {Path(b).name}", load(a), load(b)) for a, b in holdout]
+    held_names = {n for p in holdout for n in p}
+    train_pairs = [p for p in pairs if p[0] not in held_names]
+    middle = train_pairs[len(train_pairs) // 2]
+    references = {"t1": load(middle[0]), "t2": load(middle[1])}
+    return held, references
+
+
+def load_brats(folder: Path):
+    out = []
+    for t1_path in sorted(folder.glob("*_t1.npy")):
+        t2_path = t1_path.with_name(t1_path.name.replace("_t1.npy", "_t2.npy"))
+        if t2_path.exists():
+            t1, t2 = np.load(t1_path).astype(np.float64), np.load(t2_path).astype(np.float64)
+            if t1.shape == t2.shape and min(t1.shape) >= 32 and t1.max() > t1.min():
+                out.append((t1_path.name[: -len("_t1.npy")], unit(t1), unit(t2)))
+    return out
+
+
+def evaluate_set(name, pairs, translator, references, figures=None):
+    """Emit model and baseline metrics for both directions; return the model rows."""
+    summary = {}
+    for direction in DIRECTIONS:
+        source_key, target_key = ("t1", "t2") if direction == "t1_to_t2" else ("t2", "t1")
+        ref = references[target_key]
+        ref_mask = head_mask(ref)
+        rows = {m: [] for m in ("model", "identity", "inversion", "histmatch")}
+        cycle = []
+        for pair_name, t1, t2 in pairs:
+            source, truth = (t1, t2) if direction == "t1_to_t2" else (t2, t1)
+            mask = head_mask(truth, source)
+            prediction, back = translator.translate_with_cycle(source, direction)
+            rows["model"].append(paired_metrics(prediction, truth, mask))
+            rows["identity"].append(paired_metrics(source, truth, mask))
+            rows["inversion"].append(paired_metrics(np.where(mask, 1.0 - source, 0.0), truth, mask))
+            rows["histmatch"].append(paired_metrics(hist_match(source, ref, mask, ref_mask), truth, mask))
+            cycle.append(float(np.mean(np.abs(back - source)[mask])))
+            if figures is not None:
+                save_figure(figures / f"{name}_{direction}_{safe(pair_name)}.png",
+                            [source, prediction, truth, np.clip(np.abs(prediction - truth) * 4, 0, 1)])
+        for method, values in rows.items():
+            mean = mean_metrics(values)
+            emit(set=name, direction=direction, method=method, n=len(values),
+                 **{k: round(v, 4) for k, v in mean.items()})
+            if method == "model":
+                summary[direction] = mean
+            else:
+                summary.setdefault(f"{direction}_baselines", {})[method] = mean
+        emit(set=name, direction=direction, method="cycle", n=len(cycle),
+             cycle_mae=round(float(np.mean(cycle)), 4))
+        summary[f"{direction}_cycle_mae"] = float(np.mean(cycle))
+    return summary
+
+
+def safe(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text)[:60]
+
+
+def save_figure(path: Path, images):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    row = np.concatenate([np.clip(i, 0, 1) for i in images], axis=1)
+    Image.fromarray((row * 255 + 0.5).astype(np.uint8)).save(path)
+
+
+def contrast_fidelity(name, pairs, translator):
+    """Does the translation order CSF / GM / WM as the target contrast demands?"""
+    from cyclegan.phantom import segment
+
+    for direction in DIRECTIONS:
+        passed, class_means, truth_means = 0, [], []
+        for _, t1, t2 in pairs:
+            source, truth = (t1, t2) if direction == "t1_to_t2" else (t2, t1)
+            mask = head_mask(truth, source)
+            # Segment brain tissue on the T1 image (WM brightest); the input alone decides for T1
+            # input, and for T2 input the inverted T2 image orders the classes the same way.
+            brain = mask & (source > 0.02)
+            seg = segment(source if direction == "t1_to_t2" else 1.0 - source, brain)
+            prediction = translator.translate(source, direction)
+            means = [float(prediction[seg == k].mean()) for k in (1, 2, 3)]  # CSF, GM, WM
+            real = [float(truth[seg == k].mean()) for k in (1, 2, 3)]
+            ok = means[0] > means[1] > means[2] if direction == "t1_to_t2" else means[2] > means[1] > means[0]
+            passed += ok
+            class_means.append(means)
+            truth_means.append(real)
+        cm, tm = np.mean(class_means, axis=0), np.mean(truth_means, axis=0)
+        emit(set=name, direction=direction, method="contrast_order", n=len(pairs),
+             pass_fraction=round(passed / max(len(pairs), 1), 4),
+             translated_csf_gm_wm=[round(float(x), 4) for x in cm],
+             real_target_csf_gm_wm=[round(float(x), 4) for x in tm])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="model folder or Hub repo (default: the shipped model)")
+    parser.add_argument("--data", default=str(SHARED / "mri-t1t2-unpaired"), help="the users' data set folder")
+    parser.add_argument("--brats", default=str(SHARED / "brats-paired-slices" / "pairs"), help="BraTS pairs folder")
+    parser.add_argument("--figures", default=None, help="write input/translation/truth/|error| figures here")
+    parser.add_argument("--sets", default="holdout,phantom,brats", help="comma-separated sets to run")
+    args = parser.parse_args(argv)
+
+    from cyclegan.hub import load_generators, resolve_source
+
+    translator = load_generators(args.model)
+    folder = resolve_source(args.model)
+    holdout_names = None
+    record = translator.card.get("training", {}) if translator.card else {}
+    if (folder / "holdout_pairs.json").is_file():
+        holdout_names = json.loads((folder / "holdout_pairs.json").read_text())
+    elif record.get("holdout_pairs"):
+        holdout_names = record["holdout_pairs"]
+    figures = Path(args.figures) if args.figures else None
+    sets = args.sets.split(",")
+    data = Path(args.data)
+    references = None
+    if (data / "PAIRS.csv").is_file():
+        held, references = load_pairs_dataset(data, holdout_names)
+        if "holdout" in sets:
+            emit(set="holdout", method="pairs", pairs=[n for n, _, _ in held])
+            evaluate_set("holdout", held, translator, references, figures)
+            contrast_fidelity("holdout", held, translator)
+    else:
+        emit(set="holdout", skipped="users' data set not found")
+    if references is None:
+        return 0
+    if "phantom" in sets:
+        try:
+            from cyclegan.phantom import phantom_pairs
+
+            phantom = [(f"z{z}", t1, t2) for z, t1, t2 in phantom_pairs()]
+        except ImportError:
+            emit(set="phantom", skipped="nilearn not installed")
+        else:
+            evaluate_set("phantom", phantom, translator, references, figures)
+            contrast_fidelity("phantom", phantom, translator)
+    if "brats" in sets:
+        brats = load_brats(Path(args.brats))
+        if brats:
+            evaluate_set("brats", brats, translator, references, figures)
+        else:
+            emit(set="brats", skipped="BraTS pairs not found")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
