@@ -1,0 +1,257 @@
+"""Speed benchmark, side by side with the PyTorch reference peer in the same run.
+
+    python benchmarks/speed.py [--only infer,volume,app,train,memory] [--peer PATH]
+
+Prints one JSON line per result; every line names the machine. Measures:
+
+- ``infer``: median latency of one 256x256 slice (batch 1) for the default model and the reference
+  ResNet-9 architecture, fp32 XLA and bf16 XLA (with the bf16 output's largest deviation from fp32),
+  and the peer at the same architectures;
+- ``volume``: a 181-slice volume on the 181x217 grid, batched;
+- ``app``: the app's round trip through gradio_client against the model time;
+- ``train``: training images/s at 256x256, one channel, reference configuration, against the peer;
+- ``memory``: peak RSS of the app serving one request and of CPU training at batch 1.
+
+The peer (``../shared/peers/torch_cyclegan.py``) runs when it and torch are present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PEER = ROOT.parent / "shared" / "peers" / "torch_cyclegan.py"
+
+import numpy as np  # noqa: E402
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores"
+
+
+MACHINE = machine()
+
+
+def emit(**row):
+    print(json.dumps({"machine": MACHINE, **row}, sort_keys=True), flush=True)
+
+
+def median_time(fn, repeats=15, warmup=3):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def peer(*args):
+    """Run the peer; returns its JSON lines (empty when it or torch is missing)."""
+    if not PEER.is_file():
+        return []
+    proc = subprocess.run([sys.executable, str(PEER), *args], capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        emit(bench="peer", error=(proc.stderr.strip().splitlines() or ["failed"])[-1])
+        return []
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+def generator_variants(config, weights=None):
+    """fp32 and bf16 copies of one generator (the same weights)."""
+    import keras
+
+    from cyclegan.models import build_generator
+
+    fp32 = build_generator(config, "t1_to_t2")
+    if weights is not None:
+        fp32.set_weights(weights)
+    bf16 = build_generator(config, "t1_to_t2", dtype="mixed_bfloat16")
+    bf16.set_weights(fp32.get_weights())
+    return {"fp32": fp32, "bf16": bf16}, keras
+
+
+def bench_infer(args):
+    from cyclegan.config import preset
+    from cyclegan.hub import load_generators
+    from cyclegan.inference import compile_generator
+
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 256, 256, 1)).astype(np.float32)
+    models = {}
+    try:
+        default = load_generators(warmup=False)
+        models["default"] = (default.config, default.generators["t1_to_t2"].get_weights())
+    except ValueError as err:
+        emit(bench="infer", model="default", skipped=str(err))
+    models["reference"] = (preset("reference"), None)
+    for name, (config, weights) in models.items():
+        variants, _ = generator_variants(config, weights)
+        reference_out = None
+        for precision, model in variants.items():
+            fn = compile_generator(model)
+            seconds = median_time(lambda: fn(x))
+            out = fn(x)
+            row = dict(bench="infer", model=name, precision=precision, size=256, batch=1,
+                       generator_filters=config.generator_filters, generator_blocks=config.generator_blocks,
+                       median_s=round(seconds, 4))
+            if reference_out is None:
+                reference_out = out
+            else:
+                row["max_abs_diff_vs_fp32"] = round(float(np.abs(out - reference_out).max()), 4)
+            emit(**row)
+        for result in peer("--mode", "infer", "--size", "256", "--ngf", str(config.generator_filters),
+                           "--blocks", str(config.generator_blocks)):
+            emit(bench="infer", model=name, impl="torch_peer", median_s=round(result["median_s"], 4),
+                 threads=result["threads"])
+
+
+def bench_volume(args):
+    from cyclegan.hub import load_generators
+
+    translator = load_generators()
+    rng = np.random.default_rng(0)
+    from cyclegan.phantom import phantom_pairs
+
+    base = [t1 for _, t1, _ in phantom_pairs(np.linspace(40, 140, 10).round().astype(int).tolist())]
+    slices = [base[i % len(base)] * (1 + 0.01 * rng.standard_normal()) for i in range(181)]
+    for batch in (1, 8, 16):
+        translator.translate_slices(slices[:batch * 2], "t1_to_t2", batch_size=batch)  # compile
+        start = time.perf_counter()
+        translator.translate_slices(slices, "t1_to_t2", batch_size=batch)
+        emit(bench="volume", slices=181, grid="181x217", batch=batch,
+             seconds=round(time.perf_counter() - start, 2))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app():
+    import urllib.request
+
+    port = free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(360):
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return proc, url
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("the app did not start")
+
+
+def rss_mb(pid, field="VmRSS"):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def bench_app(args):
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    from cyclegan.hub import load_generators
+
+    image = (np.asarray(Image.open(ROOT / "examples" / "t1w_z080.png")))
+    translator = load_generators()
+    model_s = median_time(lambda: translator.translate_with_cycle(image, "t1_to_t2"), repeats=10)
+    proc, url = start_app()
+    try:
+        start_rss = rss_mb(proc.pid)
+        client = Client(url, verbose=False)
+        path = str(ROOT / "examples" / "t1w_z080.png")
+        app_s = median_time(lambda: client.predict(handle_file(path), api_name="/t1_to_t2"), repeats=10)
+        emit(bench="app", image="181x217", model_s=round(model_s, 4), app_round_trip_s=round(app_s, 4),
+             overhead_fraction=round(app_s / model_s - 1, 3),
+             note="model_s is translation + cycle reconstruction, what one request computes")
+        emit(bench="memory", what="app serving one request", rss_start_mb=round(start_rss, 1),
+             peak_rss_mb=round(rss_mb(proc.pid, "VmHWM"), 1))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+TRAIN_SCRIPT = r"""
+import json, sys, time, resource
+import numpy as np
+from cyclegan.config import TrainConfig, preset
+from cyclegan.training import CycleGAN
+size, steps, batch, mp = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+gan = CycleGAN(preset("reference").replace(image_size=size), TrainConfig(batch_size=batch, mixed_precision=mp))
+gan.compile()
+rng = np.random.default_rng(0)
+data = {k: np.tanh(rng.standard_normal((batch * (steps + 2), size, size, 1))).astype("float32") for k in ("t1", "t2")}
+warm = {k: v[: 2 * batch] for k, v in data.items()}
+gan.fit(warm, batch_size=batch, epochs=1, verbose=0)
+timed = {k: v[2 * batch :] for k, v in data.items()}
+start = time.perf_counter()
+gan.fit(timed, batch_size=batch, epochs=1, verbose=0)
+dt = time.perf_counter() - start
+print(json.dumps({"images_per_s": batch * steps / dt, "s_per_step": dt / steps,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def bench_train(args):
+    import keras
+
+    for mp in (False, True):
+        proc = subprocess.run([sys.executable, "-c", TRAIN_SCRIPT, "256", str(args.train_steps), "1", str(int(mp))],
+                              capture_output=True, text=True, cwd=ROOT, timeout=3600,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        if proc.returncode != 0:
+            emit(bench="train", error=proc.stderr.strip().splitlines()[-1])
+            continue
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        emit(bench="train", impl="mri-cyclegan", backend=keras.backend.backend(), config="reference", size=256,
+             batch=1, precision="bf16" if mp else "fp32", steps=args.train_steps,
+             images_per_s=round(result["images_per_s"], 3), s_per_step=round(result["s_per_step"], 3))
+        if not mp:
+            emit(bench="memory", what="CPU training, reference, batch 1, 256x256",
+                 peak_rss_mb=round(result["peak_rss_mb"], 1))
+    for result in peer("--mode", "train", "--configs", "ref1ch,opt_b1", "--steps", str(args.train_steps)):
+        emit(bench="train", impl="torch_peer", config=result["name"], size=256, batch=result["batch"],
+             precision="bf16" if result["amp_bf16"] else "fp32", steps=result["steps"],
+             images_per_s=round(result["images_per_s"], 3), s_per_step=round(result["s_per_step"], 3))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="infer,volume,app,train", help="comma-separated benchmarks")
+    parser.add_argument("--train-steps", type=int, default=5, help="timed training steps (CPU steps take seconds)")
+    args = parser.parse_args(argv)
+    benches = {"infer": bench_infer, "volume": bench_volume, "app": bench_app, "train": bench_train}
+    for name in args.only.split(","):
+        benches[name](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Property and fuzz tests: any input either translates or raises the library's own clear error."""
+
+import io
+import random
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from PIL import Image
+
+from cyclegan.errors import InputImageError
+from cyclegan.preprocessing import prepare
+
+from conftest import phantom_slice
+
+DTYPES = [np.bool_, np.uint8, np.int8, np.uint16, np.int16, np.int32, np.int64, np.uint64,
+          np.float16, np.float32, np.float64]
+
+shapes = st.one_of(
+    hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=72),
+    st.tuples(st.integers(1, 72), st.integers(1, 72), st.sampled_from([1, 2, 3, 4, 5])),
+    hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=4),
+)
+
+
+@st.composite
+def arrays(draw):
+    dtype = np.dtype(draw(st.sampled_from(DTYPES)))
+    shape = draw(shapes)
+    kind = draw(st.sampled_from(["random", "constant", "special", "huge"]))
+    size = int(np.prod(shape)) if shape else 1
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if kind == "constant" or size == 0:
+        data = np.zeros(shape, dtype)
+    elif dtype.kind == "f":
+        data = rng.normal(0, 1e3 if kind != "huge" else 1e300, shape)
+        if kind == "special":
+            flat = data.reshape(-1)
+            flat[rng.integers(0, size, max(1, size // 50))] = rng.choice([np.nan, np.inf, -np.inf])
+        with np.errstate(over="ignore"):
+            data = data.astype(dtype)
+    elif dtype.kind == "b":
+        data = rng.integers(0, 2, shape).astype(bool)
+    else:
+        info = np.iinfo(dtype)
+        data = rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
+    return data
+
+
+def check_output(out, image):
+    height, width = np.asarray(image).shape[:2]
+    assert out.shape == (height, width) and out.dtype == np.float32
+    assert np.isfinite(out).all() and out.min() >= 0.0 and out.max() <= 1.0
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(arrays())
+def test_preprocessing_never_fails_otherwise(image):
+    try:
+        prepared = prepare(image)
+    except InputImageError as err:
+        assert str(err)
+        return
+    assert np.isfinite(prepared.array).all()
+    assert prepared.array.min() >= -1.0 and prepared.array.max() <= 1.0
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(image=arrays(), direction=st.sampled_from(["t1_to_t2", "t2_to_t1"]))
+def test_translator_either_translates_or_explains(tiny_translator, image, direction):
+    try:
+        out = tiny_translator.translate(image, direction)
+    except InputImageError as err:
+        assert str(err)
+        return
+    check_output(out, image)
+
+
+# -- file fuzzing through the code the app calls ----------------------------------
+def encoded(fmt, bits=8):
+    image = phantom_slice(64, 56)
+    if bits == 16:
+        image = image.astype(np.uint16) * 257
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def nifti_bytes():
+    import gzip
+
+    import nibabel as nib
+
+    data = np.stack([phantom_slice(48, 40, seed=i) for i in range(3)], -1).astype(np.float32)
+    img = nib.Nifti1Image(data, np.eye(4))
+    return gzip.compress(img.to_bytes())
+
+
+def mutations(content: bytes, rng: random.Random, count: int):
+    yield content[: len(content) // 2]
+    yield content[:40]
+    yield b""
+    for _ in range(count):
+        data = bytearray(content)
+        for _ in range(rng.randint(1, 8)):
+            position = rng.randrange(len(data))
+            data[position] ^= 1 << rng.randrange(8)
+        yield bytes(data)
+
+
+@pytest.fixture(scope="module")
+def app_logic(tiny_translator):
+    import app
+
+    return app.TranslationApp(tiny_translator)
+
+
+@pytest.mark.parametrize("fmt, suffix, bits", [("PNG", ".png", 8), ("PNG", ".png", 16), ("JPEG", ".jpg", 8),
+                                                ("TIFF", ".tiff", 16)])
+def test_fuzzed_image_files(app_logic, tmp_path, fmt, suffix, bits):
+    rng = random.Random(f"{fmt}{bits}")
+    outcomes = {"translated": 0, "refused": 0}
+    for i, data in enumerate(mutations(encoded(fmt, bits), rng, 25)):
+        for name in (f"f{i}{suffix}", f"f{i}.tiff" if suffix != ".tiff" else f"f{i}.png"):  # wrong extension too
+            path = tmp_path / name
+            path.write_bytes(data)
+            try:
+                result = app_logic.translate_file(str(path), "t1_to_t2")
+            except InputImageError as err:
+                assert str(err)
+                outcomes["refused"] += 1
+            else:
+                assert len(result) == 4
+                outcomes["translated"] += 1
+    assert outcomes["refused"] >= 6  # truncated and empty files at least
+
+
+def test_fuzzed_nifti_files(app_logic, tmp_path):
+    rng = random.Random(3)
+    refused = 0
+    for i, data in enumerate(mutations(nifti_bytes(), rng, 15)):
+        path = tmp_path / f"v{i}.nii.gz"
+        path.write_bytes(data)
+        try:
+            app_logic.translate_volume(str(path), "t2_to_t1", 2)
+        except InputImageError as err:
+            assert str(err)
+            refused += 1
+    assert refused >= 3
+    wrong = tmp_path / "image.nii.gz"
+    wrong.write_bytes(encoded("PNG"))
+    with pytest.raises(InputImageError, match="not a readable NIfTI"):
+        app_logic.translate_volume(str(wrong), "t1_to_t2", 2)
+    with pytest.raises(InputImageError, match="NIfTI files"):
+        app_logic.translate_volume(str(tmp_path / "x.png"), "t1_to_t2", 2)
