@@ -274,9 +274,23 @@ def model_card(
         lines += [f"| {k} | {_format_metric(v)} |" for k, v in training.items()]
         lines.append("")
     if metrics:
-        lines += ["## Metrics", "", "| metric | value |", "| --- | --- |"]
-        lines += [f"| {k} | {_format_metric(v)} |" for k, v in metrics.items()]
-        lines.append("")
+        lines += ["## Metrics", ""]
+        groups = {
+            "holdout_": "Held-out pairs of the training data set (both images never seen in training)",
+            "phantom_": "The project's spin-echo phantom (paired, skull-stripped)",
+            "brats_": "Real co-registered BraTS slices (another domain: tumour patients)",
+            "": "Other",
+        }
+        done = set()
+        for prefix, title in groups.items():
+            rows = [(k, v) for k, v in metrics.items() if k.startswith(prefix) and k not in done]
+            if not rows:
+                continue
+            done.update(k for k, _ in rows)
+            lines += [f"**{title}** (SSIM, PSNR in dB and MAE inside the head, intensities in [0, 1])"
+                      if prefix else f"**{title}**", "", "| metric | value |", "| --- | --- |"]
+            lines += [f"| {k} | {_format_metric(v)} |" for k, v in rows]
+            lines.append("")
     if has_samples:
         lines += [
             "## Samples",

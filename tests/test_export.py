@@ -1,0 +1,40 @@
+import json
+
+from cyclegan.hub import load_generators
+from train.export import main, quality_metrics
+
+ROWS = [
+    {"set": "holdout", "method": "pairs", "pairs": ["a / b"]},
+    {"set": "holdout", "direction": "t1_to_t2", "method": "model", "ssim": 0.9, "psnr": 25.0, "mae": 0.03},
+    {"set": "holdout", "direction": "t1_to_t2", "method": "identity", "ssim": -0.2, "psnr": 8.0, "mae": 0.3},
+    {"set": "holdout", "direction": "t1_to_t2", "method": "inversion", "ssim": 0.6, "psnr": 11.0, "mae": 0.1},
+    {"set": "holdout", "direction": "t1_to_t2", "method": "cycle", "cycle_mae": 0.02},
+    {"set": "holdout", "direction": "t1_to_t2", "method": "contrast_order", "pass_fraction": 1.0},
+]
+
+
+def test_quality_rows_become_card_metrics():
+    metrics = quality_metrics(["noise"] + [json.dumps(r) for r in ROWS])
+    assert metrics == {
+        "holdout_t1_to_t2_ssim": 0.9, "holdout_t1_to_t2_psnr": 25.0, "holdout_t1_to_t2_mae": 0.03,
+        "holdout_t1_to_t2_best_baseline_ssim": 0.6, "holdout_t1_to_t2_best_baseline_psnr": 11.0,
+        "holdout_t1_to_t2_cycle_mae": 0.02, "holdout_t1_to_t2_contrast_order_pass": 1.0,
+    }
+
+
+def test_export_adds_quality_to_card(tmp_path, tiny_folder):
+    quality = tmp_path / "q.jsonl"
+    quality.write_text("\n".join(json.dumps(r) for r in ROWS))
+    dest = tmp_path / "dest"
+    assert main([str(tiny_folder), str(dest), "--quality", str(quality)]) == 0
+    config = json.loads((dest / "config.json").read_text())
+    assert config["metrics"]["holdout_t1_to_t2_ssim"] == 0.9
+    card = (dest / "README.md").read_text()
+    assert "Held-out pairs of the training data set" in card
+    assert "| holdout_t1_to_t2_ssim | 0.9 |" in card
+    assert load_generators(dest, warmup=False).t1_to_t2 is not None
+
+
+def test_export_of_missing_run_is_a_clear_error(tmp_path, capsys):
+    assert main([str(tmp_path / "nope"), str(tmp_path / "d")]) == 2
+    assert "config.json is missing" in capsys.readouterr().err
