@@ -104,11 +104,20 @@ def _open_streaming(source: str):
             raise DataError(f"{source} is a file but not a zip of images")
         kwargs = {"path": "imagefolder", "data_files": {"train": str(source_path)}, "drop_labels": True}
     elif re.match(r"^[\w.-]+/[\w.-]+$", source) and ".." not in source:
-        kwargs = {"path": source}
+        # Folder-of-images repos (like the users' zip) need drop_labels: the label that
+        # datasets infers from folder names breaks on zips. Repos with their own columns
+        # (parquet, a label column) do not take the option.
+        kwargs = {"path": source, "drop_labels": True}
     else:
         raise DataError(f"{source!r} is neither a local folder or zip nor a Hub data set id (owner/name)")
     try:
-        dataset = datasets.load_dataset(**kwargs, split="train", streaming=True)
+        try:
+            dataset = datasets.load_dataset(**kwargs, split="train", streaming=True)
+        except (TypeError, ValueError) as err:
+            if "drop_labels" not in str(err) or kwargs.get("path") == "imagefolder":
+                raise
+            kwargs.pop("drop_labels")
+            dataset = datasets.load_dataset(**kwargs, split="train", streaming=True)
     except Exception as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise DataError(f"cannot open the data set {source!r}: {type(err).__name__}: {first}") from None

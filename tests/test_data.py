@@ -161,3 +161,44 @@ def test_stream_unpaired_and_paired(tmp_path):
     paired = TrainingStream(split.train, 32, 2, 2, seed=1, pairs=same)
     out = paired[1]
     assert np.array_equal(out["t1"], out["t2"])
+
+
+@pytest.fixture
+def hub_redirect(monkeypatch):
+    """Resolve Hub data set ids to local repo folders with the real datasets builders."""
+    import datasets
+
+    real = datasets.load_dataset
+    repos = {}
+
+    def load_dataset(path, *args, **kwargs):
+        return real(repos.get(path, path), *args, **kwargs)
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    return repos
+
+
+def test_hub_repo_holding_one_zip(tmp_path, hub_redirect):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    make_zip(repo / "dataset.zip", n_t1=4, n_t2=5, corrupt=0)
+    hub_redirect["someone/mri"] = str(repo)
+    slices, skipped = read_dataset("someone/mri")
+    assert skipped == 0
+    assert sorted(s.domain for s in slices) == ["t1"] * 4 + ["t2"] * 5
+    assert any(s.name == "Tr1/TrainT1/Image #10.png" for s in slices)
+
+
+def test_hub_repo_with_label_column(tmp_path, hub_redirect):
+    import datasets
+
+    images = [Image.fromarray(phantom_slice(40, 40, seed=i)) for i in range(6)]
+    features = datasets.Features({"image": datasets.Image(),
+                                  "label": datasets.ClassLabel(names=["T1w", "T2w"])})
+    table = datasets.Dataset.from_dict({"image": images, "label": [0, 1, 0, 1, 0, 1]}, features=features)
+    repo = tmp_path / "parquet-repo"
+    (repo / "data").mkdir(parents=True)
+    table.to_parquet(str(repo / "data" / "train-00000-of-00001.parquet"))
+    hub_redirect["someone/labelled"] = str(repo)
+    slices, _ = read_dataset("someone/labelled")
+    assert [s.domain for s in slices] == ["t1", "t2"] * 3
