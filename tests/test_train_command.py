@@ -131,6 +131,10 @@ def test_push_every_epoch_and_at_the_end(tmp_path, data_zip, fake_api, monkeypat
     uploads = [c for c in fake_api.calls if c[0] == "upload_folder"]
     assert len(uploads) == 3  # after epochs 1 and 2, and the final push
     assert all(c[1]["repo_id"] == "me/tiny" for c in uploads)
+    # The token is used (HfApi reads HF_TOKEN itself) but never written anywhere.
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert b"hf_tokenvaluefromenv" not in path.read_bytes(), path
 
 
 def test_failed_push_keeps_folder_and_says_how_to_retry(tmp_path, data_zip, fake_api, caplog):
@@ -139,6 +143,7 @@ def test_failed_push_keeps_folder_and_says_how_to_retry(tmp_path, data_zip, fake
     code = main(tiny_args(data_zip, out, "--epochs", "1", "--push-to-hub", "me/tiny"))
     assert code == 3
     assert "python -m train.push" in caplog.text and "me/tiny" in caplog.text
+    assert "hub unreachable" in caplog.text
     assert (out / "t1_to_t2.keras").is_file() and (out / "config.json").is_file()
     fake_api.fail_with = None
     from train.push import main as push_main
