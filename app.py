@@ -140,18 +140,18 @@ def heat_map(error01: np.ndarray, scale: float = 0.25) -> np.ndarray:
 
 
 # -- the app's logic -------------------------------------------------------------
-def load_model(source: str | None):
+def load_model(source: str | None, precision: str = "auto"):
     """(translator, notice). A model that fails to load falls back to the default."""
     from cyclegan.hub import load_generators
 
     if source:
         try:
-            return load_generators(source), None
+            return load_generators(source, precision=precision), None
         except ModelLoadError as err:
             notice = f"Could not load the model '{source}': {err}. Showing the default model instead."
             log.warning(notice)
-            return load_generators(None), notice
-    return load_generators(None), None
+            return load_generators(None, precision=precision), notice
+    return load_generators(None, precision=precision), None
 
 
 class TranslationApp:
@@ -378,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", default=os.environ.get("CYCLEGAN_MODEL") or None,
                    help="Hub repo id or local model folder (env CYCLEGAN_MODEL); default: the shipped model")
+    p.add_argument("--precision", choices=["auto", "float32", "bfloat16"],
+                   default=os.environ.get("CYCLEGAN_PRECISION", "auto"),
+                   help="inference precision (env CYCLEGAN_PRECISION); auto = bfloat16 on CPUs with bf16 units")
     p.add_argument("--host", default="0.0.0.0" if ON_SPACE else "127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), help="port")
     return p
@@ -387,7 +390,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        translator, notice = load_model(args.model)
+        translator, notice = load_model(args.model, args.precision)
     except ModelLoadError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

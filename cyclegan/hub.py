@@ -130,7 +130,7 @@ def _generators_of(models) -> tuple:
 
 
 def _float32_copy(model, config: ModelConfig, name: str):
-    """The generator rebuilt in float32 (inference never needs mixed precision)."""
+    """The generator rebuilt in float32, as model folders store it (whatever it was trained in)."""
     from cyclegan.models import build_generator
 
     clean = build_generator(config, name)
@@ -388,13 +388,16 @@ def _load_generator(folder: Path, name: str, config: ModelConfig):
     return model
 
 
-def load_generators(source=None, revision: str | None = None, warmup: bool = True):
+def load_generators(source=None, revision: str | None = None, warmup: bool = True,
+                    precision: str = "float32"):
     """Load both generators and return a :class:`cyclegan.inference.Translator`.
 
     ``source`` is a local model folder, a Hub repo id (``"owner/name"`` or
     ``"hf://owner/name"``, downloaded with huggingface_hub into its cache;
     ``HF_HUB_OFFLINE=1`` is honoured) or None for the default model shipped
     with the package. ``revision`` picks a Hub branch, tag or commit.
+    ``precision`` is "float32" (XLA), "bfloat16" or "auto" (bfloat16 on CPUs
+    with native bf16 units under TensorFlow, else float32).
     """
     from cyclegan.inference import Translator
 
@@ -404,7 +407,8 @@ def load_generators(source=None, revision: str | None = None, warmup: bool = Tru
     t1_to_t2 = _load_generator(folder, "t1_to_t2", config)
     t2_to_t1 = _load_generator(folder, "t2_to_t1", config)
     label = "default" if source is None else os.fspath(source)
-    return Translator(t1_to_t2, t2_to_t1, config=config, source=label, card=data, warmup=warmup)
+    return Translator(t1_to_t2, t2_to_t1, config=config, source=label, card=data, warmup=warmup,
+                      precision=precision)
 
 
 # -- publishing ------------------------------------------------------------------

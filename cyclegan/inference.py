@@ -22,12 +22,41 @@ DIRECTIONS = ("t1_to_t2", "t2_to_t1")
 WARMUP_SIZE = 256
 
 
-def compile_generator(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
-    """A compiled (XLA) inference function of ``model`` on the current backend.
+PRECISIONS = ("float32", "bfloat16", "auto")
 
-    On the CPU, Keras leaves XLA off by default, which is about half as fast.
-    The function takes and returns numpy arrays of shape (batch, H, W, 1); XLA
-    compiles once per distinct input shape.
+
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with bf16 matrix instructions (AMX or AVX512-BF16)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            flags = next((line for line in handle if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return " amx_bf16" in flags or " avx512_bf16" in flags
+
+
+def resolve_precision(precision: str) -> str:
+    """"auto" picks bfloat16 for TensorFlow on CPUs with native bf16, else float32."""
+    if precision not in PRECISIONS:
+        raise InputImageError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    if keras.backend.backend() == "tensorflow" and cpu_has_native_bf16():
+        import tensorflow as tf
+
+        if not tf.config.list_physical_devices("GPU"):
+            return "bfloat16"
+    return "float32"
+
+
+def compile_generator(model: keras.Model, precision: str = "float32") -> Callable[[np.ndarray], np.ndarray]:
+    """A compiled inference function of ``model`` on the current backend.
+
+    float32 runs through XLA (``jit_compile=True``): on the CPU, Keras leaves
+    XLA off by default, which is about half as fast. bfloat16 ``model``s (a
+    mixed_bfloat16 copy) run as a TensorFlow graph without XLA, where oneDNN
+    uses the CPU's bf16 matrix units; XLA's CPU backend does not. The function
+    takes and returns float32 numpy arrays of shape (batch, H, W, 1).
     """
     backend = keras.backend.backend()
     if backend == "tensorflow":
@@ -35,7 +64,9 @@ def compile_generator(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
 
         spec = tf.TensorSpec((None, None, None, model.input_shape[-1]), tf.float32)
         fn = tf.function(
-            lambda x: model(x, training=False), jit_compile=True, input_signature=[spec]
+            lambda x: model(x, training=False),
+            jit_compile=precision == "float32",
+            input_signature=[spec],
         )
         return lambda x: fn(tf.constant(x, tf.float32)).numpy()
     if backend == "jax":
@@ -48,8 +79,16 @@ def compile_generator(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
         def fn(trainable, non_trainable, x):
             return model.stateless_call(trainable, non_trainable, x, training=False)[0]
 
-        return lambda x: np.asarray(fn(trainable, non_trainable, x))
+        return lambda x: np.asarray(fn(trainable, non_trainable, x), dtype=np.float32)
     return lambda x: keras.ops.convert_to_numpy(model(x, training=False))
+
+
+def _bf16_copy(model: keras.Model, config) -> keras.Model:
+    from cyclegan.models import build_generator
+
+    copy = build_generator(config, model.name, dtype="mixed_bfloat16")
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def check_direction(direction: str) -> str:
@@ -76,18 +115,30 @@ class Translator:
         source: str | None = None,
         card: dict | None = None,
         warmup: bool = True,
+        precision: str = "float32",
     ):
         self.generators = {"t1_to_t2": t1_to_t2, "t2_to_t1": t2_to_t1}
         self.config = config
         self.source = source
         #: Contents of config.json (metrics, training record), when loaded from a folder.
         self.card = card or {}
-        self._compiled = {name: compile_generator(model) for name, model in self.generators.items()}
+        #: "float32" (XLA, the reference) or "bfloat16" (faster on CPUs with bf16 units;
+        #: outputs within about 0.01 mean absolute difference, see benchmarks/speed.py).
+        self.precision = resolve_precision(precision)
+        if self.precision == "bfloat16" and config is None:
+            raise InputImageError("bfloat16 inference needs the model's config")
+        runners = {
+            name: _bf16_copy(model, config) if self.precision == "bfloat16" else model
+            for name, model in self.generators.items()
+        }
+        self._compiled = {
+            name: compile_generator(model, self.precision) for name, model in runners.items()
+        }
         if warmup:
             self.warmup()
 
     def __repr__(self):
-        return f"Translator(source={self.source!r}, config={self.config!r})"
+        return f"Translator(source={self.source!r}, precision={self.precision!r}, config={self.config!r})"
 
     def warmup(self, size: int = WARMUP_SIZE) -> None:
         """Compile both directions for one ``size`` x ``size`` slice."""

@@ -71,3 +71,26 @@ def test_slices_in_batches_match_single_images(tiny_translator):
         tiny_translator.translate_slices([phantom_slice(60, 50), phantom_slice(64, 50)], "t1_to_t2")
     with pytest.raises(InputImageError, match="no slices"):
         tiny_translator.translate_slices([], "t1_to_t2")
+
+
+def test_bfloat16_inference_stays_close(tiny_folder, tiny_translator):
+    from cyclegan.hub import load_generators
+
+    fast = load_generators(tiny_folder, precision="bfloat16", warmup=False)
+    assert fast.precision == "bfloat16"
+    image = phantom_slice(70, 90)
+    for direction in ("t1_to_t2", "t2_to_t1"):
+        reference = tiny_translator.translate(image, direction)
+        out = fast.translate(image, direction)
+        assert out.shape == reference.shape and out.dtype == np.float32
+        assert np.abs(out - reference).mean() < 0.02
+
+
+def test_precision_choices(tiny_folder):
+    from cyclegan.hub import load_generators
+    from cyclegan.inference import resolve_precision
+
+    assert resolve_precision("float32") == "float32"
+    assert resolve_precision("auto") in ("float32", "bfloat16")
+    with pytest.raises(InputImageError, match="precision"):
+        load_generators(tiny_folder, precision="int8", warmup=False)
