@@ -131,19 +131,19 @@ def bench_infer(args):
 
 def bench_volume(args):
     from cyclegan.hub import load_generators
-
-    translator = load_generators()
-    rng = np.random.default_rng(0)
     from cyclegan.phantom import phantom_pairs
 
+    rng = np.random.default_rng(0)
     base = [t1 for _, t1, _ in phantom_pairs(np.linspace(40, 140, 10).round().astype(int).tolist())]
     slices = [base[i % len(base)] * (1 + 0.01 * rng.standard_normal()) for i in range(181)]
-    for batch in (1, 8, 16):
-        translator.translate_slices(slices[:batch * 2], "t1_to_t2", batch_size=batch)  # compile
-        start = time.perf_counter()
-        translator.translate_slices(slices, "t1_to_t2", batch_size=batch)
-        emit(bench="volume", slices=181, grid="181x217", batch=batch,
-             seconds=round(time.perf_counter() - start, 2))
+    for precision in ("float32", "bfloat16"):
+        translator = load_generators(precision=precision)
+        for batch in (1, 8):
+            translator.translate_slices(slices[: batch * 2], "t1_to_t2", batch_size=batch)  # compile
+            start = time.perf_counter()
+            translator.translate_slices(slices, "t1_to_t2", batch_size=batch)
+            emit(bench="volume", slices=181, grid="181x217", batch=batch, precision=precision,
+                 seconds=round(time.perf_counter() - start, 2))
 
 
 def free_port():
@@ -184,7 +184,7 @@ def bench_app(args):
     from cyclegan.hub import load_generators
 
     image = (np.asarray(Image.open(ROOT / "examples" / "t1w_z080.png")))
-    translator = load_generators()
+    translator = load_generators(precision="auto")  # what the app uses
     model_s = median_time(lambda: translator.translate_with_cycle(image, "t1_to_t2"), repeats=10)
     proc, url = start_app()
     try:
@@ -192,7 +192,7 @@ def bench_app(args):
         client = Client(url, verbose=False)
         path = str(ROOT / "examples" / "t1w_z080.png")
         app_s = median_time(lambda: client.predict(handle_file(path), api_name="/t1_to_t2"), repeats=10)
-        emit(bench="app", image="181x217", model_s=round(model_s, 4), app_round_trip_s=round(app_s, 4),
+        emit(bench="app", image="181x217", precision=translator.precision, model_s=round(model_s, 4), app_round_trip_s=round(app_s, 4),
              overhead_fraction=round(app_s / model_s - 1, 3),
              note="model_s is translation + cycle reconstruction, what one request computes")
         emit(bench="memory", what="app serving one request", rss_start_mb=round(start_rss, 1),
