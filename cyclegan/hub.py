@@ -217,7 +217,11 @@ def model_card(
     repo_id: str | None = None,
 ) -> str:
     """The model card (README.md with Hub metadata) of a saved model."""
-    source = f'"{repo_id}"' if repo_id else '"USER/REPO"  # or a local folder'
+    load_line = (
+        f'translator = load_generators("{repo_id}")'
+        if repo_id
+        else 'translator = load_generators("USER/REPO")  # a Hub repo id or a local folder'
+    )
     lines = [
         "---",
         "library_name: keras",
@@ -242,7 +246,7 @@ def model_card(
         "",
         "```python",
         "from cyclegan import load_generators",
-        f"translator = load_generators({source})",
+        load_line,
         "t2 = translator.t1_to_t2(t1_slice)  # float32 in [0, 1], same height and width",
         "```",
         "",

@@ -48,6 +48,8 @@ def main(argv=None) -> int:
     parser.add_argument("run", help="run folder written by python -m train")
     parser.add_argument("dest", help="destination model folder")
     parser.add_argument("--quality", default=None, help="JSON lines written by benchmarks/quality.py")
+    parser.add_argument("--note", default=None, help="a sentence added to the training record")
+    parser.add_argument("--command", default=None, help="replace the recorded train command (e.g. local paths)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from cyclegan.hub import load_generators, read_config, save_pretrained
@@ -59,6 +61,10 @@ def main(argv=None) -> int:
         if args.quality:
             metrics.update(quality_metrics(Path(args.quality).read_text().splitlines()))
         training = dict(data.get("training") or {})
+        if args.command:
+            training["command"] = args.command
+        if args.note:
+            training["note"] = args.note
         holdout = Path(args.run) / "holdout_pairs.json"
         if holdout.is_file():
             training["holdout_pairs"] = json.loads(holdout.read_text())
