@@ -114,6 +114,20 @@ def save_png(image01: np.ndarray, stem: str, bits: int = 8) -> Path:
     return path
 
 
+def save_uint8_png(pixels: np.ndarray, stem: str) -> Path:
+    """A PNG of an 8-bit grayscale or RGB array, under its own unique name.
+
+    Outputs are always files with unique names: Gradio caches returned arrays
+    by content, so two concurrent requests with the same output would rewrite
+    one cache file while the other is being downloaded.
+    """
+    from PIL import Image
+
+    path = _output_path(stem, ".png")
+    Image.fromarray(pixels).save(path, format="PNG")
+    return path
+
+
 def save_tiff16(image01: np.ndarray, stem: str) -> Path:
     from PIL import Image
 
@@ -162,7 +176,7 @@ class TranslationApp:
         self.notice = notice
 
     def translate_file(self, path, direction: str):
-        """(translation PNG, reconstruction PNG, heat map, downloads) for one uploaded image."""
+        """(translation PNG, reconstruction PNG, heat-map PNG, downloads) for one uploaded image."""
         clean_outputs()
         gray, bits = read_image_file(path)
         forward, back = self.translator.translate_with_cycle(gray, direction)
@@ -178,7 +192,7 @@ class TranslationApp:
         return (
             str(save_png(forward, f"{stem}-view")),
             str(save_png(back, f"{stem}-cycle")),
-            heat_map(error),
+            str(save_uint8_png(heat_map(error), f"{stem}-error")),
             downloads,
         )
 
@@ -325,7 +339,7 @@ def build_demo(app: TranslationApp) -> gr.Blocks:
                     recon = gr.Image(label=f"Cycle reconstruction ({source} → {target} → {source})",
                                      format="png", type="filepath", interactive=False)
                     heat = gr.Image(label="|input − reconstruction| (bright = less reliable)",
-                                    format="png", interactive=False)
+                                    format="png", type="filepath", interactive=False)
                     files = gr.File(label="Download (PNG; 16-bit PNG and TIFF for 16-bit input)",
                                     file_count="multiple", interactive=False)
                 handler = _gr_error(lambda path, d=direction: app.translate_file(path, d))
@@ -347,7 +361,8 @@ def build_demo(app: TranslationApp) -> gr.Blocks:
                 with gr.Column():
                     vol_file = gr.File(label="Translated volume (NIfTI, input's affine and header)", interactive=False)
                     vol_slider = gr.Slider(0, 1, value=0, step=1, label="Slice")
-                    vol_view = gr.Image(label="input | translation", format="png", interactive=False)
+                    vol_view = gr.Image(label="input | translation", format="png", type="filepath",
+                                        interactive=False)
             vol_state = gr.State(None)
 
             def render(state, index):
@@ -355,7 +370,8 @@ def build_demo(app: TranslationApp) -> gr.Blocks:
                     return None
                 shown, out = state
                 i = int(np.clip(index, 0, len(out) - 1))
-                return to_uint8(np.concatenate([shown[i], out[i]], axis=1))
+                view = to_uint8(np.concatenate([shown[i], out[i]], axis=1))
+                return str(save_uint8_png(view, f"slice{i:03d}"))
 
             def run_volume(path, direction, axis, progress=gr.Progress()):
                 nifti, shown, out = app.translate_volume(path, direction, axis, progress)

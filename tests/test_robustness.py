@@ -104,3 +104,14 @@ def test_wrong_kind_of_file(app_logic, tmp_path):
         app_logic.translate_volume(str(tmp_path / "x.png"), "t1_to_t2", 2)
     with pytest.raises(InputImageError, match="no file"):
         app_logic.translate_file(None, "t1_to_t2")
+
+
+def test_outputs_are_unique_files(app_logic, tmp_path):
+    """Identical concurrent requests must not share output files (Gradio caches arrays by content)."""
+    path = tmp_path / "same.png"
+    Image.fromarray(phantom_slice()).save(path)
+    first = app_logic.translate_file(str(path), "t1_to_t2")
+    second = app_logic.translate_file(str(path), "t1_to_t2")
+    for a, b in zip(first[:3], second[:3]):
+        assert isinstance(a, str) and isinstance(b, str) and a != b
+        assert open(a, "rb").read() == open(b, "rb").read()
