@@ -62,6 +62,8 @@ def main(argv=None) -> int:
         os.environ["CYCLEGAN_MODEL"] = args.model
     inputs = make_inputs(Path(tempfile.mkdtemp(prefix="soak-")))
     proc, url = start_app()
+    if url is None:
+        raise RuntimeError("the app exited at start")
     results = {kind: [] for kind in inputs}
     errors, lock = [], threading.Lock()
     stop = time.monotonic() + 60 * args.minutes

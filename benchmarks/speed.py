@@ -152,22 +152,26 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_app():
+def start_app(*args, timeout: float = 180, output=subprocess.DEVNULL):
+    """Start ``app.py`` on a free loopback port; returns (process, url), url None if it exited."""
     import urllib.request
 
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *args], cwd=ROOT, env=env,
+                            stdout=output, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
-    for _ in range(360):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return proc, None
         try:
             urllib.request.urlopen(url, timeout=2)
             return proc, url
         except OSError:
             time.sleep(0.5)
     proc.kill()
-    raise RuntimeError("the app did not start")
+    raise RuntimeError("the app did not start in time")
 
 
 def rss_mb(pid, field="VmRSS"):
@@ -192,6 +196,8 @@ def bench_app(args):
     example = str(ROOT / "examples" / "t1w_z080.png")
     handler_s = median_time(lambda: logic.translate_file(example, "t1_to_t2"), repeats=10)
     proc, url = start_app()
+    if url is None:
+        raise RuntimeError("the app exited at start")
     try:
         start_rss = rss_mb(proc.pid)
         client = Client(url, verbose=False)

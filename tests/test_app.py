@@ -3,52 +3,40 @@
 import concurrent.futures
 import gzip
 import os
-import socket
-import subprocess
-import sys
-import time
+import tempfile
 import urllib.request
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, phantom_slice
+from benchmarks import speed
+from conftest import phantom_slice
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_app(*args, timeout=180):
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False"}
-    env.pop("CYCLEGAN_MODEL", None)
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return proc, None
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise AssertionError("the app did not start in time")
+    """The app on a free loopback port, its output in a file (a pipe could fill up and block it).
+
+    Returns (process, url or None); ``output(process)`` reads what it printed.
+    """
+    log = tempfile.TemporaryFile(mode="w+")
+    proc, url = speed.start_app(*args, timeout=timeout, output=log)
+    proc.log = log
+    return proc, url
+
+
+def output(proc) -> str:
+    proc.log.seek(0)
+    return proc.log.read()
 
 
 @pytest.fixture(scope="module")
 def app_url(tiny_folder):
     proc, url = start_app("--model", str(tiny_folder))
-    assert url, proc.stdout.read()
+    assert url, output(proc)
     yield url
     proc.terminate()
     proc.wait(timeout=30)
@@ -199,7 +187,7 @@ def test_unloadable_model_falls_back_or_exits_cleanly():
             assert "Could not load the model" in page
         else:
             assert url is None and proc.returncode == 2
-            assert "no default model is shipped" in proc.stdout.read()
+            assert "no default model is shipped" in output(proc)
     finally:
         if proc.poll() is None:
             proc.terminate()

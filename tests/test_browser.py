@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from test_app import start_app
+from test_app import app_url  # noqa: F401  (fixture)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api")
@@ -14,15 +14,6 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is n
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="module")
-def app_url(tiny_folder):
-    proc, url = start_app("--model", str(tiny_folder))
-    assert url, proc.stdout.read()
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
 
 
 def test_click_examples_in_both_tabs(app_url, tmp_path):
