@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 DEFAULT_DATASET = "nitishpandey04/MRI-Unpaired-T1-and-T2-Images"
 EXIT_USAGE, EXIT_PUSH_FAILED, EXIT_INTERRUPTED = 2, 3, 130
 
@@ -190,9 +192,6 @@ def main(argv=None) -> int:
 
 
 def _run(args, argv) -> int:
-    global np
-    import numpy as np
-
     from cyclegan.data import TrainingStream, read_dataset, read_pairs, split_dataset
     from cyclegan.hub import check_repo_id
 
