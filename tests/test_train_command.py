@@ -174,3 +174,29 @@ def test_data_parallel_on_two_host_devices_jax(tmp_path, data_zip):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "(jax, 2 device(s))" in proc.stderr
     assert json.loads((out / "config.json").read_text())["training"]["devices"] == 2
+
+
+def test_init_from_copies_generators(tiny_folder, tiny_gan, tiny_config):
+    from cyclegan.config import TrainConfig
+    from cyclegan.errors import ConfigError
+    from cyclegan.training import CycleGAN
+    from train.cli import _init_generators
+
+    fresh = CycleGAN(tiny_config.replace(image_size=48), TrainConfig())
+    _init_generators(fresh, str(tiny_folder))
+    for name in ("t1_to_t2", "t2_to_t1"):
+        for a, b in zip(getattr(fresh, name).get_weights(), getattr(tiny_gan, name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    other = CycleGAN(tiny_config.replace(generator_blocks=2), TrainConfig())
+    with pytest.raises(ConfigError, match="architecture"):
+        _init_generators(other, str(tiny_folder))
+
+
+def test_init_from_in_the_command(tmp_path, data_zip, tiny_folder):
+    out = tmp_path / "run"
+    proc = run_train(*tiny_args(data_zip, out, "--epochs", "1", "--init-from", str(tiny_folder)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"generators initialised from {tiny_folder}" in proc.stderr
+    assert json.loads((out / "config.json").read_text())["training"]["init_from"] == str(tiny_folder)
+    bad = run_train(*tiny_args(data_zip, tmp_path / "bad", "--epochs", "1", "--init-from", str(tmp_path / "none")))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr

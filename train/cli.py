@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     model = p.add_argument_group("model")
     model.add_argument("--preset", default="small", choices=["tiny", "small", "reference"],
                        help="architecture: tiny (tests), small (the CPU default model), reference (ResNet-9)")
+    model.add_argument("--init-from", default=None, metavar="FOLDER_OR_REPO",
+                       help="start both generators from a saved model of the same architecture (fine-tuning)")
     model.add_argument("--image-size", type=int, default=None,
                        help="training crop size, a multiple of 4 (default: the preset's)")
 
@@ -117,7 +119,7 @@ def _check_same_run(output: Path, record: dict) -> None:
         return
     previous = json.loads(path.read_text())
     diffs = []
-    for section in ("model_config", "train_config", "dataset"):
+    for section in ("model_config", "train_config", "dataset", "init_from"):
         old, new = previous.get(section), record[section]
         if isinstance(new, dict):
             diffs += [f"{section}.{k}: {old.get(k)!r} -> {v!r}" for k, v in new.items()
@@ -145,6 +147,22 @@ def _setup_distribution(multi_host: bool = False):
     if len(devices) > 1:
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
     return len(devices)
+
+
+def _init_generators(model, source) -> None:
+    """Copy both generators' weights from a saved model (a resumed run restores its own)."""
+    from cyclegan.errors import ConfigError
+    from cyclegan.hub import load_generators
+
+    saved = load_generators(source, warmup=False)
+    if saved.config.replace(image_size=model.model_config.image_size) != model.model_config:
+        raise ConfigError(
+            f"--init-from {source}: its architecture {saved.config} differs from this run's "
+            f"{model.model_config} (choose the matching --preset)"
+        )
+    for name in ("t1_to_t2", "t2_to_t1"):
+        getattr(model, name).set_weights(saved.generators[name].get_weights())
+    log.info("generators initialised from %s", source)
 
 
 def _process_index() -> int:
@@ -209,6 +227,7 @@ def _run(args, argv) -> int:
         "model_config": model_config.to_dict(),
         "train_config": train_config.to_dict(),
         "dataset": args.dataset,
+        "init_from": args.init_from,
     }
     _check_same_run(output, record)
 
@@ -235,6 +254,8 @@ def _run(args, argv) -> int:
     devices = _setup_distribution(args.multi_host)
     model = CycleGAN(model_config, train_config)
     model.compile()
+    if args.init_from:
+        _init_generators(model, args.init_from)
     stream = TrainingStream(
         split.train, model_config.image_size, train_config.batch_size, train_config.steps_per_epoch,
         seed=train_config.seed + _process_index(), pairs=split.train_pairs if args.paired_weight > 0 else None,
@@ -253,6 +274,8 @@ def _run(args, argv) -> int:
             "devices": devices,
             "data": split.describe(),
         }
+        if args.init_from:
+            training["init_from"] = args.init_from
         return save_pretrained(model, output, model_config, metrics, samples.latest,
                                train_config=train_config, training=training)
 
