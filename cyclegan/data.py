@@ -24,6 +24,7 @@ import zlib
 from pathlib import Path
 from typing import Iterable
 
+import keras
 import numpy as np
 
 from cyclegan.errors import DataError, InputImageError
@@ -283,13 +284,7 @@ def augment(image: np.ndarray, size: int, rng: np.random.Generator, flip: bool |
     return np.ascontiguousarray(crop, dtype=np.float32), flip, offset
 
 
-def _pydataset_base():
-    import keras
-
-    return keras.utils.PyDataset
-
-
-class TrainingStream(_pydataset_base()):
+class TrainingStream(keras.utils.PyDataset):
     """Batches ``{"t1": ..., "t2": ...}`` of random crops for ``CycleGAN.fit``.
 
     Unpaired (default): each domain is its own shuffled stream, reshuffled every
