@@ -176,21 +176,22 @@ class TranslationApp:
         self.notice = notice
 
     def translate_file(self, path, direction: str):
-        """(translation PNG, reconstruction PNG, heat-map PNG, downloads) for one uploaded image."""
+        """(translation PNG, reconstruction PNG, heat-map PNG, downloads) for one uploaded image.
+
+        The translation PNG is lossless 8-bit (the image's own download button
+        gives it); ``downloads`` holds the 16-bit PNG and TIFF for 16-bit
+        input and is empty otherwise, so that no client fetches the same
+        8-bit image twice.
+        """
         clean_outputs()
         gray, bits = read_image_file(path)
-        forward, back = self.translator.translate_with_cycle(gray, direction)
-        from cyclegan.preprocessing import scale_intensities
-
-        scaled = (scale_intensities(gray)[0] + 1.0) / 2.0
+        forward, back, scaled = self.translator.cycle_check(gray, direction)
         error = np.abs(scaled - back)
         source, target = DIRECTIONS[direction]
         stem = f"{source.lower()}_to_{target.lower()}"
-        downloads = [str(save_png(forward, stem, bits))]
-        if bits == 16:
-            downloads.append(str(save_tiff16(forward, stem)))
+        downloads = [str(save_png(forward, stem, 16)), str(save_tiff16(forward, stem))] if bits == 16 else []
         return (
-            str(save_png(forward, f"{stem}-view")),
+            str(save_png(forward, stem)),
             str(save_png(back, f"{stem}-cycle")),
             str(save_uint8_png(heat_map(error), f"{stem}-error")),
             downloads,
@@ -340,7 +341,7 @@ def build_demo(app: TranslationApp) -> gr.Blocks:
                                      format="png", type="filepath", interactive=False)
                     heat = gr.Image(label="|input − reconstruction| (bright = less reliable)",
                                     format="png", type="filepath", interactive=False)
-                    files = gr.File(label="Download (PNG; 16-bit PNG and TIFF for 16-bit input)",
+                    files = gr.File(label="16-bit downloads (PNG and TIFF, for 16-bit input)",
                                     file_count="multiple", interactive=False)
                 handler = _gr_error(lambda path, d=direction: app.translate_file(path, d))
                 outputs = [translated, recon, heat, files]

@@ -170,6 +170,15 @@ class Translator:
 
     def translate_with_cycle(self, image, direction: str) -> tuple[np.ndarray, np.ndarray]:
         """(translation, reconstruction) of one image, sharing the forward pass."""
+        translation, reconstruction, _ = self.cycle_check(image, direction)
+        return translation, reconstruction
+
+    def cycle_check(self, image, direction: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(translation, reconstruction, input), all in [0, 1] on the input's grid.
+
+        The input comes back scaled exactly as the network saw it, so that
+        ``abs(input - reconstruction)`` is the round-trip error.
+        """
         check_direction(direction)
         back = "t2_to_t1" if direction == "t1_to_t2" else "t1_to_t2"
         prepared = prepare(image)
@@ -181,6 +190,7 @@ class Translator:
         return (
             finish(forward[0], prepared.height, prepared.width),
             finish(backward[0], prepared.height, prepared.width),
+            finish(prepared.array, prepared.height, prepared.width),
         )
 
     def translate_slices(

@@ -36,6 +36,18 @@ def test_cycle_is_translation_of_translation(tiny_translator):
     assert back.shape == image.shape
 
 
+
+def test_cycle_check_returns_the_input_as_the_network_saw_it(tiny_translator):
+    from cyclegan.preprocessing import scale_intensities
+
+    image = phantom_slice(70, 90).astype(np.float64) * 3.0 + 40.0  # any intensity window
+    forward, back, seen = tiny_translator.cycle_check(image, "t2_to_t1")
+    assert np.array_equal(forward, tiny_translator.t2_to_t1(image))
+    assert np.array_equal(back, tiny_translator.cycle(image, "t2_to_t1"))
+    expected = (scale_intensities(image)[0] + 1.0) / 2.0
+    np.testing.assert_allclose(seen, expected, atol=1e-6)
+    assert seen.shape == image.shape and seen.min() >= 0.0 and seen.max() <= 1.0
+
 def test_pil_and_16_bit_inputs(tiny_translator):
     base = phantom_slice()
     out8 = tiny_translator.t1_to_t2(Image.fromarray(base))
