@@ -39,6 +39,11 @@ DIRECTIONS = {"t1_to_t2": ("T1", "T2"), "t2_to_t1": ("T2", "T1")}
 OUTPUT_DIR = Path(tempfile.gettempdir()) / "mri-cyclegan-app"
 #: Generated files older than this are deleted (the app runs for weeks on a Space).
 OUTPUT_MAX_AGE_S = 3600
+#: The output folder is swept at most this often (a sweep stats every file in it).
+CLEAN_INTERVAL_S = 60
+_last_clean = float("-inf")
+#: zlib level of output PNGs: lossless at any level; 1 encodes several times faster than 6.
+PNG_LEVEL = 1
 
 
 # -- files in and out ----------------------------------------------------------
@@ -84,8 +89,13 @@ def _output_path(stem: str, suffix: str) -> Path:
     return Path(name)
 
 
-def clean_outputs(max_age_s: float = OUTPUT_MAX_AGE_S) -> None:
-    """Delete generated files older than ``max_age_s``."""
+def clean_outputs(max_age_s: float = OUTPUT_MAX_AGE_S, force: bool = False) -> None:
+    """Delete generated files older than ``max_age_s``, at most once per ``CLEAN_INTERVAL_S``."""
+    global _last_clean
+    now = time.monotonic()
+    if not force and now - _last_clean < CLEAN_INTERVAL_S:
+        return
+    _last_clean = now
     if not OUTPUT_DIR.is_dir():
         return
     cutoff = time.time() - max_age_s
@@ -108,9 +118,9 @@ def save_png(image01: np.ndarray, stem: str, bits: int = 8) -> Path:
     path = _output_path(stem, ".png")
     if bits == 16:
         data = (np.clip(image01, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
-        Image.fromarray(data).save(path, format="PNG")
+        Image.fromarray(data).save(path, format="PNG", compress_level=PNG_LEVEL)
     else:
-        Image.fromarray(to_uint8(image01)).save(path, format="PNG")
+        Image.fromarray(to_uint8(image01)).save(path, format="PNG", compress_level=PNG_LEVEL)
     return path
 
 
@@ -124,7 +134,7 @@ def save_uint8_png(pixels: np.ndarray, stem: str) -> Path:
     from PIL import Image
 
     path = _output_path(stem, ".png")
-    Image.fromarray(pixels).save(path, format="PNG")
+    Image.fromarray(pixels).save(path, format="PNG", compress_level=PNG_LEVEL)
     return path
 
 

@@ -154,22 +154,15 @@ def free_port():
 
 def start_app(*args, timeout: float = 180, output=subprocess.DEVNULL):
     """Start ``app.py`` on a free loopback port; returns (process, url), url None if it exited."""
-    import urllib.request
-
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *args], cwd=ROOT, env=env,
                             stdout=output, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return proc, None
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return proc, url
-        except OSError:
-            time.sleep(0.5)
+    if wait_for(proc, url, timeout):
+        return proc, url
+    if proc.poll() is not None:
+        return proc, None
     proc.kill()
     raise RuntimeError("the app did not start in time")
 
@@ -181,32 +174,85 @@ def rss_mb(pid, field="VmRSS"):
     return None
 
 
+FLOOR_APP = r"""
+import sys
+import gradio as gr
+outputs = int(sys.argv[2])
+def echo(path):  # no work: what remains is Gradio's own transport
+    return tuple([path] * outputs) if outputs > 1 else path
+with gr.Blocks() as demo:
+    upload = gr.File(type="filepath")
+    images = [gr.Image(type="filepath", format="png") for _ in range(outputs)]
+    gr.Button().click(echo, upload, images, api_name="echo")
+demo.queue().launch(server_name="127.0.0.1", server_port=int(sys.argv[1]))
+"""
+
+
+def wait_for(proc, url, timeout=180):
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return True
+        except OSError:
+            time.sleep(0.5)
+    return False
+
+
+def gradio_floor(path: str, outputs: int) -> float:
+    """Median gradio_client round trip of a no-op app with the same input and ``outputs`` images."""
+    from gradio_client import Client, handle_file
+
+    port = free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, "-c", FLOOR_APP, str(port), str(outputs)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        if not wait_for(proc, url):
+            raise RuntimeError("the no-op Gradio app did not start")
+        client = Client(url, verbose=False)
+        return median_time(lambda: client.predict(handle_file(path), api_name="/echo"), repeats=10)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def bench_app(args):
     from gradio_client import Client, handle_file
     from PIL import Image
 
     from cyclegan.hub import load_generators
 
-    image = (np.asarray(Image.open(ROOT / "examples" / "t1w_z080.png")))
+    path = str(ROOT / "examples" / "t1w_z080.png")
+    image = np.asarray(Image.open(path))
     translator = load_generators(precision="auto")  # what the app uses
     model_s = median_time(lambda: translator.translate_with_cycle(image, "t1_to_t2"), repeats=10)
     import app
 
     logic = app.TranslationApp(translator)
-    example = str(ROOT / "examples" / "t1w_z080.png")
-    handler_s = median_time(lambda: logic.translate_file(example, "t1_to_t2"), repeats=10)
+    handler_s = median_time(lambda: logic.translate_file(path, "t1_to_t2"), repeats=10)
+    # An 8-bit request returns three images (translation, reconstruction, heat map) and no downloads.
+    floor_s = gradio_floor(path, outputs=3)
     proc, url = start_app()
     if url is None:
         raise RuntimeError("the app exited at start")
     try:
         start_rss = rss_mb(proc.pid)
         client = Client(url, verbose=False)
-        path = str(ROOT / "examples" / "t1w_z080.png")
         app_s = median_time(lambda: client.predict(handle_file(path), api_name="/t1_to_t2"), repeats=10)
         emit(bench="app", image="181x217", precision=translator.precision, model_s=round(model_s, 4),
              handler_s=round(handler_s, 4), handler_overhead_fraction=round(handler_s / model_s - 1, 3),
              app_round_trip_s=round(app_s, 4), overhead_fraction=round(app_s / model_s - 1, 3),
-             note="model_s is translation + cycle reconstruction, what one request computes")
+             gradio_floor_s=round(floor_s, 4),
+             overhead_beyond_floor_fraction=round((app_s - floor_s) / model_s - 1, 3),
+             note="model_s is translation + cycle reconstruction, what one request computes; "
+                  "gradio_floor_s is the same round trip to a no-op Gradio app with the same "
+                  "input and three image outputs")
         emit(bench="memory", what="app serving one request", rss_start_mb=round(start_rss, 1),
              peak_rss_mb=round(rss_mb(proc.pid, "VmHWM"), 1))
     finally:

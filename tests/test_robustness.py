@@ -115,3 +115,27 @@ def test_outputs_are_unique_files(app_logic, tmp_path):
     for a, b in zip(first[:3], second[:3]):
         assert isinstance(a, str) and isinstance(b, str) and a != b
         assert open(a, "rb").read() == open(b, "rb").read()
+
+
+def test_old_outputs_are_swept_at_most_once_per_interval(tmp_path, monkeypatch):
+    import os
+    import time
+
+    import app
+
+    monkeypatch.setattr(app, "OUTPUT_DIR", tmp_path)
+    old, young = tmp_path / "old.png", tmp_path / "young.png"
+    for item in (old, young):
+        item.write_bytes(b"x")
+    hour_ago = time.time() - 2 * app.OUTPUT_MAX_AGE_S
+    os.utime(old, (hour_ago, hour_ago))
+    app.clean_outputs(force=True)
+    assert not old.exists() and young.exists()
+    # Within the interval a sweep is skipped (each one stats the whole folder) ...
+    os.utime(young, (hour_ago, hour_ago))
+    app.clean_outputs()
+    assert young.exists()
+    # ... and after it the next request sweeps again.
+    monkeypatch.setattr(app, "_last_clean", time.monotonic() - app.CLEAN_INTERVAL_S - 1)
+    app.clean_outputs()
+    assert not young.exists()
