@@ -27,13 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-
-def _slice(height=64, width=56, seed=0):
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    r = ((y - height / 2) / (0.42 * height)) ** 2 + ((x - width / 2) / (0.42 * width)) ** 2
-    image = np.where(r < 1, 120 + 80 * np.cos(6 * r), 0) + rng.normal(0, 3, (height, width))
-    return np.clip(image, 0, 255).astype(np.uint8)
+from cyclegan.phantom import ellipse_slice  # noqa: E402
 
 
 def seed_files() -> dict:
@@ -43,13 +37,13 @@ def seed_files() -> dict:
     files = {}
     for name, fmt, suffix, bits in (("png8", "PNG", ".png", 8), ("png16", "PNG", ".png", 16),
                                      ("jpeg", "JPEG", ".jpg", 8), ("tiff16", "TIFF", ".tiff", 16)):
-        image = _slice() if bits == 8 else _slice().astype(np.uint16) * 257
+        image = ellipse_slice(64, 56) if bits == 8 else ellipse_slice(64, 56).astype(np.uint16) * 257
         buffer = io.BytesIO()
         Image.fromarray(image).save(buffer, format=fmt)
         files[name] = (suffix, buffer.getvalue(), "image")
     import nibabel as nib
 
-    volume = np.stack([_slice(48, 40, i) for i in range(3)], -1).astype(np.float32)
+    volume = np.stack([ellipse_slice(48, 40, i) for i in range(3)], -1).astype(np.float32)
     files["nifti"] = (".nii.gz", gzip.compress(nib.Nifti1Image(volume, np.eye(4)).to_bytes()), "volume")
     return files
 

@@ -29,6 +29,18 @@ SEQUENCES = {"t1": (500.0, 15.0), "t2": (4000.0, 100.0)}
 SLICE_SHAPE = (217, 181)
 
 
+def ellipse_slice(height: int = 96, width: int = 80, seed: int = 0) -> np.ndarray:
+    """A small synthetic head-like uint8 image (an ellipse with rings and noise).
+
+    No anatomy and no nilearn: a cheap valid input for tests and fuzzing.
+    """
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    r = ((y - height / 2) / (0.42 * height)) ** 2 + ((x - width / 2) / (0.42 * width)) ** 2
+    image = np.where(r < 1, 120 + 80 * np.cos(6 * r), 0) + rng.normal(0, 3, (height, width))
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
 def spin_echo(t1: float, t2: float, pd: float, tr: float, te: float) -> float:
     return pd * (1.0 - np.exp(-tr / t1)) * np.exp(-te / t2)
 

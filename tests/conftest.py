@@ -12,6 +12,8 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from cyclegan.phantom import ellipse_slice  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
@@ -56,12 +58,7 @@ def tiny_translator(tiny_folder):
 
 def phantom_slice(height=96, width=80, seed=0):
     """A smooth head-like test image (uint8): an ellipse with structure inside."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    cy, cx = height / 2, width / 2
-    r = ((y - cy) / (0.42 * height)) ** 2 + ((x - cx) / (0.42 * width)) ** 2
-    image = np.where(r < 1, 120 + 80 * np.cos(6 * r), 0) + rng.normal(0, 3, (height, width))
-    return np.clip(image, 0, 255).astype(np.uint8)
+    return ellipse_slice(height, width, seed)
 
 
 @pytest.fixture
