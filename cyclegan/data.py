@@ -284,17 +284,70 @@ def augment(image: np.ndarray, size: int, rng: np.random.Generator, flip: bool |
     return np.ascontiguousarray(crop, dtype=np.float32), flip, offset
 
 
+#: A brain mask is used only when it covers this fraction of the head (else
+#: the slice stays whole): low slices, where scalp and brain touch, fail it.
+BRAIN_FRACTION = (0.35, 0.85)
+
+
+def brain_mask(t1_image: np.ndarray, threshold: float = 0.12, radius: int = 3) -> np.ndarray | None:
+    """A rough brain mask of a T1-weighted slice in [-1, 1], or None when unsure.
+
+    On T1w images the skull and the CSF around the brain are dark, so eroding
+    the tissue above ``threshold`` (on the [0, 1] scale) by ``radius`` pixels
+    cuts the scalp off the brain; the largest piece, grown back by
+    ``radius + 2`` pixels (the outer CSF) and with its holes filled, is the
+    brain. Slices where the result is implausibly small or large (the scalp
+    still attached) give None.
+    """
+    from scipy import ndimage
+
+    from cyclegan.metrics import head_mask
+
+    unit = (np.asarray(t1_image, np.float64) + 1.0) / 2.0
+    head = head_mask(unit)
+    core = ndimage.binary_erosion((unit > threshold) & head, iterations=radius)
+    labels, count = ndimage.label(core)
+    if count == 0:
+        return None
+    sizes = ndimage.sum(core, labels, range(1, count + 1))
+    brain = labels == 1 + int(np.argmax(sizes))
+    brain = ndimage.binary_fill_holes(ndimage.binary_dilation(brain, iterations=radius + 2) & head)
+    fraction = brain.sum() / max(int(head.sum()), 1)
+    if not BRAIN_FRACTION[0] <= fraction <= BRAIN_FRACTION[1]:
+        return None
+    return brain
+
+
+def skull_stripped(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``image`` (in [-1, 1]) with everything outside ``mask`` set to background,
+    rescaled through its own robust window as a skull-stripped upload would be."""
+    unit = np.where(mask, (np.asarray(image, np.float64) + 1.0) / 2.0, 0.0)
+    return scale_intensities(unit)[0]
+
+
+def skull_stripped_pairs(pairs: list) -> list:
+    """For each aligned (t1, t2) pair: the pair skull-stripped with the T1 image's
+    brain mask, or None where no trustworthy mask was found."""
+    out = []
+    for a, b in pairs:
+        mask = brain_mask(a.image) if a.image.shape == b.image.shape else None
+        out.append(None if mask is None else (skull_stripped(a.image, mask), skull_stripped(b.image, mask)))
+    return out
+
+
 class TrainingStream(keras.utils.PyDataset):
     """Batches ``{"t1": ..., "t2": ...}`` of random crops for ``CycleGAN.fit``.
 
     Unpaired (default): each domain is its own shuffled stream, reshuffled every
     epoch. Paired (``pairs`` given): each batch index holds one aligned pair with
-    the same crop and flip, for the paired L1 term. Deterministic for a given
-    seed and epoch.
+    the same crop and flip, for the paired L1 term; with ``skull_strip`` > 0
+    that fraction of the pairs is shown skull-stripped (both images masked
+    with one brain mask, see :func:`brain_mask`), so that the generators also
+    learn brain-only inputs. Deterministic for a given seed and epoch.
     """
 
     def __init__(self, train: dict, image_size: int, batch_size: int, steps_per_epoch: int,
-                 seed: int = 0, pairs: list | None = None, epoch: int = 0):
+                 seed: int = 0, pairs: list | None = None, epoch: int = 0, skull_strip: float = 0.0):
         super().__init__()
         self.train = train
         self.image_size = image_size
@@ -303,6 +356,10 @@ class TrainingStream(keras.utils.PyDataset):
         self.seed = seed
         self.pairs = pairs or None
         self.epoch = epoch
+        self.skull_strip = float(skull_strip)
+        if self.skull_strip > 0 and not self.pairs:
+            raise ValueError("skull_strip needs aligned pairs")
+        self.stripped = skull_stripped_pairs(self.pairs) if self.skull_strip > 0 else None
 
     def __len__(self):
         return self.steps_per_epoch
@@ -321,10 +378,12 @@ class TrainingStream(keras.utils.PyDataset):
         t1, t2 = [], []
         if self.pairs:
             for i in self._order(2, len(self.pairs))[span]:
-                a, b = self.pairs[i]
-                crop, flip, offset = augment(a.image, self.image_size, rng)
+                a, b = self.pairs[i][0].image, self.pairs[i][1].image
+                if self.stripped is not None and self.stripped[i] is not None and rng.random() < self.skull_strip:
+                    a, b = self.stripped[i]
+                crop, flip, offset = augment(a, self.image_size, rng)
                 t1.append(crop)
-                t2.append(augment(b.image, self.image_size, rng, flip, offset)[0])
+                t2.append(augment(b, self.image_size, rng, flip, offset)[0])
         else:
             for i in self._order(0, len(self.train["t1"]))[span]:
                 t1.append(augment(self.train["t1"][i].image, self.image_size, rng)[0])

@@ -8,11 +8,13 @@ from PIL import Image
 from cyclegan.data import (
     TrainingStream,
     augment,
+    brain_mask,
     choose_holdout,
     domain_of,
     in_validation,
     read_dataset,
     read_pairs,
+    skull_stripped,
     split_dataset,
 )
 from cyclegan.errors import DataError
@@ -202,3 +204,52 @@ def test_hub_repo_with_label_column(tmp_path, hub_redirect):
     hub_redirect["someone/labelled"] = str(repo)
     slices, _ = read_dataset("someone/labelled")
     assert [s.domain for s in slices] == ["t1", "t2"] * 3
+
+
+def synthetic_head(height=120, width=100, gap=True):
+    """T1-like slice in [-1, 1]: bright scalp ring, dark skull (when ``gap``), brain with structure."""
+    y, x = np.mgrid[0:height, 0:width]
+    r = np.sqrt(((y - height / 2) / (0.45 * height)) ** 2 + ((x - width / 2) / (0.45 * width)) ** 2)
+    unit = np.zeros((height, width))
+    unit[r < 1.0] = 0.9  # scalp and fat
+    unit[r < 0.9] = 0.02 if gap else 0.6  # skull and CSF
+    brain = r < 0.8
+    unit[brain] = 0.6 + 0.2 * np.cos(12 * r[brain])  # grey and white matter
+    return unit * 2.0 - 1.0, brain
+
+
+def test_brain_mask_cuts_the_scalp_off():
+    image, brain = synthetic_head()
+    mask = brain_mask(image)
+    assert mask is not None
+    assert mask[brain].mean() > 0.99  # all the brain ...
+    head = image > -0.9
+    scalp = head & ~brain & (image > 0.0)
+    assert not (mask & scalp).any()  # ... and none of the scalp
+    stripped = skull_stripped(image, mask)
+    assert np.all(stripped[~mask] == -1.0)
+    assert stripped[mask].max() > 0.9  # rescaled on the brain's own window
+    # No dark skull between scalp and brain: no trustworthy mask.
+    assert brain_mask(synthetic_head(gap=False)[0]) is None
+    assert brain_mask(np.full((40, 40), -1.0)) is None
+
+
+def test_stream_shows_skull_stripped_pairs():
+    from cyclegan.data import Slice
+
+    image, brain = synthetic_head()
+    t1 = Slice("t1.png", "t1", image.astype(np.float32))
+    t2 = Slice("t2.png", "t2", (-image).astype(np.float32))
+    train = {"t1": [t1], "t2": [t2]}
+    stripped = TrainingStream(train, 96, 2, 3, seed=0, pairs=[(t1, t2)], skull_strip=1.0)
+    whole = TrainingStream(train, 96, 2, 3, seed=0, pairs=[(t1, t2)])
+    mask = brain_mask(t1.image)
+    for index in range(3):
+        a, b = stripped[index]["t1"][..., 0], stripped[index]["t2"][..., 0]
+        # The same brain mask in both images: background outside it in both.
+        assert np.array_equal(a == -1.0, b == -1.0)
+        full = whole[index]["t1"][..., 0]
+        for k in range(2):
+            assert (a[k] > -1.0).sum() <= mask.sum() < (full[k] > -1.0).sum()
+    with pytest.raises(ValueError, match="needs aligned pairs"):
+        TrainingStream(train, 96, 2, 3, skull_strip=0.5)

@@ -1,6 +1,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -113,6 +114,8 @@ def test_other_config_in_same_output_is_refused(tmp_path, data_zip):
 @pytest.mark.parametrize("extra, message", [
     (["--dataset", "no/such/folder/x"], "neither a local folder"),
     (["--paired-weight", "1"], "--paired-weight needs --holdout-pairs"),
+    (["--skull-strip", "0.5"], "--skull-strip needs --paired-weight"),
+    (["--skull-strip", "1.5", "--paired-weight", "1", "--holdout-pairs", "x.csv"], "skull_strip must be between"),
     (["--image-size", "30"], "image_size must be"),
     (["--push-to-hub", "../evil"], "owner/name"),
     (["--holdout-pairs", "missing.csv"], "cannot read the pairs file"),
@@ -158,9 +161,12 @@ def test_users_dataset_few_steps_with_holdout(tmp_path):
     out = tmp_path / "run"
     proc = run_train("--dataset", str(data), "--output", str(out), "--preset", "tiny", "--epochs", "1",
                      "--steps-per-epoch", "2", "--image-size", "64", "--verbose", "2",
-                     "--holdout-pairs", str(data / "PAIRS.csv"), "--paired-weight", "1")
+                     "--holdout-pairs", str(data / "PAIRS.csv"), "--paired-weight", "1",
+                     "--skull-strip", "0.5")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "train: 37 T1 / 40 T2 (37 aligned pairs)" in proc.stderr
+    found = re.search(r"brain masks for (\d+) of 37 training pairs", proc.stderr)
+    assert found and 20 <= int(found.group(1)) <= 37, proc.stderr[-2000:]
     config = json.loads((out / "config.json").read_text())
     assert set(config["metrics"]) >= {"holdout_t1_to_t2_ssim", "holdout_t2_to_t1_psnr"}
     assert len(json.loads((out / "holdout_pairs.json").read_text())) == 6
@@ -200,3 +206,19 @@ def test_init_from_in_the_command(tmp_path, data_zip, tiny_folder):
     assert json.loads((out / "config.json").read_text())["training"]["init_from"] == str(tiny_folder)
     bad = run_train(*tiny_args(data_zip, tmp_path / "bad", "--epochs", "1", "--init-from", str(tmp_path / "none")))
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_runs_recorded_before_a_config_field_existed_still_resume(tmp_path):
+    from cyclegan.config import TrainConfig, preset
+    from cyclegan.errors import ConfigError
+    from train.cli import _check_same_run
+
+    record = {"model_config": preset("tiny").to_dict(), "train_config": TrainConfig(epochs=2, decay_epochs=1).to_dict(),
+              "dataset": "d", "init_from": None}
+    old = json.loads(json.dumps(record))
+    del old["train_config"]["skull_strip"]  # a run.json written before the field was added
+    (tmp_path / "run.json").write_text(json.dumps(old))
+    _check_same_run(tmp_path, record)  # same run: no error
+    changed = {**record, "train_config": {**record["train_config"], "skull_strip": 0.5}}
+    with pytest.raises(ConfigError, match="skull_strip: 0.0 -> 0.5"):
+        _check_same_run(tmp_path, changed)

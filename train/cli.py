@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--identity-weight", type=float, default=0.5, help="identity loss weight, relative to --cycle-weight")
     train.add_argument("--paired-weight", type=float, default=0.0,
                        help="weight of a paired L1 term on aligned pairs (needs --holdout-pairs; 0 = pure CycleGAN)")
+    train.add_argument("--skull-strip", type=float, default=0.0, metavar="FRACTION",
+                       help="fraction of aligned pairs shown skull-stripped, so that brain-only inputs "
+                            "translate well too (needs --paired-weight)")
     train.add_argument("--pool-size", type=int, default=50, help="image pool size (0 disables the pool)")
     train.add_argument("--mixed-precision", action="store_true", help="bf16 mixed precision (GPUs, recent CPUs)")
     train.add_argument("--seed", type=int, default=0, help="random seed")
@@ -103,6 +106,7 @@ def _configs(args):
         cycle_weight=args.cycle_weight,
         identity_weight=args.identity_weight,
         paired_weight=args.paired_weight,
+        skull_strip=args.skull_strip,
         pool_size=args.pool_size,
         mixed_precision=args.mixed_precision,
         seed=args.seed,
@@ -112,12 +116,21 @@ def _configs(args):
 
 def _check_same_run(output: Path, record: dict) -> None:
     """Refuse to resume a run made with another configuration."""
+    import dataclasses
+
+    from cyclegan.config import ModelConfig, TrainConfig
     from cyclegan.errors import ConfigError
 
     path = output / "run.json"
     if not path.is_file():
         return
     previous = json.loads(path.read_text())
+    # Fields added to a config after a run started take their defaults.
+    for section, cls in (("model_config", ModelConfig), ("train_config", TrainConfig)):
+        if isinstance(previous.get(section), dict):
+            defaults = {f.name: f.default for f in dataclasses.fields(cls)
+                        if f.default is not dataclasses.MISSING}
+            previous[section] = {**defaults, **previous[section]}
     diffs = []
     for section in ("model_config", "train_config", "dataset", "init_from"):
         old, new = previous.get(section), record[section]
@@ -217,6 +230,8 @@ def _run(args, argv) -> int:
         check_repo_id(args.push_to_hub)
     if args.paired_weight > 0 and not args.holdout_pairs:
         return fail("--paired-weight needs --holdout-pairs (the file that says which slices are aligned)")
+    if args.skull_strip and args.paired_weight <= 0:
+        return fail("--skull-strip needs --paired-weight (both images of a pair are stripped with one brain mask)")
     for name in ("val_fraction", "holdout_fraction"):
         if not 0.0 <= getattr(args, name) < 1.0:
             return fail(f"--{name.replace('_', '-')} must be in [0, 1)")
@@ -259,7 +274,12 @@ def _run(args, argv) -> int:
     stream = TrainingStream(
         split.train, model_config.image_size, train_config.batch_size, train_config.steps_per_epoch,
         seed=train_config.seed + _process_index(), pairs=split.train_pairs if args.paired_weight > 0 else None,
+        skull_strip=train_config.skull_strip,
     )
+    if stream.stripped is not None:
+        usable = sum(p is not None for p in stream.stripped)
+        log.info("skull stripping: brain masks for %d of %d training pairs; %.0f%% of their samples are stripped",
+                 usable, len(stream.stripped), 100 * train_config.skull_strip)
     pick = lambda d: (split.val[d] or split.train[d])[0].image  # noqa: E731
     samples = cb.SampleGrid(output / "samples", pick("t1"), pick("t2"))
     progress = cb.Progress(output / "progress.json")
