@@ -201,7 +201,7 @@ class TranslationApp:
         stem = f"{source.lower()}_to_{target.lower()}"
         downloads = [str(save_png(forward, stem, 16)), str(save_tiff16(forward, stem))] if bits == 16 else []
         return (
-            str(save_png(forward, stem)),
+            str(save_png(forward, f"{stem}-translation")),
             str(save_png(back, f"{stem}-cycle")),
             str(save_uint8_png(heat_map(error), f"{stem}-error")),
             downloads,

@@ -24,8 +24,8 @@ def test_click_examples_in_both_tabs(app_url, tmp_path):
             page = browser.new_page(viewport={"width": 1280, "height": 1100})
             page.goto(app_url, wait_until="domcontentloaded")
             page.get_by_role("tab", name="T1 → T2").wait_for(timeout=60_000)
-            for tab, example, produced in (("T1 → T2", "t1w_z080.png", "t1_to_t2-view"),
-                                           ("T2 → T1", "t2w_z095.png", "t2_to_t1-view")):
+            for tab, example, produced in (("T1 → T2", "t1w_z080.png", "t1_to_t2-translation"),
+                                           ("T2 → T1", "t2w_z095.png", "t2_to_t1-translation")):
                 page.get_by_role("tab", name=tab).click()
                 page.get_by_text(example, exact=False).first.click()
                 image = page.locator(f"img[src*='{produced}']").first
