@@ -266,7 +266,9 @@ def model_card(
             "",
             f"Data set: `{DATASET_ID}`. LSGAN, cycle weight {train_config.cycle_weight:g}, identity "
             f"weight {train_config.identity_weight:g} x cycle, paired L1 weight "
-            f"{train_config.paired_weight:g}, Adam {train_config.learning_rate:g} "
+            f"{train_config.paired_weight:g}"
+            + (f" ({train_config.skull_strip:.0%} of the pairs shown skull-stripped)" if train_config.skull_strip else "")
+            + f", Adam {train_config.learning_rate:g} "
             f"(beta1 {train_config.beta_1:g}), {train_config.epochs} epochs of "
             f"{train_config.steps_per_epoch} steps (linear decay over the last "
             f"{train_config.decay_epochs}), batch {train_config.batch_size}, image pool "

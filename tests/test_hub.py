@@ -256,3 +256,12 @@ def test_load_in_a_fresh_process(tiny_folder):
                           text=True, cwd=ROOT, timeout=120, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().endswith("(40, 40)")
+
+
+def test_card_states_the_training_recipe(tiny_config):
+    from cyclegan.config import TrainConfig
+
+    card = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2, paired_weight=100.0, skull_strip=0.3))
+    assert "paired L1 weight 100 (30% of the pairs shown skull-stripped), Adam 0.0002" in card
+    plain = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2))
+    assert "paired L1 weight 0, Adam 0.0002" in plain and "skull-stripped" not in plain
