@@ -111,21 +111,12 @@ def to_uint8(image01: np.ndarray) -> np.ndarray:
     return (np.clip(image01, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def save_png(image01: np.ndarray, stem: str, bits: int = 8) -> Path:
-    """Lossless grayscale PNG (16-bit when ``bits`` is 16)."""
-    from PIL import Image
-
-    path = _output_path(stem, ".png")
-    if bits == 16:
-        data = (np.clip(image01, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
-        Image.fromarray(data).save(path, format="PNG", compress_level=PNG_LEVEL)
-    else:
-        Image.fromarray(to_uint8(image01)).save(path, format="PNG", compress_level=PNG_LEVEL)
-    return path
+def to_uint16(image01: np.ndarray) -> np.ndarray:
+    return (np.clip(image01, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
 
 
-def save_uint8_png(pixels: np.ndarray, stem: str) -> Path:
-    """A PNG of an 8-bit grayscale or RGB array, under its own unique name.
+def save_pixels(pixels: np.ndarray, stem: str, suffix: str = ".png") -> Path:
+    """A lossless PNG (or TIFF) of an 8/16-bit grayscale or 8-bit RGB array, under its own unique name.
 
     Outputs are always files with unique names: Gradio caches returned arrays
     by content, so two concurrent requests with the same output would rewrite
@@ -133,18 +124,21 @@ def save_uint8_png(pixels: np.ndarray, stem: str) -> Path:
     """
     from PIL import Image
 
-    path = _output_path(stem, ".png")
-    Image.fromarray(pixels).save(path, format="PNG", compress_level=PNG_LEVEL)
+    path = _output_path(stem, suffix)
+    if suffix == ".png":
+        Image.fromarray(pixels).save(path, format="PNG", compress_level=PNG_LEVEL)
+    else:
+        Image.fromarray(pixels).save(path, format="TIFF")
     return path
+
+
+def save_png(image01: np.ndarray, stem: str, bits: int = 8) -> Path:
+    """Lossless grayscale PNG of a [0, 1] image (16-bit when ``bits`` is 16)."""
+    return save_pixels(to_uint16(image01) if bits == 16 else to_uint8(image01), stem)
 
 
 def save_tiff16(image01: np.ndarray, stem: str) -> Path:
-    from PIL import Image
-
-    path = _output_path(stem, ".tiff")
-    data = (np.clip(image01, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
-    Image.fromarray(data).save(path, format="TIFF")
-    return path
+    return save_pixels(to_uint16(image01), stem, ".tiff")
 
 
 _HEAT_ANCHORS = np.array(
@@ -203,7 +197,7 @@ class TranslationApp:
         return (
             str(save_png(forward, f"{stem}-translation")),
             str(save_png(back, f"{stem}-cycle")),
-            str(save_uint8_png(heat_map(error), f"{stem}-error")),
+            str(save_pixels(heat_map(error), f"{stem}-error")),
             downloads,
         )
 
@@ -382,7 +376,7 @@ def build_demo(app: TranslationApp) -> gr.Blocks:
                 shown, out = state
                 i = int(np.clip(index, 0, len(out) - 1))
                 view = to_uint8(np.concatenate([shown[i], out[i]], axis=1))
-                return str(save_uint8_png(view, f"slice{i:03d}"))
+                return str(save_pixels(view, f"slice{i:03d}"))
 
             def run_volume(path, direction, axis, progress=gr.Progress()):
                 nifti, shown, out = app.translate_volume(path, direction, axis, progress)
