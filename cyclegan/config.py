@@ -110,7 +110,9 @@ class TrainConfig(_JsonConfig):
     ``identity_weight`` is relative to ``cycle_weight`` (0.5 means an identity
     loss weighted 0.5 x 10 = 5), as in the reference. ``skull_strip`` is the
     fraction of aligned training pairs shown skull-stripped (paired training
-    only; 0 = never).
+    only; 0 = never). ``blur`` is the fraction of training images shown
+    Gaussian-blurred (both images of a pair alike), so that smooth,
+    low-resolution inputs translate too.
     """
 
     epochs: int = 200
@@ -125,6 +127,7 @@ class TrainConfig(_JsonConfig):
     identity_weight: float = 0.5
     paired_weight: float = 0.0
     skull_strip: float = 0.0
+    blur: float = 0.0
     pool_size: int = 50
     mixed_precision: bool = False
     seed: int = 0
@@ -149,6 +152,7 @@ class TrainConfig(_JsonConfig):
         _check_float("identity_weight", self.identity_weight, 0.0)
         _check_float("paired_weight", self.paired_weight, 0.0)
         _check_float("skull_strip", self.skull_strip, 0.0, 1.0)
+        _check_float("blur", self.blur, 0.0, 1.0)
         _check_int("pool_size", self.pool_size, 0, 10000)
         if not isinstance(self.mixed_precision, bool):
             raise ConfigError(f"mixed_precision must be true or false, got {self.mixed_precision!r}")

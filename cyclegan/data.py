@@ -335,6 +335,19 @@ def skull_stripped_pairs(pairs: list) -> list:
     return out
 
 
+#: Range of the Gaussian sigma (pixels) of blurred training images.
+BLUR_SIGMA = (0.5, 2.0)
+
+
+def blurred(image: np.ndarray, sigma: float) -> np.ndarray:
+    """``image`` (in [-1, 1]) Gaussian-blurred by ``sigma`` pixels, rescaled through
+    its own robust window as a smooth, low-resolution upload would be."""
+    from scipy import ndimage
+
+    unit = ndimage.gaussian_filter((np.asarray(image, np.float64) + 1.0) / 2.0, sigma, mode="constant")
+    return scale_intensities(unit)[0]
+
+
 class TrainingStream(keras.utils.PyDataset):
     """Batches ``{"t1": ..., "t2": ...}`` of random crops for ``CycleGAN.fit``.
 
@@ -343,11 +356,15 @@ class TrainingStream(keras.utils.PyDataset):
     the same crop and flip, for the paired L1 term; with ``skull_strip`` > 0
     that fraction of the pairs is shown skull-stripped (both images masked
     with one brain mask, see :func:`brain_mask`), so that the generators also
-    learn brain-only inputs. Deterministic for a given seed and epoch.
+    learn brain-only inputs. With ``blur`` > 0 that fraction of the images
+    (of the pairs, in paired mode: both alike) is Gaussian-blurred with a
+    sigma drawn from :data:`BLUR_SIGMA`. Deterministic for a given seed and
+    epoch.
     """
 
     def __init__(self, train: dict, image_size: int, batch_size: int, steps_per_epoch: int,
-                 seed: int = 0, pairs: list | None = None, epoch: int = 0, skull_strip: float = 0.0):
+                 seed: int = 0, pairs: list | None = None, epoch: int = 0, skull_strip: float = 0.0,
+                 blur: float = 0.0):
         super().__init__()
         self.train = train
         self.image_size = image_size
@@ -360,6 +377,16 @@ class TrainingStream(keras.utils.PyDataset):
         if self.skull_strip > 0 and not self.pairs:
             raise ValueError("skull_strip needs aligned pairs")
         self.stripped = skull_stripped_pairs(self.pairs) if self.skull_strip > 0 else None
+        self.blur = float(blur)
+        if not 0.0 <= self.blur <= 1.0:
+            raise ValueError(f"blur must be a fraction in [0, 1], got {blur}")
+
+    def _maybe_blur(self, rng: np.random.Generator, *images: np.ndarray) -> tuple:
+        """``images`` all blurred alike with probability ``blur`` (no draw when 0)."""
+        if self.blur > 0 and rng.random() < self.blur:
+            sigma = float(rng.uniform(*BLUR_SIGMA))
+            return tuple(blurred(image, sigma) for image in images)
+        return images
 
     def __len__(self):
         return self.steps_per_epoch
@@ -381,14 +408,17 @@ class TrainingStream(keras.utils.PyDataset):
                 a, b = self.pairs[i][0].image, self.pairs[i][1].image
                 if self.stripped is not None and self.stripped[i] is not None and rng.random() < self.skull_strip:
                     a, b = self.stripped[i]
+                a, b = self._maybe_blur(rng, a, b)
                 crop, flip, offset = augment(a, self.image_size, rng)
                 t1.append(crop)
                 t2.append(augment(b, self.image_size, rng, flip, offset)[0])
         else:
             for i in self._order(0, len(self.train["t1"]))[span]:
-                t1.append(augment(self.train["t1"][i].image, self.image_size, rng)[0])
+                (image,) = self._maybe_blur(rng, self.train["t1"][i].image)
+                t1.append(augment(image, self.image_size, rng)[0])
             for i in self._order(1, len(self.train["t2"]))[span]:
-                t2.append(augment(self.train["t2"][i].image, self.image_size, rng)[0])
+                (image,) = self._maybe_blur(rng, self.train["t2"][i].image)
+                t2.append(augment(image, self.image_size, rng)[0])
         return {"t1": np.stack(t1)[..., None], "t2": np.stack(t2)[..., None]}
 
     def on_epoch_end(self):

@@ -6,8 +6,10 @@ import pytest
 from PIL import Image
 
 from cyclegan.data import (
+    BLUR_SIGMA,
     TrainingStream,
     augment,
+    blurred,
     brain_mask,
     choose_holdout,
     domain_of,
@@ -253,3 +255,43 @@ def test_stream_shows_skull_stripped_pairs():
             assert (a[k] > -1.0).sum() <= mask.sum() < (full[k] > -1.0).sum()
     with pytest.raises(ValueError, match="needs aligned pairs"):
         TrainingStream(train, 96, 2, 3, skull_strip=0.5)
+
+
+def roughness(image):
+    """RMS difference between horizontal neighbours relative to the contrast (scale-free)."""
+    return float(np.sqrt(np.mean(np.diff(image, axis=-1) ** 2)) / np.std(image))
+
+
+def test_blurred_is_smoother_and_keeps_the_scale():
+    image, _ = synthetic_head()
+    soft = blurred(image, 1.5)
+    assert soft.shape == image.shape and soft.dtype == np.float32
+    assert soft.min() == -1.0 and soft.max() == 1.0  # rescaled through its own window
+    assert roughness(soft) < 0.8 * roughness(image)
+    assert roughness(blurred(image, BLUR_SIGMA[1])) < roughness(blurred(image, BLUR_SIGMA[0]))
+
+
+def test_stream_blurs_both_images_of_a_pair_alike():
+    from cyclegan.data import Slice
+
+    image, _ = synthetic_head()
+    t1 = Slice("t1.png", "t1", image.astype(np.float32))
+    twin = Slice("t2.png", "t2", image.astype(np.float32))  # the same pixels: any difference is the blur's
+    train = {"t1": [t1], "t2": [twin]}
+    sharp = TrainingStream(train, 96, 2, 4, seed=0, pairs=[(t1, twin)])
+    soft = TrainingStream(train, 96, 2, 4, seed=0, pairs=[(t1, twin)], blur=1.0)
+    for index in range(4):
+        batch = soft[index]
+        assert np.array_equal(batch["t1"], batch["t2"])  # one sigma, one crop for both
+        assert roughness(batch["t1"][..., 0]) < roughness(sharp[index]["t1"][..., 0])
+    # blur=0 draws no random numbers: the stream is the one it always was.
+    none = TrainingStream(train, 96, 2, 4, seed=0, pairs=[(t1, twin)], blur=0.0)
+    assert all(np.array_equal(none[i]["t1"], sharp[i]["t1"]) for i in range(4))
+    # Unpaired: each image is blurred on its own, about the asked fraction of them.
+    many = {"t1": [t1] * 50, "t2": [twin] * 50}
+    half = TrainingStream(many, 96, 50, 1, seed=0, blur=0.5)[0]
+    rough = np.array([roughness(c) for c in half["t1"][..., 0]])
+    smoothest_sharp = min(roughness(c) for c in TrainingStream(many, 96, 50, 1, seed=0)[0]["t1"][..., 0])
+    assert 10 <= int((rough < smoothest_sharp).sum()) <= 40
+    with pytest.raises(ValueError, match="blur must be a fraction"):
+        TrainingStream(train, 96, 2, 3, blur=1.5)

@@ -265,3 +265,6 @@ def test_card_states_the_training_recipe(tiny_config):
     assert "paired L1 weight 100 (30% of the pairs shown skull-stripped), Adam 0.0002" in card
     plain = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2))
     assert "paired L1 weight 0, Adam 0.0002" in plain and "skull-stripped" not in plain
+    assert "blurred" not in plain
+    soft = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2, blur=0.25))
+    assert "paired L1 weight 0, 25% of the training images Gaussian-blurred (sigma 0.5-2 px), Adam" in soft

@@ -116,6 +116,7 @@ def test_other_config_in_same_output_is_refused(tmp_path, data_zip):
     (["--paired-weight", "1"], "--paired-weight needs --holdout-pairs"),
     (["--skull-strip", "0.5"], "--skull-strip needs --paired-weight"),
     (["--skull-strip", "1.5", "--paired-weight", "1", "--holdout-pairs", "x.csv"], "skull_strip must be between"),
+    (["--blur", "-0.1"], "blur must be between"),
     (["--image-size", "30"], "image_size must be"),
     (["--push-to-hub", "../evil"], "owner/name"),
     (["--holdout-pairs", "missing.csv"], "cannot read the pairs file"),

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--skull-strip", type=float, default=0.0, metavar="FRACTION",
                        help="fraction of aligned pairs shown skull-stripped, so that brain-only inputs "
                             "translate well too (needs --paired-weight)")
+    train.add_argument("--blur", type=float, default=0.0, metavar="FRACTION",
+                       help="fraction of training images shown Gaussian-blurred (sigma 0.5-2 px; both images "
+                            "of a pair alike), so that smooth, low-resolution inputs translate well too")
     train.add_argument("--pool-size", type=int, default=50, help="image pool size (0 disables the pool)")
     train.add_argument("--mixed-precision", action="store_true", help="bf16 mixed precision (GPUs, recent CPUs)")
     train.add_argument("--seed", type=int, default=0, help="random seed")
@@ -107,6 +110,7 @@ def _configs(args):
         identity_weight=args.identity_weight,
         paired_weight=args.paired_weight,
         skull_strip=args.skull_strip,
+        blur=args.blur,
         pool_size=args.pool_size,
         mixed_precision=args.mixed_precision,
         seed=args.seed,
@@ -223,7 +227,7 @@ def main(argv=None) -> int:
 
 
 def _run(args, argv) -> int:
-    from cyclegan.data import TrainingStream, read_dataset, read_pairs, split_dataset
+    from cyclegan.data import BLUR_SIGMA, TrainingStream, read_dataset, read_pairs, split_dataset
     from cyclegan.hub import check_repo_id
 
     if args.push_to_hub:
@@ -274,12 +278,15 @@ def _run(args, argv) -> int:
     stream = TrainingStream(
         split.train, model_config.image_size, train_config.batch_size, train_config.steps_per_epoch,
         seed=train_config.seed + _process_index(), pairs=split.train_pairs if args.paired_weight > 0 else None,
-        skull_strip=train_config.skull_strip,
+        skull_strip=train_config.skull_strip, blur=train_config.blur,
     )
     if stream.stripped is not None:
         usable = sum(p is not None for p in stream.stripped)
         log.info("skull stripping: brain masks for %d of %d training pairs; %.0f%% of their samples are stripped",
                  usable, len(stream.stripped), 100 * train_config.skull_strip)
+    if train_config.blur:
+        log.info("blur: %.0f%% of the training images Gaussian-blurred (sigma %g-%g px)",
+                 100 * train_config.blur, *BLUR_SIGMA)
     pick = lambda d: (split.val[d] or split.train[d])[0].image  # noqa: E731
     samples = cb.SampleGrid(output / "samples", pick("t1"), pick("t2"))
     progress = cb.Progress(output / "progress.json")
