@@ -218,6 +218,7 @@ def model_card(
 ) -> str:
     """The model card (README.md with Hub metadata) of a saved model."""
     from cyclegan.data import BLUR_SIGMA
+
     load_line = (
         f'translator = load_generators("{repo_id}")'
         if repo_id
