@@ -112,7 +112,10 @@ class TrainConfig(_JsonConfig):
     fraction of aligned training pairs shown skull-stripped (paired training
     only; 0 = never). ``blur`` is the fraction of training images shown
     Gaussian-blurred (both images of a pair alike), so that smooth,
-    low-resolution inputs translate too.
+    low-resolution inputs translate too. ``contrast`` is the fraction of
+    generator inputs shown with a random gamma (their targets, the
+    discriminators' real images and the cycle targets stay as they are), so
+    that other scanners' and sequences' tissue contrast translates too.
     """
 
     epochs: int = 200
@@ -128,6 +131,7 @@ class TrainConfig(_JsonConfig):
     paired_weight: float = 0.0
     skull_strip: float = 0.0
     blur: float = 0.0
+    contrast: float = 0.0
     pool_size: int = 50
     mixed_precision: bool = False
     seed: int = 0
@@ -153,6 +157,7 @@ class TrainConfig(_JsonConfig):
         _check_float("paired_weight", self.paired_weight, 0.0)
         _check_float("skull_strip", self.skull_strip, 0.0, 1.0)
         _check_float("blur", self.blur, 0.0, 1.0)
+        _check_float("contrast", self.contrast, 0.0, 1.0)
         _check_int("pool_size", self.pool_size, 0, 10000)
         if not isinstance(self.mixed_precision, bool):
             raise ConfigError(f"mixed_precision must be true or false, got {self.mixed_precision!r}")

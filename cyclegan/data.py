@@ -348,6 +348,24 @@ def blurred(image: np.ndarray, sigma: float) -> np.ndarray:
     return scale_intensities(unit)[0]
 
 
+#: Range of the random gamma of contrast-changed generator inputs (drawn
+#: log-uniformly, so a gamma and its inverse are equally likely).
+CONTRAST_GAMMA = (0.5, 2.0)
+
+
+def gamma_contrast(image: np.ndarray, gamma: float) -> np.ndarray:
+    """``image`` (in [-1, 1]) with its [0, 1] intensities raised to ``gamma``,
+    rescaled through its own robust window. A gamma above 1 darkens the mid
+    tones and stretches the bright end (more contrast between the bright
+    tissues), below 1 the reverse: the tissue ratios of another scanner or
+    sequence, with the background kept black and the order of the
+    intensities kept."""
+    if gamma <= 0:
+        raise ValueError(f"gamma must be positive, got {gamma}")
+    unit = np.clip((np.asarray(image, np.float64) + 1.0) / 2.0, 0.0, 1.0)
+    return scale_intensities(unit**gamma)[0]
+
+
 class TrainingStream(keras.utils.PyDataset):
     """Batches ``{"t1": ..., "t2": ...}`` of random crops for ``CycleGAN.fit``.
 
@@ -358,13 +376,16 @@ class TrainingStream(keras.utils.PyDataset):
     with one brain mask, see :func:`brain_mask`), so that the generators also
     learn brain-only inputs. With ``blur`` > 0 that fraction of the images
     (of the pairs, in paired mode: both alike) is Gaussian-blurred with a
-    sigma drawn from :data:`BLUR_SIGMA`. Deterministic for a given seed and
-    epoch.
+    sigma drawn from :data:`BLUR_SIGMA`. With ``contrast`` > 0 that fraction
+    of the generator inputs gets a random gamma from :data:`CONTRAST_GAMMA`;
+    the batches then also hold ``"t1_input"`` and ``"t2_input"`` (the images
+    the generators see, crop for crop the same as ``"t1"`` and ``"t2"``,
+    which stay the targets). Deterministic for a given seed and epoch.
     """
 
     def __init__(self, train: dict, image_size: int, batch_size: int, steps_per_epoch: int,
                  seed: int = 0, pairs: list | None = None, epoch: int = 0, skull_strip: float = 0.0,
-                 blur: float = 0.0):
+                 blur: float = 0.0, contrast: float = 0.0):
         super().__init__()
         self.train = train
         self.image_size = image_size
@@ -380,6 +401,9 @@ class TrainingStream(keras.utils.PyDataset):
         self.blur = float(blur)
         if not 0.0 <= self.blur <= 1.0:
             raise ValueError(f"blur must be a fraction in [0, 1], got {blur}")
+        self.contrast = float(contrast)
+        if not 0.0 <= self.contrast <= 1.0:
+            raise ValueError(f"contrast must be a fraction in [0, 1], got {contrast}")
 
     def _maybe_blur(self, rng: np.random.Generator, *images: np.ndarray) -> tuple:
         """``images`` all blurred alike with probability ``blur`` (no draw when 0)."""
@@ -387,6 +411,22 @@ class TrainingStream(keras.utils.PyDataset):
             sigma = float(rng.uniform(*BLUR_SIGMA))
             return tuple(blurred(image, sigma) for image in images)
         return images
+
+    def _maybe_contrast(self, rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+        """``image`` with a random gamma with probability ``contrast`` (no draw when 0)."""
+        if self.contrast > 0 and rng.random() < self.contrast:
+            low, high = np.log(CONTRAST_GAMMA)
+            return gamma_contrast(image, float(np.exp(rng.uniform(low, high))))
+        return image
+
+    def _crops(self, rng: np.random.Generator, image: np.ndarray, flip=None, offset=None) -> tuple:
+        """(target crop, input crop, flip, offset): the input is ``image`` after
+        :meth:`_maybe_contrast`, cut with the same crop and flip."""
+        crop, flip, offset = augment(image, self.image_size, rng, flip, offset)
+        if self.contrast <= 0:
+            return crop, crop, flip, offset
+        changed = self._maybe_contrast(rng, image)
+        return crop, (crop if changed is image else augment(changed, self.image_size, rng, flip, offset)[0]), flip, offset
 
     def __len__(self):
         return self.steps_per_epoch
@@ -402,24 +442,28 @@ class TrainingStream(keras.utils.PyDataset):
             raise IndexError(index)
         rng = np.random.default_rng([self.seed, self.epoch, index, 7])
         span = slice(index * self.batch_size, (index + 1) * self.batch_size)
-        t1, t2 = [], []
+        out = {key: [] for key in ("t1", "t2", "t1_input", "t2_input")}
+
+        def add(domain, target, source):
+            out[domain].append(target)
+            out[f"{domain}_input"].append(source)
+
         if self.pairs:
             for i in self._order(2, len(self.pairs))[span]:
                 a, b = self.pairs[i][0].image, self.pairs[i][1].image
                 if self.stripped is not None and self.stripped[i] is not None and rng.random() < self.skull_strip:
                     a, b = self.stripped[i]
                 a, b = self._maybe_blur(rng, a, b)
-                crop, flip, offset = augment(a, self.image_size, rng)
-                t1.append(crop)
-                t2.append(augment(b, self.image_size, rng, flip, offset)[0])
+                crop, source, flip, offset = self._crops(rng, a)
+                add("t1", crop, source)
+                add("t2", *self._crops(rng, b, flip, offset)[:2])
         else:
-            for i in self._order(0, len(self.train["t1"]))[span]:
-                (image,) = self._maybe_blur(rng, self.train["t1"][i].image)
-                t1.append(augment(image, self.image_size, rng)[0])
-            for i in self._order(1, len(self.train["t2"]))[span]:
-                (image,) = self._maybe_blur(rng, self.train["t2"][i].image)
-                t2.append(augment(image, self.image_size, rng)[0])
-        return {"t1": np.stack(t1)[..., None], "t2": np.stack(t2)[..., None]}
+            for domain, stream in (("t1", 0), ("t2", 1)):
+                for i in self._order(stream, len(self.train[domain]))[span]:
+                    (image,) = self._maybe_blur(rng, self.train[domain][i].image)
+                    add(domain, *self._crops(rng, image)[:2])
+        keys = ("t1", "t2", "t1_input", "t2_input") if self.contrast > 0 else ("t1", "t2")
+        return {key: np.stack(out[key])[..., None] for key in keys}
 
     def on_epoch_end(self):
         self.epoch += 1

@@ -217,7 +217,7 @@ def model_card(
     repo_id: str | None = None,
 ) -> str:
     """The model card (README.md with Hub metadata) of a saved model."""
-    from cyclegan.data import BLUR_SIGMA
+    from cyclegan.data import BLUR_SIGMA, CONTRAST_GAMMA
 
     load_line = (
         f'translator = load_generators("{repo_id}")'
@@ -272,6 +272,8 @@ def model_card(
             + (f" ({train_config.skull_strip:.0%} of the pairs shown skull-stripped)" if train_config.skull_strip else "")
             + (f", {train_config.blur:.0%} of the training images Gaussian-blurred (sigma "
                f"{BLUR_SIGMA[0]:g}-{BLUR_SIGMA[1]:g} px)" if train_config.blur else "")
+            + (f", {train_config.contrast:.0%} of the generator inputs with a random gamma "
+               f"({CONTRAST_GAMMA[0]:g}-{CONTRAST_GAMMA[1]:g})" if train_config.contrast else "")
             + f", Adam {train_config.learning_rate:g} "
             f"(beta1 {train_config.beta_1:g}), {train_config.epochs} epochs of "
             f"{train_config.steps_per_epoch} steps (linear decay over the last "

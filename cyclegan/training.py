@@ -159,7 +159,11 @@ class CycleGAN(keras.Model):
     float images in [-1, 1], shape ``(batch, image_size, image_size, 1)``. With
     ``paired_weight > 0`` the two images at each batch index must show the
     same anatomy; the paired L1 term then pulls each translation toward its
-    partner.
+    partner. Batches may also hold ``"t1_input"`` and ``"t2_input"``: what the
+    generators are shown in place of ``"t1"`` and ``"t2"`` (for instance with
+    another contrast, see ``TrainConfig.contrast``), while ``"t1"`` and
+    ``"t2"`` stay the targets of the cycle, identity and paired terms and the
+    discriminators' real images.
     """
 
     def __init__(self, model_config=None, train_config=None, **kwargs):
@@ -193,7 +197,7 @@ class CycleGAN(keras.Model):
 
     def call(self, inputs, training=False):
         """Translations of a batch dict ``{"t1": ..., "t2": ...}``."""
-        t1, t2 = self._unpack(inputs)
+        t1, t2 = self._unpack(inputs)[2:]
         return {
             "t1_to_t2": self.t1_to_t2(t1, training=training),
             "t2_to_t1": self.t2_to_t1(t2, training=training),
@@ -235,16 +239,20 @@ class CycleGAN(keras.Model):
     # -- losses -----------------------------------------------------------
     @staticmethod
     def _unpack(data):
+        """(real_t1, real_t2, input_t1, input_t2) of a batch; the inputs are the
+        real images unless the batch gives ``"t1_input"`` / ``"t2_input"``."""
         if isinstance(data, (tuple, list)):
             data = data[0]
         if not isinstance(data, dict) or "t1" not in data or "t2" not in data:
             raise ValueError('CycleGAN batches must be dicts with keys "t1" and "t2"')
-        return data["t1"], data["t2"]
+        return data["t1"], data["t2"], data.get("t1_input", data["t1"]), data.get("t2_input", data["t2"])
 
-    def _generator_losses(self, real_t1, real_t2):
+    def _generator_losses(self, real_t1, real_t2, input_t1=None, input_t2=None):
         tc = self.train_config
-        fake_t2 = self.t1_to_t2(real_t1, training=True)
-        fake_t1 = self.t2_to_t1(real_t2, training=True)
+        input_t1 = real_t1 if input_t1 is None else input_t1
+        input_t2 = real_t2 if input_t2 is None else input_t2
+        fake_t2 = self.t1_to_t2(input_t1, training=True)
+        fake_t1 = self.t2_to_t1(input_t2, training=True)
         rec_t1 = self.t2_to_t1(fake_t2, training=True)
         rec_t2 = self.t1_to_t2(fake_t1, training=True)
         zero = ops.zeros((), "float32")
@@ -308,11 +316,11 @@ class CycleGAN(keras.Model):
     def _train_step_tensorflow(self, data):
         import tensorflow as tf
 
-        real_t1, real_t2 = self._unpack(data)
+        real_t1, real_t2, input_t1, input_t2 = self._unpack(data)
         gen_vars = [v for g in self.generators for v in g.trainable_variables]
         disc_vars = [v for d in self.discriminators for v in d.trainable_variables]
         with tf.GradientTape() as tape:
-            gen_loss, gen_logs, (fake_t1, fake_t2) = self._generator_losses(real_t1, real_t2)
+            gen_loss, gen_logs, (fake_t1, fake_t2) = self._generator_losses(real_t1, real_t2, input_t1, input_t2)
         gen_grads = tape.gradient(gen_loss, gen_vars)
         pooled_t1, pooled_t2 = self._query_pools(fake_t1, fake_t2)
         with tf.GradientTape() as tape:
@@ -328,7 +336,7 @@ class CycleGAN(keras.Model):
         import jax
 
         trainable_values, non_trainable_values, optimizer_values, metric_values = state
-        real_t1, real_t2 = self._unpack(data)
+        real_t1, real_t2, input_t1, input_t2 = self._unpack(data)
         trainable = self.trainable_variables
         non_trainable = self.non_trainable_variables
         disc_pos = [i for i, v in enumerate(trainable) if self._is_discriminator_variable(v)]
@@ -342,7 +350,7 @@ class CycleGAN(keras.Model):
 
         def gen_loss_fn(gen_values):
             with keras.StatelessScope(state_mapping=mapping(gen_pos, gen_values)):
-                loss, logs, fakes = self._generator_losses(real_t1, real_t2)
+                loss, logs, fakes = self._generator_losses(real_t1, real_t2, input_t1, input_t2)
             return loss, (logs, fakes)
 
         (_, (gen_logs, (fake_t1, fake_t2))), gen_grads = jax.value_and_grad(

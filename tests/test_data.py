@@ -7,12 +7,14 @@ from PIL import Image
 
 from cyclegan.data import (
     BLUR_SIGMA,
+    CONTRAST_GAMMA,
     TrainingStream,
     augment,
     blurred,
     brain_mask,
     choose_holdout,
     domain_of,
+    gamma_contrast,
     in_validation,
     read_dataset,
     read_pairs,
@@ -295,3 +297,60 @@ def test_stream_blurs_both_images_of_a_pair_alike():
     assert 10 <= int((rough < smoothest_sharp).sum()) <= 40
     with pytest.raises(ValueError, match="blur must be a fraction"):
         TrainingStream(train, 96, 2, 3, blur=1.5)
+
+
+def test_gamma_contrast_keeps_background_and_order_and_changes_the_tissue_ratios():
+    image, _ = synthetic_head()
+    unit = (image + 1.0) / 2.0
+    inside = unit > 0.05
+    for gamma in (CONTRAST_GAMMA[0], 0.8, 1.5, CONTRAST_GAMMA[1]):
+        out = gamma_contrast(image, gamma)
+        assert out.shape == image.shape and out.dtype == np.float32
+        assert np.all(out[image == -1.0] == -1.0)  # background stays black
+        # The order of the intensities is kept (a monotone map)...
+        order = np.argsort(image[inside], kind="stable")
+        assert np.all(np.diff(out[inside][order]) >= -1e-6)
+    # ...while the ratio of a mid tone to a bright one moves with gamma.
+    mid, bright = np.percentile(unit[inside], [30, 95])
+    ratio = lambda g: np.percentile((gamma_contrast(image, g)[inside] + 1) / 2, 30) / np.percentile(  # noqa: E731
+        (gamma_contrast(image, g)[inside] + 1) / 2, 95)
+    assert ratio(2.0) < mid / bright < ratio(0.5)
+    with pytest.raises(ValueError, match="gamma must be positive"):
+        gamma_contrast(image, 0.0)
+
+
+def test_stream_changes_the_contrast_of_the_inputs_only():
+    from cyclegan.data import Slice
+
+    image, _ = synthetic_head()
+    t1 = Slice("t1.png", "t1", image.astype(np.float32))
+    other = synthetic_head(gap=False)[0]
+    t2 = Slice("t2.png", "t2", other.astype(np.float32))
+    train = {"t1": [t1], "t2": [t2]}
+    plain = TrainingStream(train, 96, 2, 4, seed=0, pairs=[(t1, t2)])
+    changed = TrainingStream(train, 96, 2, 4, seed=0, pairs=[(t1, t2)], contrast=1.0)
+    assert set(plain[0]) == {"t1", "t2"}  # contrast=0: the batches are what they always were
+    for index in range(4):
+        batch = changed[index]
+        assert set(batch) == {"t1", "t2", "t1_input", "t2_input"}
+        for key in ("t1", "t2"):
+            target, source = batch[key][..., 0], batch[f"{key}_input"][..., 0]
+            assert target.shape == source.shape
+            assert not np.allclose(target, source)  # every input got a gamma (fraction 1)
+            # Same crop and flip: the background is where the target's is, and the
+            # input's intensities rank as the target's do.
+            assert np.all(source[target == -1.0] == -1.0)
+            for t, s in zip(target, source):
+                order = np.argsort(t.ravel(), kind="stable")
+                assert np.all(np.diff(s.ravel()[order]) >= -1e-5)
+        # The targets are crops of the unchanged images, the inputs are not.
+        assert np.isin(batch["t1"], np.append(t1.image, -1.0)).all()
+        assert np.isin(batch["t2"], np.append(t2.image, -1.0)).all()
+        assert not np.isin(batch["t1_input"], np.append(t1.image, -1.0)).all()
+    # Unpaired: about the asked fraction of the inputs is changed, each on its own.
+    many = {"t1": [t1] * 50, "t2": [t2] * 50}
+    half = TrainingStream(many, 96, 50, 1, seed=0, contrast=0.5)[0]
+    moved = [not np.array_equal(a, b) for a, b in zip(half["t1"], half["t1_input"])]
+    assert 10 <= sum(moved) <= 40
+    with pytest.raises(ValueError, match="contrast must be a fraction"):
+        TrainingStream(train, 96, 2, 3, contrast=-0.5)

@@ -265,6 +265,9 @@ def test_card_states_the_training_recipe(tiny_config):
     assert "paired L1 weight 100 (30% of the pairs shown skull-stripped), Adam 0.0002" in card
     plain = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2))
     assert "paired L1 weight 0, Adam 0.0002" in plain and "skull-stripped" not in plain
-    assert "blurred" not in plain
+    assert "blurred" not in plain and "gamma" not in plain
     soft = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2, blur=0.25))
     assert "paired L1 weight 0, 25% of the training images Gaussian-blurred (sigma 0.5-2 px), Adam" in soft
+    varied = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2, blur=0.25, contrast=0.5))
+    assert ("Gaussian-blurred (sigma 0.5-2 px), 50% of the generator inputs with a random gamma (0.5-2), "
+            "Adam") in varied

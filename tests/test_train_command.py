@@ -50,17 +50,21 @@ def test_help_documents_every_flag_with_default(capsys):
 
 def test_full_run_then_load(tmp_path, data_zip):
     out = tmp_path / "run"
-    proc = run_train(*tiny_args(data_zip, out, "--epochs", "2", "--blur", "0.5"))
+    proc = run_train(*tiny_args(data_zip, out, "--epochs", "2", "--blur", "0.5", "--contrast", "0.25"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "unreadable images skipped: 1" in proc.stderr
     assert "blur: 50% of the training images Gaussian-blurred" in proc.stderr
+    assert "contrast: 25% of the generator inputs with a random gamma (0.5-2)" in proc.stderr
     for name in ("config.json", "t1_to_t2.keras", "t2_to_t1.keras", "README.md", "samples.png",
                  "history.csv", "samples/epoch_0002.png"):
         assert (out / name).is_file(), name
     assert list((out / "logs").rglob("events.out.tfevents.*")), "no TensorBoard logs"
     config = json.loads((out / "config.json").read_text())
     assert config["train_config"]["epochs"] == 2 and config["train_config"]["blur"] == 0.5
-    assert "50% of the training images Gaussian-blurred" in (out / "README.md").read_text()
+    assert config["train_config"]["contrast"] == 0.25
+    card = (out / "README.md").read_text()
+    assert "50% of the training images Gaussian-blurred" in card
+    assert "25% of the generator inputs with a random gamma (0.5-2)" in card
     assert config["training"]["epochs_done"] == 2 and config["training"]["backend"] == "tensorflow"
     assert "python -m train" in config["training"]["command"]
     from cyclegan.hub import load_generators
@@ -119,6 +123,7 @@ def test_other_config_in_same_output_is_refused(tmp_path, data_zip):
     (["--skull-strip", "0.5"], "--skull-strip needs --paired-weight"),
     (["--skull-strip", "1.5", "--paired-weight", "1", "--holdout-pairs", "x.csv"], "skull_strip must be between"),
     (["--blur", "-0.1"], "blur must be between"),
+    (["--contrast", "2"], "contrast must be between"),
     (["--image-size", "30"], "image_size must be"),
     (["--push-to-hub", "../evil"], "owner/name"),
     (["--holdout-pairs", "missing.csv"], "cannot read the pairs file"),
@@ -221,6 +226,7 @@ def test_runs_recorded_before_a_config_field_existed_still_resume(tmp_path):
     old = json.loads(json.dumps(record))
     del old["train_config"]["skull_strip"]  # a run.json written before these fields were added
     del old["train_config"]["blur"]
+    del old["train_config"]["contrast"]
     (tmp_path / "run.json").write_text(json.dumps(old))
     _check_same_run(tmp_path, record)  # same run: no error
     changed = {**record, "train_config": {**record["train_config"], "skull_strip": 0.5}}

@@ -19,11 +19,12 @@ from cyclegan.config import TrainConfig, preset
 from cyclegan.training import CycleGAN
 
 paired = float(sys.argv[1])
+keys = ("t1", "t2", "t1_input", "t2_input") if sys.argv[2] == "inputs" else ("t1", "t2")
 gan = CycleGAN(preset("tiny"), TrainConfig(epochs=1, decay_epochs=0, steps_per_epoch=2,
                                            pool_size=3, paired_weight=paired))
 gan.compile()
 rng = np.random.default_rng(0)
-data = {k: rng.uniform(-1, 1, (2, 32, 32, 1)).astype("float32") for k in ("t1", "t2")}
+data = {k: rng.uniform(-1, 1, (2, 32, 32, 1)).astype("float32") for k in keys}
 before = {v.path: keras.ops.convert_to_numpy(v) for v in gan.trainable_variables}
 history = gan.fit(data, batch_size=1, epochs=1, verbose=0)
 changed = {}
@@ -42,10 +43,10 @@ print(json.dumps({
 """
 
 
-def run_fit(backend, paired=0.0):
+def run_fit(backend, paired=0.0, inputs=False):
     env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-c", FIT_SCRIPT, str(paired)],
+        [sys.executable, "-c", FIT_SCRIPT, str(paired), "inputs" if inputs else "plain"],
         capture_output=True, text=True, env=env, timeout=300, cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -68,9 +69,9 @@ def test_two_fit_steps_tensorflow():
     check_result(run_fit("tensorflow"), paired=0.0)
 
 
-def test_two_fit_steps_jax_with_paired_term():
+def test_two_fit_steps_jax_with_paired_term_and_separate_inputs():
     pytest.importorskip("jax")
-    result = run_fit("jax", paired=1.0)
+    result = run_fit("jax", paired=1.0, inputs=True)
     assert result["backend"] == "jax"
     check_result(result, paired=1.0)
 
@@ -87,6 +88,29 @@ def test_fit_in_process_updates_only_through_both_optimizers(tiny_config):
 def test_batches_must_be_dicts(tiny_gan):
     with pytest.raises(ValueError, match='"t1" and "t2"'):
         tiny_gan._unpack(np.zeros((1, 32, 32, 1)))
+
+
+def test_generators_see_the_inputs_and_are_judged_against_the_targets(tiny_config):
+    gan = CycleGAN(tiny_config, TrainConfig(epochs=1, decay_epochs=0, paired_weight=2.0, identity_weight=0.5))
+    rng = np.random.default_rng(3)
+    real_t1, real_t2, input_t1, input_t2 = (rng.uniform(-1, 1, (1, 32, 32, 1)).astype("float32") for _ in range(4))
+    batch = {"t1": real_t1, "t2": real_t2, "t1_input": input_t1, "t2_input": input_t2}
+    unpacked = gan._unpack(batch)
+    assert all(a is b for a, b in zip(unpacked, (real_t1, real_t2, input_t1, input_t2)))
+    assert gan._unpack({"t1": real_t1, "t2": real_t2})[2] is real_t1  # no inputs given: the images themselves
+
+    _, logs, (fake_t1, fake_t2) = gan._generator_losses(*unpacked)
+    as_np = keras.ops.convert_to_numpy
+    seen_t2 = as_np(gan.t1_to_t2(input_t1))
+    seen_t1 = as_np(gan.t2_to_t1(input_t2))
+    assert np.allclose(as_np(fake_t2), seen_t2, atol=1e-5) and np.allclose(as_np(fake_t1), seen_t1, atol=1e-5)
+    # The paired and cycle terms compare against the real images, not the inputs.
+    assert float(logs["paired_t2"]) == pytest.approx(2.0 * np.mean(np.abs(seen_t2 - real_t2)), rel=1e-4)
+    back_t1 = as_np(gan.t2_to_t1(seen_t2))
+    assert float(logs["cycle_t1"]) == pytest.approx(10.0 * np.mean(np.abs(back_t1 - real_t1)), rel=1e-4)
+    plain = gan._generator_losses(real_t1, real_t2)[1]
+    assert float(plain["paired_t2"]) != pytest.approx(float(logs["paired_t2"]), rel=1e-3)
+    assert np.allclose(as_np(gan(batch)["t1_to_t2"]), seen_t2, atol=1e-5)
 
 
 def test_image_pool_fills_then_swaps():

@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--blur", type=float, default=0.0, metavar="FRACTION",
                        help="fraction of training images shown Gaussian-blurred (sigma 0.5-2 px; both images "
                             "of a pair alike), so that smooth, low-resolution inputs translate well too")
+    train.add_argument("--contrast", type=float, default=0.0, metavar="FRACTION",
+                       help="fraction of generator inputs shown with a random gamma (0.5-2; their targets stay), "
+                            "so that other scanners' tissue contrast translates well too")
     train.add_argument("--pool-size", type=int, default=50, help="image pool size (0 disables the pool)")
     train.add_argument("--mixed-precision", action="store_true", help="bf16 mixed precision (GPUs, recent CPUs)")
     train.add_argument("--seed", type=int, default=0, help="random seed")
@@ -111,6 +114,7 @@ def _configs(args):
         paired_weight=args.paired_weight,
         skull_strip=args.skull_strip,
         blur=args.blur,
+        contrast=args.contrast,
         pool_size=args.pool_size,
         mixed_precision=args.mixed_precision,
         seed=args.seed,
@@ -227,7 +231,7 @@ def main(argv=None) -> int:
 
 
 def _run(args, argv) -> int:
-    from cyclegan.data import BLUR_SIGMA, TrainingStream, read_dataset, read_pairs, split_dataset
+    from cyclegan.data import BLUR_SIGMA, CONTRAST_GAMMA, TrainingStream, read_dataset, read_pairs, split_dataset
     from cyclegan.hub import check_repo_id
 
     if args.push_to_hub:
@@ -278,7 +282,7 @@ def _run(args, argv) -> int:
     stream = TrainingStream(
         split.train, model_config.image_size, train_config.batch_size, train_config.steps_per_epoch,
         seed=train_config.seed + _process_index(), pairs=split.train_pairs if args.paired_weight > 0 else None,
-        skull_strip=train_config.skull_strip, blur=train_config.blur,
+        skull_strip=train_config.skull_strip, blur=train_config.blur, contrast=train_config.contrast,
     )
     if stream.stripped is not None:
         usable = sum(p is not None for p in stream.stripped)
@@ -287,6 +291,9 @@ def _run(args, argv) -> int:
     if train_config.blur:
         log.info("blur: %.0f%% of the training images Gaussian-blurred (sigma %g-%g px)",
                  100 * train_config.blur, *BLUR_SIGMA)
+    if train_config.contrast:
+        log.info("contrast: %.0f%% of the generator inputs with a random gamma (%g-%g)",
+                 100 * train_config.contrast, *CONTRAST_GAMMA)
     pick = lambda d: (split.val[d] or split.train[d])[0].image  # noqa: E731
     samples = cb.SampleGrid(output / "samples", pick("t1"), pick("t2"))
     progress = cb.Progress(output / "progress.json")
