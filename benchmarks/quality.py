@@ -10,7 +10,9 @@ Prints one JSON line per result. Sets (each when available):
 - ``phantom``: the project's spin-echo phantom (cyclegan/phantom.py), needs nilearn;
 - ``brats``: real co-registered BraTS slices (a different domain: tumour patients, skull-stripped).
 
-Methods: the model, and the baselines ``identity`` (the input itself), ``inversion`` (1 - input
+Methods: the model, the model on inputs with another contrast (``gamma``: the held-out inputs'
+intensities raised to each of GAMMAS, as another scanner or sequence would weight the tissues), and
+the baselines ``identity`` (the input itself), ``inversion`` (1 - input
 inside the head) and ``histmatch`` (the input's histogram matched to a training image of the target
 contrast). Metrics: SSIM, PSNR (dB) and MAE inside the head mask on [0, 1] intensities.
 """
@@ -133,6 +135,27 @@ def save_figure(path: Path, images):
     Image.fromarray((row * 255 + 0.5).astype(np.uint8)).save(path)
 
 
+#: Input gammas of the contrast-robustness rows (1 is the plain model row).
+GAMMAS = (0.5, 0.7, 1.4, 2.0)
+
+
+def gamma_sweep(name, pairs, translator):
+    """The model's paired metrics when each input's [0, 1] intensities are raised to a gamma."""
+    from cyclegan.data import gamma_contrast
+
+    for direction in DIRECTIONS:
+        for gamma in GAMMAS:
+            rows = []
+            for _, t1, t2 in pairs:
+                source, truth = (t1, t2) if direction == "t1_to_t2" else (t2, t1)
+                mask = head_mask(truth, source)
+                changed = (gamma_contrast(source * 2.0 - 1.0, gamma) + 1.0) / 2.0
+                rows.append(paired_metrics(translator.translate(changed, direction), truth, mask))
+            mean = mean_metrics(rows)
+            emit(set=name, direction=direction, method="gamma", gamma=gamma, n=len(rows),
+                 **{k: round(v, 4) for k, v in mean.items()})
+
+
 def contrast_fidelity(name, pairs, translator):
     """Does the translation order CSF / GM / WM as the target contrast demands?"""
     from cyclegan.phantom import segment
@@ -189,6 +212,7 @@ def main(argv=None) -> int:
             emit(set="holdout", method="pairs", pairs=[n for n, _, _ in held])
             evaluate_set("holdout", held, translator, references, figures)
             contrast_fidelity("holdout", held, translator)
+            gamma_sweep("holdout", held, translator)
     else:
         emit(set="holdout", skipped="users' data set not found")
     if references is None:

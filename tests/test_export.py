@@ -10,6 +10,7 @@ ROWS = [
     {"set": "holdout", "direction": "t1_to_t2", "method": "inversion", "ssim": 0.6, "psnr": 11.0, "mae": 0.1},
     {"set": "holdout", "direction": "t1_to_t2", "method": "cycle", "cycle_mae": 0.02},
     {"set": "holdout", "direction": "t1_to_t2", "method": "contrast_order", "pass_fraction": 1.0},
+    {"set": "holdout", "direction": "t1_to_t2", "method": "gamma", "gamma": 0.5, "ssim": 0.8, "psnr": 20.0, "mae": 0.05},
 ]
 
 
@@ -19,6 +20,7 @@ def test_quality_rows_become_card_metrics():
         "holdout_t1_to_t2_ssim": 0.9, "holdout_t1_to_t2_psnr": 25.0, "holdout_t1_to_t2_mae": 0.03,
         "holdout_t1_to_t2_best_baseline_ssim": 0.6, "holdout_t1_to_t2_best_baseline_psnr": 11.0,
         "holdout_t1_to_t2_cycle_mae": 0.02, "holdout_t1_to_t2_contrast_order_pass": 1.0,
+        "holdout_t1_to_t2_gamma0.5_ssim": 0.8,
     }
 
 
