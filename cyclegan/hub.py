@@ -303,6 +303,9 @@ def model_card(
                       if prefix else f"**{title}**", "", "| metric | value |", "| --- | --- |"]
             lines += [f"| {k} | {_format_metric(v)} |" for k, v in rows]
             lines.append("")
+        if any("_gamma" in k for k in metrics):
+            lines += ["`..._gammaG_ssim`: SSIM when each input's [0, 1] intensities are first raised to the "
+                      "power G, the tissue contrast of another scanner or sequence (`benchmarks/quality.py`).", ""]
     if has_samples:
         lines += [
             "## Samples",

@@ -34,6 +34,7 @@ def test_export_adds_quality_to_card(tmp_path, tiny_folder):
     card = (dest / "README.md").read_text()
     assert "Held-out pairs of the training data set" in card
     assert "| holdout_t1_to_t2_ssim | 0.9 |" in card
+    assert "| holdout_t1_to_t2_gamma0.5_ssim | 0.8 |" in card and "raised to the power G" in card
     assert load_generators(dest, warmup=False).t1_to_t2 is not None
 
 

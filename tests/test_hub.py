@@ -271,3 +271,10 @@ def test_card_states_the_training_recipe(tiny_config):
     varied = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2, blur=0.25, contrast=0.5))
     assert ("Gaussian-blurred (sigma 0.5-2 px), 50% of the generator inputs with a random gamma (0.5-2), "
             "Adam") in varied
+
+
+def test_card_explains_the_contrast_rows_only_when_it_has_them(tiny_config):
+    plain = hub.model_card(tiny_config, metrics={"holdout_t1_to_t2_ssim": 0.9})
+    assert "| holdout_t1_to_t2_ssim | 0.9 |" in plain and "raised to the power" not in plain
+    varied = hub.model_card(tiny_config, metrics={"holdout_t1_to_t2_ssim": 0.9, "holdout_t1_to_t2_gamma2_ssim": 0.7})
+    assert "| holdout_t1_to_t2_gamma2_ssim | 0.7 |" in varied and "raised to the power G" in varied
