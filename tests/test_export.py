@@ -9,7 +9,8 @@ ROWS = [
     {"set": "holdout", "direction": "t1_to_t2", "method": "identity", "ssim": -0.2, "psnr": 8.0, "mae": 0.3},
     {"set": "holdout", "direction": "t1_to_t2", "method": "inversion", "ssim": 0.6, "psnr": 11.0, "mae": 0.1},
     {"set": "holdout", "direction": "t1_to_t2", "method": "cycle", "cycle_mae": 0.02},
-    {"set": "holdout", "direction": "t1_to_t2", "method": "contrast_order", "pass_fraction": 1.0},
+    {"set": "holdout", "direction": "t1_to_t2", "method": "contrast_order", "pass_fraction": 1.0,
+     "target_pass_fraction": 0.5},
     {"set": "holdout", "direction": "t1_to_t2", "method": "gamma", "gamma": 0.5, "ssim": 0.8, "psnr": 20.0, "mae": 0.05},
 ]
 
@@ -20,6 +21,7 @@ def test_quality_rows_become_card_metrics():
         "holdout_t1_to_t2_ssim": 0.9, "holdout_t1_to_t2_psnr": 25.0, "holdout_t1_to_t2_mae": 0.03,
         "holdout_t1_to_t2_best_baseline_ssim": 0.6, "holdout_t1_to_t2_best_baseline_psnr": 11.0,
         "holdout_t1_to_t2_cycle_mae": 0.02, "holdout_t1_to_t2_contrast_order_pass": 1.0,
+        "holdout_t1_to_t2_contrast_order_target_pass": 0.5,
         "holdout_t1_to_t2_gamma0.5_ssim": 0.8,
     }
 

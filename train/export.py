@@ -37,6 +37,8 @@ def quality_metrics(lines) -> dict:
             metrics[f"{prefix}_cycle_mae"] = row["cycle_mae"]
         elif method == "contrast_order":
             metrics[f"{prefix}_contrast_order_pass"] = row["pass_fraction"]
+            if "target_pass_fraction" in row:  # how often the real target itself is in order
+                metrics[f"{prefix}_contrast_order_target_pass"] = row["target_pass_fraction"]
         elif method == "gamma":
             metrics[f"{prefix}_gamma{row['gamma']:g}_ssim"] = row["ssim"]
     for prefix, best in baselines.items():
