@@ -423,10 +423,9 @@ class TrainingStream(keras.utils.PyDataset):
         """(target crop, input crop, flip, offset): the input is ``image`` after
         :meth:`_maybe_contrast`, cut with the same crop and flip."""
         crop, flip, offset = augment(image, self.image_size, rng, flip, offset)
-        if self.contrast <= 0:
-            return crop, crop, flip, offset
         changed = self._maybe_contrast(rng, image)
-        return crop, (crop if changed is image else augment(changed, self.image_size, rng, flip, offset)[0]), flip, offset
+        source = crop if changed is image else augment(changed, self.image_size, rng, flip, offset)[0]
+        return crop, source, flip, offset
 
     def __len__(self):
         return self.steps_per_epoch

@@ -311,10 +311,14 @@ def test_gamma_contrast_keeps_background_and_order_and_changes_the_tissue_ratios
         order = np.argsort(image[inside], kind="stable")
         assert np.all(np.diff(out[inside][order]) >= -1e-6)
     # ...while the ratio of a mid tone to a bright one moves with gamma.
-    mid, bright = np.percentile(unit[inside], [30, 95])
-    ratio = lambda g: np.percentile((gamma_contrast(image, g)[inside] + 1) / 2, 30) / np.percentile(  # noqa: E731
-        (gamma_contrast(image, g)[inside] + 1) / 2, 95)
-    assert ratio(2.0) < mid / bright < ratio(0.5)
+    def ratio(unit_image):
+        mid, bright = np.percentile(unit_image[inside], [30, 95])
+        return mid / bright
+
+    def ratio_after(gamma):
+        return ratio((gamma_contrast(image, gamma) + 1.0) / 2.0)
+
+    assert ratio_after(2.0) < ratio(unit) < ratio_after(0.5)
     with pytest.raises(ValueError, match="gamma must be positive"):
         gamma_contrast(image, 0.0)
 
