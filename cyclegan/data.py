@@ -284,6 +284,11 @@ def augment(image: np.ndarray, size: int, rng: np.random.Generator, flip: bool |
     return np.ascontiguousarray(crop, dtype=np.float32), flip, offset
 
 
+def _unit(image: np.ndarray) -> np.ndarray:
+    """A training image in [-1, 1] as float64 intensities in [0, 1]."""
+    return (np.asarray(image, np.float64) + 1.0) / 2.0
+
+
 #: A brain mask is used only when it covers this fraction of the head (else
 #: the slice stays whole): low slices, where scalp and brain touch, fail it.
 BRAIN_FRACTION = (0.35, 0.85)
@@ -303,7 +308,7 @@ def brain_mask(t1_image: np.ndarray, threshold: float = 0.12, radius: int = 3) -
 
     from cyclegan.metrics import head_mask
 
-    unit = (np.asarray(t1_image, np.float64) + 1.0) / 2.0
+    unit = _unit(t1_image)
     head = head_mask(unit)
     core = ndimage.binary_erosion((unit > threshold) & head, iterations=radius)
     labels, count = ndimage.label(core)
@@ -321,7 +326,7 @@ def brain_mask(t1_image: np.ndarray, threshold: float = 0.12, radius: int = 3) -
 def skull_stripped(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``image`` (in [-1, 1]) with everything outside ``mask`` set to background,
     rescaled through its own robust window as a skull-stripped upload would be."""
-    unit = np.where(mask, (np.asarray(image, np.float64) + 1.0) / 2.0, 0.0)
+    unit = np.where(mask, _unit(image), 0.0)
     return scale_intensities(unit)[0]
 
 
@@ -344,7 +349,7 @@ def blurred(image: np.ndarray, sigma: float) -> np.ndarray:
     its own robust window as a smooth, low-resolution upload would be."""
     from scipy import ndimage
 
-    unit = ndimage.gaussian_filter((np.asarray(image, np.float64) + 1.0) / 2.0, sigma, mode="constant")
+    unit = ndimage.gaussian_filter(_unit(image), sigma, mode="constant")
     return scale_intensities(unit)[0]
 
 
@@ -362,7 +367,7 @@ def gamma_contrast(image: np.ndarray, gamma: float) -> np.ndarray:
     intensities kept."""
     if gamma <= 0:
         raise ValueError(f"gamma must be positive, got {gamma}")
-    unit = np.clip((np.asarray(image, np.float64) + 1.0) / 2.0, 0.0, 1.0)
+    unit = np.clip(_unit(image), 0.0, 1.0)
     return scale_intensities(unit**gamma)[0]
 
 
