@@ -247,10 +247,8 @@ class CycleGAN(keras.Model):
             raise ValueError('CycleGAN batches must be dicts with keys "t1" and "t2"')
         return data["t1"], data["t2"], data.get("t1_input", data["t1"]), data.get("t2_input", data["t2"])
 
-    def _generator_losses(self, real_t1, real_t2, input_t1=None, input_t2=None):
+    def _generator_losses(self, real_t1, real_t2, input_t1, input_t2):
         tc = self.train_config
-        input_t1 = real_t1 if input_t1 is None else input_t1
-        input_t2 = real_t2 if input_t2 is None else input_t2
         fake_t2 = self.t1_to_t2(input_t1, training=True)
         fake_t1 = self.t2_to_t1(input_t2, training=True)
         rec_t1 = self.t2_to_t1(fake_t2, training=True)
