@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from typing import Any, Mapping
 
 from cyclegan.errors import ConfigError
@@ -99,6 +100,88 @@ class ModelConfig(_JsonConfig):
         _check_int("generator_blocks", self.generator_blocks, 0, 64)
         _check_int("discriminator_filters", self.discriminator_filters, 1, 1024)
         _check_int("discriminator_layers", self.discriminator_layers, 1, 6)
+
+
+#: The users' data set on the Hub: the train command's default.
+DEFAULT_DATASET = "nitishpandey04/MRI-Unpaired-T1-and-T2-Images"
+#: Default subject pattern: the part of a file name before ``_z<slice number>``.
+DEFAULT_SUBJECT_PATTERN = r"^(.+?)_z\d+"
+
+
+def _as_tuple(name: str, value: Any, kind: type) -> tuple:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{name} must be a list, got {value!r}")
+    for item in value:
+        if kind is float:
+            _check_float(f"each of {name}", item, 0.0)
+        elif not isinstance(item, kind):
+            raise ConfigError(f"each of {name} must be a {kind.__name__}, got {item!r}")
+    return tuple(float(v) if kind is float else v for v in value)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig(_JsonConfig):
+    """Which images a run trains on and which it holds out.
+
+    ``datasets`` are Hub data set ids, local folders or local zips. ``pairs``
+    gives each data set's CSV of aligned T1/T2 file names (columns ``t1,t2``;
+    an empty string for a data set without one); with one data set a single
+    entry. ``weights`` are the data sets' sampling weights (default: equal,
+    so that a small set is not drowned by a large one). ``holdout_subjects``
+    are whole subjects kept out of training (both contrasts, every slice); a
+    subject is the first group of ``subject_pattern`` matched in a file name.
+    ``holdout_fraction`` of the aligned pairs of every data set without a
+    held-out subject stay out of training too, spread over the slice range;
+    ``val_fraction`` of the images of a data set with nothing held out form
+    its validation split (by file name).
+    """
+
+    datasets: tuple = (DEFAULT_DATASET,)
+    pairs: tuple = ()
+    weights: tuple = ()
+    holdout_fraction: float = 0.15
+    holdout_subjects: tuple = ()
+    subject_pattern: str = DEFAULT_SUBJECT_PATTERN
+    val_fraction: float = 0.1
+    max_images: int | None = None
+
+    def __post_init__(self):
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen)
+        set_("datasets", _as_tuple("datasets", self.datasets, str))
+        set_("pairs", _as_tuple("pairs", self.pairs, str))
+        set_("weights", _as_tuple("weights", self.weights, float))
+        set_("holdout_subjects", _as_tuple("holdout_subjects", self.holdout_subjects, str))
+        if not self.datasets or any(not d.strip() for d in self.datasets):
+            raise ConfigError("datasets must name at least one data set, none of them empty")
+        for name, values in (("pairs", self.pairs), ("weights", self.weights)):
+            if len(values) not in (0, len(self.datasets)):
+                raise ConfigError(
+                    f"give {name} once per data set ({len(self.datasets)}), or not at all; got {len(values)}"
+                )
+        if self.weights and sum(self.weights) <= 0:
+            raise ConfigError("weights must not all be zero")
+        _check_float("holdout_fraction", self.holdout_fraction, 0.0, 1.0)
+        _check_float("val_fraction", self.val_fraction, 0.0, 1.0)
+        for name in ("holdout_fraction", "val_fraction"):
+            if getattr(self, name) >= 1.0:
+                raise ConfigError(f"{name} must be below 1, got {getattr(self, name)}")
+        if not isinstance(self.subject_pattern, str):
+            raise ConfigError(f"subject_pattern must be a regular expression, got {self.subject_pattern!r}")
+        try:
+            compiled = re.compile(self.subject_pattern)
+        except re.error as err:
+            raise ConfigError(f"subject_pattern {self.subject_pattern!r} is not a regular expression: {err}") from None
+        if compiled.groups < 1:
+            raise ConfigError(f"subject_pattern {self.subject_pattern!r} needs a group: (...) names the subject")
+        if self.max_images is not None:
+            _check_int("max_images", self.max_images, 1)
+
+    def pairs_of(self, index: int) -> str | None:
+        """The pair-list CSV of data set ``index``, or None."""
+        return (self.pairs[index] or None) if self.pairs else None
+
+    def weight_of(self, index: int) -> float:
+        return self.weights[index] if self.weights else 1.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -45,25 +45,62 @@ class Slice:
     name: str
     domain: str
     image: np.ndarray  # float32 (H, W) in [-1, 1]
+    source: int = 0  # index of its data set in a run that mixes several
+    subject: str | None = None  # named by the run's subject pattern, when it matches
+
+
+@dataclasses.dataclass
+class Source:
+    """The training images of one data set, its aligned pairs and its sampling weight."""
+
+    train: dict  # domain -> list[Slice]
+    pairs: list  # [(Slice t1, Slice t2)] aligned pairs inside the training split
+    weight: float = 1.0
+    name: str = ""
+
+    @property
+    def pair_share(self) -> float:
+        """Fraction of this data set's draws that are aligned pairs (paired training)."""
+        most = max(len(self.train["t1"]), len(self.train["t2"]), 1)
+        return min(1.0, len(self.pairs) / most)
 
 
 @dataclasses.dataclass
 class DataSplit:
-    """Images split into training and validation, per domain."""
+    """Images split into training and validation, per domain (all data sets together)
+    and per data set (``sources``)."""
 
     train: dict  # domain -> list[Slice]
     val: dict  # domain -> list[Slice]
     train_pairs: list  # [(Slice t1, Slice t2)] aligned pairs inside the training split
     holdout_pairs: list  # [(Slice t1, Slice t2)] aligned pairs kept out of training
     skipped: int = 0
+    sources: list = dataclasses.field(default_factory=list)  # [Source], one per data set
+    holdout_subjects: tuple = ()
 
     def describe(self) -> str:
-        return (
+        text = (
             f"train: {len(self.train['t1'])} T1 / {len(self.train['t2'])} T2"
             f" ({len(self.train_pairs)} aligned pairs); validation: {len(self.val['t1'])} T1 /"
             f" {len(self.val['t2'])} T2; held-out pairs: {len(self.holdout_pairs)};"
             f" unreadable images skipped: {self.skipped}"
         )
+        if self.holdout_subjects:
+            text += f"; held-out subjects: {', '.join(self.holdout_subjects)}"
+        if len(self.sources) > 1:
+            total = sum(s.weight for s in self.sources) or 1.0
+            text += "; data sets: " + ", ".join(
+                f"{s.name} ({len(s.train['t1'])} T1 / {len(s.train['t2'])} T2, {len(s.pairs)} pairs,"
+                f" weight {s.weight / total:.2f})" for s in self.sources
+            )
+        return text
+
+
+def subject_of(name: str, pattern: str) -> str | None:
+    """The subject a file belongs to: the first group of ``pattern`` searched in its
+    file name (``patient07_z052.png`` -> ``patient07`` with the default pattern)."""
+    match = re.search(pattern, Path(name.replace("\\", "/")).name)
+    return match.group(1) if match else None
 
 
 def domain_of(text: str) -> str | None:
@@ -183,6 +220,25 @@ def read_pairs(path) -> list[tuple[str, str]]:
     return [(row["t1"].strip(), row["t2"].strip()) for row in rows]
 
 
+def read_datasets(config) -> tuple[list, int]:
+    """Read every data set of a :class:`cyclegan.config.DataConfig`.
+
+    Returns ``([(slices, pairs or None), ...], unreadable images)``: each
+    slice carries its data set's index and its subject (``subject_pattern``).
+    """
+    parts, skipped = [], 0
+    for index, source in enumerate(config.datasets):
+        csv_path = config.pairs_of(index)
+        pairs = read_pairs(csv_path) if csv_path else None
+        slices, bad = read_dataset(source, limit=config.max_images)
+        for s in slices:
+            s.source = index
+            s.subject = subject_of(s.name, config.subject_pattern)
+        parts.append((slices, pairs))
+        skipped += bad
+    return parts, skipped
+
+
 def _key(name: str) -> str:
     """Last folder and file name: matches names from a folder, a zip or a CSV."""
     parts = name.replace("\\", "/").split("/")
@@ -215,47 +271,92 @@ def split_dataset(
     holdout_fraction: float = 0.0,
     skipped: int = 0,
 ) -> DataSplit:
-    """Split into train/validation; held-out pairs (both images) leave training."""
-    by_key = {}
-    for s in slices:
-        by_key[_key(s.name)] = s
-    counts = {d: sum(s.domain == d for s in by_key.values()) for d in DOMAINS}
+    """Split one data set into train/validation; held-out pairs (both images) leave training."""
+    return split_datasets([(list(slices), pairs)], val_fraction, holdout_fraction, skipped=skipped)
+
+
+def split_datasets(
+    parts: list,
+    val_fraction: float = 0.1,
+    holdout_fraction: float = 0.0,
+    holdout_subjects: Iterable[str] = (),
+    weights: list | None = None,
+    names: list | None = None,
+    skipped: int = 0,
+) -> DataSplit:
+    """Split several data sets, each ``(slices, pairs or None)``, for one run.
+
+    Slices of ``holdout_subjects`` (their ``subject``) leave training, both
+    contrasts; aligned pairs among them are held-out pairs. Data sets without
+    a held-out subject hold out ``holdout_fraction`` of their pairs (spread
+    over the slice range); those with nothing held out put ``val_fraction`` of
+    their images (by file name) into validation.
+    """
+    holdout_subjects = tuple(holdout_subjects)
+    found_subjects = {s.subject for slices, _ in parts for s in slices if s.subject}
+    missing = [name for name in holdout_subjects if name not in found_subjects]
+    if missing:
+        known = ", ".join(sorted(found_subjects)[:12]) or "none: no file name matches the subject pattern"
+        raise DataError(f"held-out subject(s) not found: {', '.join(missing)} (subjects found: {known})")
+    counts = {d: sum(s.domain == d for slices, _ in parts for s in slices) for d in DOMAINS}
     for d in DOMAINS:
         if counts[d] == 0:
             raise DataError(
                 f"no {d.upper()} images found: images must sit under a folder whose name says "
                 f"{d.upper()} (e.g. Tr1/TrainT1/*.png and Tr2/TrainT2/*.png)"
             )
-    known_pairs = []
-    for t1_name, t2_name in pairs or []:
-        t1, t2 = by_key.get(_key(t1_name)), by_key.get(_key(t2_name))
-        if t1 is None or t2 is None:
-            continue
-        if t1.domain != "t1" or t2.domain != "t2" or t1.image.shape != t2.image.shape:
-            raise DataError(f"pair ({t1_name}, {t2_name}) is not a same-size T1/T2 pair")
-        known_pairs.append((t1, t2))
-    if pairs and not known_pairs:
-        raise DataError("none of the listed pairs was found in the data set")
-    holdout = choose_holdout(known_pairs, holdout_fraction)
-    held = {id(s) for pair in holdout for s in pair}
-    train = {d: [] for d in DOMAINS}
+    train_all = {d: [] for d in DOMAINS}
     val = {d: [] for d in DOMAINS}
-    for s in sorted(by_key.values(), key=lambda s: _natural(s.name)):
-        if id(s) in held:
-            val[s.domain].append(s)
-        elif not holdout and in_validation(s.name, val_fraction):
-            val[s.domain].append(s)
+    sources, all_pairs, holdout_all = [], [], []
+    for index, (slices, pairs) in enumerate(parts):
+        by_key = {}
+        for s in slices:
+            by_key[_key(s.name)] = s
+        known_pairs = []
+        for t1_name, t2_name in pairs or []:
+            t1, t2 = by_key.get(_key(t1_name)), by_key.get(_key(t2_name))
+            if t1 is None or t2 is None:
+                continue
+            if t1.domain != "t1" or t2.domain != "t2" or t1.image.shape != t2.image.shape:
+                raise DataError(f"pair ({t1_name}, {t2_name}) is not a same-size T1/T2 pair")
+            known_pairs.append((t1, t2))
+        label = (names[index] if names else None) or f"data set {index + 1}"
+        if pairs and not known_pairs:
+            raise DataError(f"none of the listed pairs was found in {label}")
+        by_subject = any(s.subject in holdout_subjects for s in by_key.values())
+        if by_subject:
+            holdout = [p for p in known_pairs if p[0].subject in holdout_subjects
+                       and p[1].subject in holdout_subjects]
         else:
-            train[s.domain].append(s)
+            holdout = choose_holdout(known_pairs, holdout_fraction)
+        held = {id(s) for pair in holdout for s in pair}
+        train = {d: [] for d in DOMAINS}
+        for s in sorted(by_key.values(), key=lambda s: _natural(s.name)):
+            if id(s) in held or s.subject in holdout_subjects:
+                val[s.domain].append(s)
+            elif not holdout and not by_subject and in_validation(s.name, val_fraction):
+                val[s.domain].append(s)
+            else:
+                train[s.domain].append(s)
+        train_ids = {id(s) for d in DOMAINS for s in train[d]}
+        train_pairs = [p for p in known_pairs if id(p[0]) in train_ids and id(p[1]) in train_ids]
+        weight = float(weights[index]) if weights else 1.0
+        sources.append(Source(train, train_pairs, weight, label))
+        all_pairs += train_pairs
+        holdout_all += holdout
+        for d in DOMAINS:
+            train_all[d] += train[d]
     for d in DOMAINS:
-        if len(train[d]) < MIN_TRAIN_IMAGES:
+        if len(train_all[d]) < MIN_TRAIN_IMAGES:
             raise DataError(
-                f"too few {d.upper()} images to train on: {len(train[d])} after the validation "
+                f"too few {d.upper()} images to train on: {len(train_all[d])} after the validation "
                 f"split (need at least {MIN_TRAIN_IMAGES}; {counts[d]} found in all)"
             )
-    train_ids = {id(s) for d in DOMAINS for s in train[d]}
-    train_pairs = [p for p in known_pairs if id(p[0]) in train_ids and id(p[1]) in train_ids]
-    return DataSplit(train, val, train_pairs, holdout, skipped)
+    # A data set left with no image of one contrast cannot be drawn from.
+    sources = [s for s in sources if s.train["t1"] and s.train["t2"]]
+    if not any(s.weight > 0 for s in sources):
+        raise DataError("every data set that has training images of both contrasts has weight 0")
+    return DataSplit(train_all, val, all_pairs, holdout_all, skipped, sources, holdout_subjects)
 
 
 def augment(image: np.ndarray, size: int, rng: np.random.Generator, flip: bool | None = None,
@@ -374,41 +475,69 @@ def gamma_contrast(image: np.ndarray, gamma: float) -> np.ndarray:
 class TrainingStream(keras.utils.PyDataset):
     """Batches ``{"t1": ..., "t2": ...}`` of random crops for ``CycleGAN.fit``.
 
-    Unpaired (default): each domain is its own shuffled stream, reshuffled every
-    epoch. Paired (``pairs`` given): each batch index holds one aligned pair with
-    the same crop and flip, for the paired L1 term; with ``skull_strip`` > 0
-    that fraction of the pairs is shown skull-stripped (both images masked
-    with one brain mask, see :func:`brain_mask`), so that the generators also
-    learn brain-only inputs. With ``blur`` > 0 that fraction of the images
-    (of the pairs, in paired mode: both alike) is Gaussian-blurred with a
-    sigma drawn from :data:`BLUR_SIGMA`. With ``contrast`` > 0 that fraction
-    of the generator inputs gets a random gamma from :data:`CONTRAST_GAMMA`;
-    the batches then also hold ``"t1_input"`` and ``"t2_input"`` (the images
-    the generators see, crop for crop the same as ``"t1"`` and ``"t2"``,
-    which stay the targets). Deterministic for a given seed and epoch.
+    The images come from one or more data sets (``sources``, a list of
+    :class:`Source`; or ``train`` and ``pairs`` for a single one), each batch
+    index from a data set drawn by the sources' weights. Unpaired (no
+    ``pairs``): a T1 and a T2 image drawn independently, each data set and
+    domain its own stream, reshuffled every epoch. Paired (``paired=True``, or
+    ``pairs`` given): a data set with aligned pairs gives one pair, same crop
+    and flip for both images, for its share of draws (:attr:`Source.pair_share`)
+    and two independent images otherwise; the batch then also holds
+    ``"paired"`` (1 where the two images at a batch index are aligned), so
+    that the paired L1 term counts only true pairs while the CycleGAN terms
+    see every image. With ``skull_strip`` > 0 that fraction of the pairs is
+    shown skull-stripped (both images masked with one brain mask, see
+    :func:`brain_mask`). With ``blur`` > 0 that fraction of the images (of
+    a pair: both alike) is Gaussian-blurred with a sigma drawn from
+    :data:`BLUR_SIGMA`. With ``contrast`` > 0 that fraction of the generator
+    inputs gets a random gamma from :data:`CONTRAST_GAMMA`; the batches then
+    also hold ``"t1_input"`` and ``"t2_input"`` (the images the generators
+    see, crop for crop the same as ``"t1"`` and ``"t2"``, which stay the
+    targets). Deterministic for a given seed and epoch.
     """
 
-    def __init__(self, train: dict, image_size: int, batch_size: int, steps_per_epoch: int,
+    def __init__(self, train: dict | None, image_size: int, batch_size: int, steps_per_epoch: int,
                  seed: int = 0, pairs: list | None = None, epoch: int = 0, skull_strip: float = 0.0,
-                 blur: float = 0.0, contrast: float = 0.0):
+                 blur: float = 0.0, contrast: float = 0.0, sources: list | None = None,
+                 paired: bool | None = None):
         super().__init__()
-        self.train = train
+        if sources is None:
+            if train is None:
+                raise ValueError("TrainingStream needs train images or sources")
+            sources = [Source(train, list(pairs or []))]
+        self.sources = [s for s in sources if s.weight > 0]
+        if not self.sources:
+            raise ValueError("TrainingStream needs a data set with a positive weight")
+        self.train = train if train is not None else {
+            d: [x for s in self.sources for x in s.train[d]] for d in DOMAINS}
+        self.paired = bool(pairs) if paired is None else bool(paired)
+        if self.paired and not any(s.pairs for s in self.sources):
+            raise ValueError("paired training needs aligned pairs in at least one data set")
+        self.pairs = [p for s in self.sources for p in s.pairs] if self.paired else None
         self.image_size = image_size
         self.batch_size = batch_size
         self.steps_per_epoch = steps_per_epoch
         self.seed = seed
-        self.pairs = pairs or None
         self.epoch = epoch
         self.skull_strip = float(skull_strip)
-        if self.skull_strip > 0 and not self.pairs:
+        if self.skull_strip > 0 and not self.paired:
             raise ValueError("skull_strip needs aligned pairs")
-        self.stripped = skull_stripped_pairs(self.pairs) if self.skull_strip > 0 else None
+        self.stripped = None
+        if self.skull_strip > 0:
+            self.stripped = [skull_stripped_pairs(s.pairs) for s in self.sources]
         self.blur = float(blur)
         if not 0.0 <= self.blur <= 1.0:
             raise ValueError(f"blur must be a fraction in [0, 1], got {blur}")
         self.contrast = float(contrast)
         if not 0.0 <= self.contrast <= 1.0:
             raise ValueError(f"contrast must be a fraction in [0, 1], got {contrast}")
+        self._plan_cache = (None, None)
+
+    @property
+    def stripped_count(self) -> tuple[int, int]:
+        """(pairs with a brain mask, aligned training pairs) when skull stripping."""
+        flat = [p for group in (self.stripped or []) for p in group]
+        return sum(p is not None for p in flat), len(flat)
 
     def _maybe_blur(self, rng: np.random.Generator, *images: np.ndarray) -> tuple:
         """``images`` all blurred alike with probability ``blur`` (no draw when 0)."""
@@ -435,11 +564,37 @@ class TrainingStream(keras.utils.PyDataset):
     def __len__(self):
         return self.steps_per_epoch
 
-    def _order(self, stream: int, count: int) -> np.ndarray:
+    def _plan(self) -> list:
+        """This epoch's draws, one per batch slot: ("pair", source, i) or ("free", source, i1, i2).
+
+        Each data set, domain and pair list is its own stream of permutations,
+        so every image is seen once before any is seen twice."""
+        if self._plan_cache[0] == self.epoch:
+            return self._plan_cache[1]
         needed = self.steps_per_epoch * self.batch_size
-        rng = np.random.default_rng([self.seed, self.epoch, stream])
-        reps = -(-needed // count)
-        return np.concatenate([rng.permutation(count) for _ in range(reps)])
+        rng = np.random.default_rng([self.seed, self.epoch, 11])
+        weights = np.array([s.weight for s in self.sources], np.float64)
+        chosen = (rng.choice(len(self.sources), needed, p=weights / weights.sum())
+                  if len(self.sources) > 1 else np.zeros(needed, int))
+        streams = {}
+
+        def take(key, count):
+            order, position = streams.get(key, (None, 0))
+            if order is None or position >= len(order):
+                order, position = rng.permutation(count), 0
+            streams[key] = (order, position + 1)
+            return int(order[position])
+
+        plan = []
+        for k in chosen.tolist():
+            source = self.sources[k]
+            if self.paired and source.pairs and (source.pair_share >= 1.0 or rng.random() < source.pair_share):
+                plan.append(("pair", k, take((k, "pair"), len(source.pairs))))
+            else:
+                plan.append(("free", k, take((k, "t1"), len(source.train["t1"])),
+                             take((k, "t2"), len(source.train["t2"]))))
+        self._plan_cache = (self.epoch, plan)
+        return plan
 
     def __getitem__(self, index):
         if index >= self.steps_per_epoch:
@@ -447,27 +602,35 @@ class TrainingStream(keras.utils.PyDataset):
         rng = np.random.default_rng([self.seed, self.epoch, index, 7])
         span = slice(index * self.batch_size, (index + 1) * self.batch_size)
         out = {key: [] for key in ("t1", "t2", "t1_input", "t2_input")}
+        aligned = []
 
         def add(domain, target, source):
             out[domain].append(target)
             out[f"{domain}_input"].append(source)
 
-        if self.pairs:
-            for i in self._order(2, len(self.pairs))[span]:
-                a, b = self.pairs[i][0].image, self.pairs[i][1].image
-                if self.stripped is not None and self.stripped[i] is not None and rng.random() < self.skull_strip:
-                    a, b = self.stripped[i]
+        for draw in self._plan()[span]:
+            source = self.sources[draw[1]]
+            if draw[0] == "pair":
+                i = draw[2]
+                a, b = source.pairs[i][0].image, source.pairs[i][1].image
+                stripped = self.stripped[draw[1]][i] if self.stripped is not None else None
+                if stripped is not None and rng.random() < self.skull_strip:
+                    a, b = stripped
                 a, b = self._maybe_blur(rng, a, b)
-                crop, source, flip, offset = self._crops(rng, a)
-                add("t1", crop, source)
+                crop, image, flip, offset = self._crops(rng, a)
+                add("t1", crop, image)
                 add("t2", *self._crops(rng, b, flip, offset)[:2])
-        else:
-            for domain, stream in (("t1", 0), ("t2", 1)):
-                for i in self._order(stream, len(self.train[domain]))[span]:
-                    (image,) = self._maybe_blur(rng, self.train[domain][i].image)
+                aligned.append(1.0)
+            else:
+                for domain, i in (("t1", draw[2]), ("t2", draw[3])):
+                    (image,) = self._maybe_blur(rng, source.train[domain][i].image)
                     add(domain, *self._crops(rng, image)[:2])
+                aligned.append(0.0)
         keys = ("t1", "t2", "t1_input", "t2_input") if self.contrast > 0 else ("t1", "t2")
-        return {key: np.stack(out[key])[..., None] for key in keys}
+        batch = {key: np.stack(out[key])[..., None] for key in keys}
+        if self.paired:
+            batch["paired"] = np.asarray(aligned, np.float32)
+        return batch
 
     def on_epoch_end(self):
         self.epoch += 1

@@ -159,7 +159,9 @@ class CycleGAN(keras.Model):
     float images in [-1, 1], shape ``(batch, image_size, image_size, 1)``. With
     ``paired_weight > 0`` the two images at each batch index must show the
     same anatomy; the paired L1 term then pulls each translation toward its
-    partner. Batches may also hold ``"t1_input"`` and ``"t2_input"``: what the
+    partner. A batch that mixes pairs and unpaired images says which indices
+    are aligned in ``"paired"`` (shape ``(batch,)``, 1 or 0): the paired term
+    counts only those, the other terms every image. Batches may also hold ``"t1_input"`` and ``"t2_input"``: what the
     generators are shown in place of ``"t1"`` and ``"t2"`` (for instance with
     another contrast, see ``TrainConfig.contrast``), while ``"t1"`` and
     ``"t2"`` stay the targets of the cycle, identity and paired terms and the
@@ -247,7 +249,15 @@ class CycleGAN(keras.Model):
             raise ValueError('CycleGAN batches must be dicts with keys "t1" and "t2"')
         return data["t1"], data["t2"], data.get("t1_input", data["t1"]), data.get("t2_input", data["t2"])
 
-    def _generator_losses(self, real_t1, real_t2, input_t1, input_t2):
+    @staticmethod
+    def _aligned(data):
+        """The batch's ``"paired"`` weights (1 where its two images are aligned), or None:
+        without them every batch index counts as a pair when ``paired_weight > 0``."""
+        if isinstance(data, (tuple, list)):
+            data = data[0]
+        return data.get("paired") if isinstance(data, dict) else None
+
+    def _generator_losses(self, real_t1, real_t2, input_t1, input_t2, aligned=None):
         tc = self.train_config
         fake_t2 = self.t1_to_t2(input_t1, training=True)
         fake_t1 = self.t2_to_t1(input_t2, training=True)
@@ -269,8 +279,8 @@ class CycleGAN(keras.Model):
             logs["identity_t1"] = identity * l1_loss(self.t2_to_t1(real_t1, training=True), real_t1)
             logs["identity_t2"] = identity * l1_loss(self.t1_to_t2(real_t2, training=True), real_t2)
         if tc.paired_weight > 0:
-            logs["paired_t1"] = tc.paired_weight * l1_loss(fake_t1, real_t1)
-            logs["paired_t2"] = tc.paired_weight * l1_loss(fake_t2, real_t2)
+            logs["paired_t1"] = tc.paired_weight * l1_loss(fake_t1, real_t1, aligned)
+            logs["paired_t2"] = tc.paired_weight * l1_loss(fake_t2, real_t2, aligned)
         total = sum(logs.values())
         logs["gen_loss"] = total
         return total, logs, (fake_t1, fake_t2)
@@ -318,7 +328,8 @@ class CycleGAN(keras.Model):
         gen_vars = [v for g in self.generators for v in g.trainable_variables]
         disc_vars = [v for d in self.discriminators for v in d.trainable_variables]
         with tf.GradientTape() as tape:
-            gen_loss, gen_logs, (fake_t1, fake_t2) = self._generator_losses(real_t1, real_t2, input_t1, input_t2)
+            gen_loss, gen_logs, (fake_t1, fake_t2) = self._generator_losses(
+                real_t1, real_t2, input_t1, input_t2, self._aligned(data))
         gen_grads = tape.gradient(gen_loss, gen_vars)
         pooled_t1, pooled_t2 = self._query_pools(fake_t1, fake_t2)
         with tf.GradientTape() as tape:
@@ -335,6 +346,7 @@ class CycleGAN(keras.Model):
 
         trainable_values, non_trainable_values, optimizer_values, metric_values = state
         real_t1, real_t2, input_t1, input_t2 = self._unpack(data)
+        aligned = self._aligned(data)
         trainable = self.trainable_variables
         non_trainable = self.non_trainable_variables
         disc_pos = [i for i, v in enumerate(trainable) if self._is_discriminator_variable(v)]
@@ -348,7 +360,7 @@ class CycleGAN(keras.Model):
 
         def gen_loss_fn(gen_values):
             with keras.StatelessScope(state_mapping=mapping(gen_pos, gen_values)):
-                loss, logs, fakes = self._generator_losses(real_t1, real_t2, input_t1, input_t2)
+                loss, logs, fakes = self._generator_losses(real_t1, real_t2, input_t1, input_t2, aligned)
             return loss, (logs, fakes)
 
         (_, (gen_logs, (fake_t1, fake_t2))), gen_grads = jax.value_and_grad(

@@ -67,3 +67,25 @@ def test_invalid_json():
         ModelConfig.from_json("{nope")
     with pytest.raises(ConfigError, match="JSON object"):
         ModelConfig.from_dict([1, 2])
+
+
+def test_data_config_checks_and_round_trips():
+    from cyclegan.config import DataConfig, DEFAULT_DATASET
+
+    assert DataConfig().datasets == (DEFAULT_DATASET,)
+    config = DataConfig(datasets=["a", "b"], pairs=["a.csv", ""], weights=[1, 3], holdout_subjects=["s1"])
+    assert config.pairs_of(0) == "a.csv" and config.pairs_of(1) is None and config.weight_of(1) == 3.0
+    again = DataConfig.from_json(config.to_json())
+    assert again == config and isinstance(again.datasets, tuple)
+    for bad, message in (
+        ({"datasets": []}, "at least one data set"),
+        ({"datasets": ["a", "b"], "pairs": ["x.csv"]}, "once per data set"),
+        ({"weights": [0.0]}, "must not all be zero"),
+        ({"weights": [-1.0]}, "at least 0"),
+        ({"subject_pattern": "(unclosed"}, "not a regular expression"),
+        ({"subject_pattern": r"_z\d+"}, "needs a group"),
+        ({"holdout_fraction": 1.0}, "below 1"),
+        ({"datasets": "a"}, "must be a list"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            DataConfig(**bad)

@@ -333,10 +333,10 @@ def test_stream_changes_the_contrast_of_the_inputs_only():
     train = {"t1": [t1], "t2": [t2]}
     plain = TrainingStream(train, 96, 2, 4, seed=0, pairs=[(t1, t2)])
     changed = TrainingStream(train, 96, 2, 4, seed=0, pairs=[(t1, t2)], contrast=1.0)
-    assert set(plain[0]) == {"t1", "t2"}  # contrast=0: the batches are what they always were
+    assert set(plain[0]) == {"t1", "t2", "paired"}  # contrast=0: no separate inputs
     for index in range(4):
         batch = changed[index]
-        assert set(batch) == {"t1", "t2", "t1_input", "t2_input"}
+        assert set(batch) == {"t1", "t2", "t1_input", "t2_input", "paired"}
         for key in ("t1", "t2"):
             target, source = batch[key][..., 0], batch[f"{key}_input"][..., 0]
             assert target.shape == source.shape
@@ -358,3 +358,124 @@ def test_stream_changes_the_contrast_of_the_inputs_only():
     assert 10 <= sum(moved) <= 40
     with pytest.raises(ValueError, match="contrast must be a fraction"):
         TrainingStream(train, 96, 2, 3, contrast=-0.5)
+
+
+def subject_slices(subjects, zs=(10, 20, 30), source=0, size=(48, 40)):
+    """Slices named <subject>_z<NNN>.png in both contrasts, with their aligned pairs."""
+    from cyclegan.config import DEFAULT_SUBJECT_PATTERN
+    from cyclegan.data import Slice, subject_of
+
+    slices, pairs = [], []
+    for k, subject in enumerate(subjects):
+        for z in zs:
+            image = phantom_slice(*size, seed=k * 100 + z).astype(np.float32) / 127.5 - 1
+            names = (f"Tr1/TrainT1/{subject}_z{z:03d}.png", f"Tr2/TrainT2/{subject}_z{z:03d}.png")
+            for name, domain, pixels in zip(names, ("t1", "t2"), (image, -image)):
+                slices.append(Slice(name, domain, pixels, source, subject_of(name, DEFAULT_SUBJECT_PATTERN)))
+            pairs.append(names)
+    return slices, pairs
+
+
+def test_subject_of_takes_the_part_before_the_slice_number():
+    from cyclegan.config import DEFAULT_SUBJECT_PATTERN
+    from cyclegan.data import subject_of
+
+    assert subject_of("Tr1/TrainT1/openms-cs-patient07_z052.png", DEFAULT_SUBJECT_PATTERN) == "openms-cs-patient07"
+    assert subject_of("Tr1/TrainT1/Image #10.png", DEFAULT_SUBJECT_PATTERN) is None
+    assert subject_of("a/sub-3_slice9.png", r"^(sub-\d+)_") == "sub-3"
+
+
+def test_split_holds_out_whole_subjects_of_one_data_set():
+    from cyclegan.data import split_datasets
+
+    real, real_pairs = subject_slices(["alpha", "beta", "gamma"], source=1)
+    users = [s for s in make_slices(8)]
+    split = split_datasets([(users, None), (real, real_pairs)], val_fraction=0.25, holdout_fraction=0.5,
+                           holdout_subjects=["beta"], names=["users", "real"])
+    train_subjects = {s.subject for d in ("t1", "t2") for s in split.train[d]}
+    assert "beta" not in train_subjects and {"alpha", "gamma"} <= train_subjects
+    # Every slice of the held-out subject, both contrasts, and its pairs are held out.
+    assert sorted(s.name for d in ("t1", "t2") for s in split.val[d] if s.subject == "beta") == sorted(
+        n for p in real_pairs if "beta" in p[0] for n in p)
+    assert {(a.subject, b.subject) for a, b in split.holdout_pairs} == {("beta", "beta")}
+    assert len(split.holdout_pairs) == 3
+    # The data set with a held-out subject keeps its other pairs for training and no random validation.
+    assert len(split.sources[1].pairs) == 6 and not any(s.source == 1 and s.subject != "beta"
+                                                        for d in ("t1", "t2") for s in split.val[d])
+    # The other data set still has its own validation split by file name.
+    assert split.sources[0].name == "users" and split.val["t1"]
+    assert "held-out subjects: beta" in split.describe() and "real (6 T1 / 6 T2, 6 pairs" in split.describe()
+
+
+def test_split_refuses_unknown_subjects_and_names_the_known_ones():
+    from cyclegan.data import split_datasets
+
+    real, pairs = subject_slices(["alpha", "beta"])
+    with pytest.raises(DataError, match=r"not found: delta \(subjects found: alpha, beta\)"):
+        split_datasets([(real, pairs)], holdout_subjects=["delta"])
+
+
+def test_split_keeps_same_file_names_of_two_data_sets_apart():
+    from cyclegan.data import split_datasets
+
+    a, pairs_a = subject_slices(["s1", "s2"], source=0)
+    b, pairs_b = subject_slices(["s1", "s2"], source=1)
+    split = split_datasets([(a, pairs_a), (b, pairs_b)], val_fraction=0.0)
+    assert len(split.train["t1"]) == 12 and len(split.train_pairs) == 12
+    assert {s.source for s in split.train["t1"]} == {0, 1}
+
+
+def make_slices(n):
+    from cyclegan.data import Slice
+
+    out = []
+    for i in range(n):
+        image = phantom_slice(48, 40, seed=i).astype(np.float32) / 127.5 - 1
+        out += [Slice(f"Tr1/TrainT1/Image #{i}.png", "t1", image), Slice(f"Tr2/TrainT2/Image #{i + 50}.png", "t2", -image)]
+    return out
+
+
+def test_stream_mixes_data_sets_by_weight_and_flags_true_pairs():
+    from cyclegan.data import Source
+
+    def source(value, n_pairs, n_free, weight):
+        from cyclegan.data import Slice
+
+        def img(v):
+            return np.full((40, 40), v, np.float32)
+
+        pairs = [(Slice(f"p{i}a", "t1", img(value)), Slice(f"p{i}b", "t2", img(value))) for i in range(n_pairs)]
+        free = {"t1": [Slice(f"f{i}", "t1", img(value - 0.1)) for i in range(n_free)],
+                "t2": [Slice(f"g{i}", "t2", img(value + 0.1)) for i in range(n_free)]}
+        train = {d: [p[k] for p in pairs] + free[d] for k, d in enumerate(("t1", "t2"))}
+        return Source(train, pairs, weight)
+
+    # Data set A: only pairs (intensity 0.5); data set B: a quarter pairs (intensity -0.5).
+    sources = [source(0.5, 4, 0, 1.0), source(-0.5, 2, 6, 3.0)]
+    stream = TrainingStream(None, 32, 50, 8, seed=0, sources=sources, paired=True)
+    seen = {"a": 0, "b": 0, "b_paired": 0}
+    for index in range(len(stream)):
+        batch = stream[index]
+        assert batch["paired"].shape == (50,)
+        for t1, t2, flag in zip(batch["t1"], batch["t2"], batch["paired"]):
+            centre1, centre2 = t1[16, 16, 0], t2[16, 16, 0]
+            if centre1 > 0:  # from A: always a true pair, both crops alike
+                seen["a"] += 1
+                assert flag == 1.0 and np.array_equal(t1, t2)
+            else:
+                seen["b"] += 1
+                seen["b_paired"] += flag
+                # B's pairs are identical images; a free draw takes any T1 and any T2 of B.
+                if flag == 1.0:
+                    assert np.array_equal(t1, t2)
+                else:
+                    seen["b_mixed"] = seen.get("b_mixed", 0) + (not np.isclose(centre1, centre2))
+    total = seen["a"] + seen["b"]
+    assert 0.18 < seen["a"] / total < 0.32  # weight 1 of 4
+    assert 0.15 < seen["b_paired"] / seen["b"] < 0.35  # pair share 2 of 8
+    assert seen["b_mixed"] > 0.5 * (seen["b"] - seen["b_paired"])
+    # Unpaired training over the same sources draws no pairs and sends no flags.
+    unpaired = TrainingStream(None, 32, 10, 2, seed=0, sources=sources)
+    assert "paired" not in unpaired[0]
+    with pytest.raises(ValueError, match="needs a data set with a positive weight"):
+        TrainingStream(None, 32, 2, 2, sources=[Source(sources[0].train, [], 0.0)])

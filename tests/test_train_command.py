@@ -232,3 +232,54 @@ def test_runs_recorded_before_a_config_field_existed_still_resume(tmp_path):
     changed = {**record, "train_config": {**record["train_config"], "skull_strip": 0.5}}
     with pytest.raises(ConfigError, match="skull_strip: 0.0 -> 0.5"):
         _check_same_run(tmp_path, changed)
+
+
+def make_subject_folder(root, subjects=("alpha", "beta", "gamma"), zs=(10, 20)):
+    """A data set folder of <subject>_z<NNN>.png slices, aligned T1/T2, with its PAIRS.csv."""
+    from PIL import Image
+
+    rows = []
+    for k, subject in enumerate(subjects):
+        for z in zs:
+            image = phantom_slice(48, 40, seed=k * 10 + z)
+            names = (f"Tr1/TrainT1/{subject}_z{z:03d}.png", f"Tr2/TrainT2/{subject}_z{z:03d}.png")
+            for name, pixels in zip(names, (image, 255 - image)):
+                (root / name).parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(pixels).save(root / name)
+            rows.append(",".join(names))
+    (root / "PAIRS.csv").write_text("t1,t2\n" + "\n".join(rows) + "\n")
+    return root
+
+
+def test_two_data_sets_with_a_held_out_subject(tmp_path, data_zip):
+    real = make_subject_folder(tmp_path / "real")
+    out = tmp_path / "run"
+    args = tiny_args(data_zip, out, "--epochs", "1", "--dataset", str(real), "--holdout-pairs", "none",
+                     "--holdout-pairs", str(real / "PAIRS.csv"), "--holdout-subjects", "beta",
+                     "--paired-weight", "1", "--dataset-weight", "1", "--dataset-weight", "2")
+    proc = run_train(*args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "held-out subjects: beta" in proc.stderr
+    assert "mri (6 T1 / 7 T2, 0 pairs, weight 0.33), real (4 T1 / 4 T2, 4 pairs, weight 0.67)" in proc.stderr
+    held = json.loads((out / "holdout_pairs.json").read_text())
+    assert sorted(held) == [[f"Tr1/TrainT1/beta_z{z:03d}.png", f"Tr2/TrainT2/beta_z{z:03d}.png"] for z in (10, 20)]
+    run = json.loads((out / "run.json").read_text())
+    assert run["dataset"] == [str(data_zip), str(real)]
+    assert run["data_config"]["holdout_subjects"] == ["beta"] and run["data_config"]["weights"] == [1.0, 2.0]
+    assert "holdout_t1_to_t2_ssim" in json.loads((out / "config.json").read_text())["metrics"]
+    # Another held-out subject in the same output folder is another run.
+    other = run_train(*[a if a != "beta" else "gamma" for a in args])
+    assert other.returncode == 2 and "data_config.holdout_subjects" in other.stderr
+    assert "Traceback" not in other.stderr
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--holdout-subjects", "nobody"], "held-out subject(s) not found: nobody"),
+    (["--holdout-pairs", "x.csv"], "give one per --dataset"),
+    (["--dataset-weight", "1"], "give weights once per data set"),
+])
+def test_bad_mixing_options_give_clear_errors(tmp_path, data_zip, extra, message):
+    real = make_subject_folder(tmp_path / "real")
+    proc = run_train(*tiny_args(data_zip, tmp_path / "run", "--epochs", "1", "--dataset", str(real)), *extra)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert message in proc.stderr and "Traceback" not in proc.stderr

@@ -161,3 +161,20 @@ def test_mixed_precision_model_builds_bf16(tiny_config):
     layer = gan.t1_to_t2.get_layer("t1_to_t2_stem_conv")
     assert layer.compute_dtype == "bfloat16" and layer.variable_dtype == "float32"
     assert preset("tiny").image_size == 32
+
+
+def test_paired_term_counts_only_the_aligned_batch_indices(tiny_config):
+    gan = CycleGAN(tiny_config, TrainConfig(epochs=1, decay_epochs=0, paired_weight=3.0))
+    rng = np.random.default_rng(5)
+    real_t1, real_t2 = (rng.uniform(-1, 1, (2, 32, 32, 1)).astype("float32") for _ in range(2))
+    as_np = keras.ops.convert_to_numpy
+    fake_t2 = as_np(gan.t1_to_t2(real_t1))
+    per_image = np.abs(fake_t2 - real_t2).reshape(2, -1).mean(axis=1)
+    for flags, expected in (([1.0, 1.0], per_image.mean()), ([1.0, 0.0], per_image[0] / 2),
+                            ([0.0, 1.0], per_image[1] / 2), ([0.0, 0.0], 0.0)):
+        batch = {"t1": real_t1, "t2": real_t2, "paired": np.asarray(flags, "float32")}
+        _, logs, _ = gan._generator_losses(*gan._unpack(batch), gan._aligned(batch))
+        assert float(logs["paired_t2"]) == pytest.approx(3.0 * expected, rel=1e-4, abs=1e-7)
+    # Without flags every index is a pair (single data set runs, as before).
+    _, logs, _ = gan._generator_losses(real_t1, real_t2, real_t1, real_t2)
+    assert float(logs["paired_t2"]) == pytest.approx(3.0 * per_image.mean(), rel=1e-4)

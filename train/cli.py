@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shlex
 import sys
 import time
@@ -19,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_DATASET = "nitishpandey04/MRI-Unpaired-T1-and-T2-Images"
+from cyclegan.config import DEFAULT_DATASET, DEFAULT_SUBJECT_PATTERN
+
 EXIT_USAGE, EXIT_PUSH_FAILED, EXIT_INTERRUPTED = 2, 3, 130
 
 log = logging.getLogger("train")
@@ -32,14 +34,24 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     data = p.add_argument_group("data")
-    data.add_argument("--dataset", default=DEFAULT_DATASET,
-                      help="Hub data set id, local folder or local zip (Tr1/TrainT1/*.png, Tr2/TrainT2/*.png)")
+    data.add_argument("--dataset", action="append", default=None, metavar="SOURCE",
+                      help="Hub data set id, local folder or local zip (Tr1/TrainT1/*.png, Tr2/TrainT2/*.png); "
+                           f"give it several times to mix data sets (default: {DEFAULT_DATASET})")
     data.add_argument("--val-fraction", type=float, default=0.1,
                       help="fraction of images (chosen by file name) kept for validation when no pairs are held out")
-    data.add_argument("--holdout-pairs", default=None,
-                      help="CSV of aligned T1/T2 file names (columns t1,t2); held-out pairs stay out of training")
+    data.add_argument("--holdout-pairs", action="append", default=None, metavar="CSV",
+                      help="CSV of aligned T1/T2 file names (columns t1,t2): one per --dataset, in order "
+                           "('none' for a data set without pairs); held-out pairs stay out of training")
     data.add_argument("--holdout-fraction", type=float, default=0.15,
-                      help="fraction of the pairs in --holdout-pairs to hold out, spread over the slice range")
+                      help="fraction of the pairs in --holdout-pairs to hold out, spread over the slice range "
+                           "(data sets with a held-out subject hold out that subject instead)")
+    data.add_argument("--holdout-subjects", nargs="+", default=None, metavar="SUBJECT",
+                      help="hold out these whole subjects (every slice, both contrasts); their aligned pairs "
+                           "are the held-out pairs of their data set")
+    data.add_argument("--subject-pattern", default=DEFAULT_SUBJECT_PATTERN, metavar="REGEX",
+                      help="regular expression whose first group names a file's subject")
+    data.add_argument("--dataset-weight", action="append", type=float, default=None, metavar="W",
+                      help="sampling weight of each --dataset, in order (default: equal weights)")
     data.add_argument("--max-images", type=int, default=None, help="read at most this many images (smoke runs)")
 
     model = p.add_argument_group("model")
@@ -96,6 +108,21 @@ def fail(message: str, code: int = EXIT_USAGE) -> int:
     return code
 
 
+def _data_config(args):
+    from cyclegan.config import DataConfig
+
+    datasets = tuple(args.dataset or (DEFAULT_DATASET,))
+    pairs = tuple("" if p.lower() == "none" else p for p in (args.holdout_pairs or ()))
+    if len(pairs) == 1 and len(datasets) > 1:
+        raise ValueError(f"--holdout-pairs: give one per --dataset ({len(datasets)}), 'none' where a data "
+                         "set has no pair list")
+    return DataConfig(
+        datasets=datasets, pairs=pairs, weights=tuple(args.dataset_weight or ()),
+        holdout_fraction=args.holdout_fraction, holdout_subjects=tuple(args.holdout_subjects or ()),
+        subject_pattern=args.subject_pattern, val_fraction=args.val_fraction, max_images=args.max_images,
+    )
+
+
 def _configs(args):
     from cyclegan.config import TrainConfig, preset
 
@@ -126,7 +153,7 @@ def _check_same_run(output: Path, record: dict) -> None:
     """Refuse to resume a run made with another configuration."""
     import dataclasses
 
-    from cyclegan.config import ModelConfig, TrainConfig
+    from cyclegan.config import DataConfig, ModelConfig, TrainConfig
     from cyclegan.errors import ConfigError
 
     path = output / "run.json"
@@ -134,13 +161,19 @@ def _check_same_run(output: Path, record: dict) -> None:
         return
     previous = json.loads(path.read_text())
     # Fields added to a config after a run started take their defaults.
-    for section, cls in (("model_config", ModelConfig), ("train_config", TrainConfig)):
+    for section, cls in (("model_config", ModelConfig), ("train_config", TrainConfig),
+                         ("data_config", DataConfig)):
         if isinstance(previous.get(section), dict):
             defaults = {f.name: f.default for f in dataclasses.fields(cls)
                         if f.default is not dataclasses.MISSING}
             previous[section] = {**defaults, **previous[section]}
     diffs = []
-    for section in ("model_config", "train_config", "dataset", "init_from"):
+    # Records written before the data options were recorded compare by data set only.
+    sections = ["model_config", "train_config", "dataset", "init_from"]
+    if "data_config" in previous:
+        previous["data_config"] = DataConfig.from_dict(previous["data_config"]).to_dict()
+        sections.append("data_config")
+    for section in sections:
         old, new = previous.get(section), record[section]
         if isinstance(new, dict):
             diffs += [f"{section}.{k}: {old.get(k)!r} -> {v!r}" for k, v in new.items()
@@ -197,21 +230,41 @@ def _process_index() -> int:
     return jax.process_index()
 
 
-def _evaluate_holdout(model, pairs) -> dict:
-    """Paired metrics of both directions on held-out pairs (intensities in [0, 1])."""
+def _dataset_label(source: str) -> str:
+    """A short name of a data set for logs and metric keys (its last path part)."""
+    return Path(source.rstrip("/\\")).name.removesuffix(".zip") or source
+
+
+def _evaluate_holdout(model, pairs, sources=()) -> dict:
+    """Paired metrics of both directions on held-out pairs (intensities in [0, 1]).
+
+    Keys ``holdout_<direction>_<metric>`` average over every held-out pair; when
+    the pairs come from several data sets, ``holdout_<data set>_<direction>_<metric>``
+    give each one's own."""
     from cyclegan.callbacks import translate_raw
     from cyclegan.metrics import head_mask, mean_metrics, paired_metrics
 
+    groups = {"": pairs}
+    by_source = {}
+    for pair in pairs:
+        by_source.setdefault(pair[0].source, []).append(pair)
+    if len(by_source) > 1:
+        names = {i: s.name for i, s in enumerate(sources)}
+        for index, group in sorted(by_source.items()):
+            label = re.sub(r"[^A-Za-z0-9]+", "_", names.get(index, f"set{index + 1}")).strip("_").lower()
+            groups[f"{label}_"] = group
     results = {}
-    for direction, generator in (("t1_to_t2", model.t1_to_t2), ("t2_to_t1", model.t2_to_t1)):
-        rows = []
-        for t1, t2 in pairs:
-            source, target = (t1, t2) if direction == "t1_to_t2" else (t2, t1)
-            prediction = (translate_raw(generator, source.image) + 1) / 2
-            truth = (target.image + 1) / 2
-            rows.append(paired_metrics(np.clip(prediction, 0, 1), truth, head_mask(truth, (source.image + 1) / 2)))
-        for key, value in mean_metrics(rows).items():
-            results[f"holdout_{direction}_{key}"] = round(value, 4)
+    for prefix, group in groups.items():
+        for direction, generator in (("t1_to_t2", model.t1_to_t2), ("t2_to_t1", model.t2_to_t1)):
+            rows = []
+            for t1, t2 in group:
+                source, target = (t1, t2) if direction == "t1_to_t2" else (t2, t1)
+                prediction = (translate_raw(generator, source.image) + 1) / 2
+                truth = (target.image + 1) / 2
+                rows.append(paired_metrics(np.clip(prediction, 0, 1), truth,
+                                           head_mask(truth, (source.image + 1) / 2)))
+            for key, value in mean_metrics(rows).items():
+                results[f"holdout_{prefix}{direction}_{key}"] = round(value, 4)
     return results
 
 
@@ -231,32 +284,35 @@ def main(argv=None) -> int:
 
 
 def _run(args, argv) -> int:
-    from cyclegan.data import BLUR_SIGMA, CONTRAST_GAMMA, TrainingStream, read_dataset, read_pairs, split_dataset
+    from cyclegan.data import BLUR_SIGMA, CONTRAST_GAMMA, TrainingStream, read_datasets, split_datasets
     from cyclegan.hub import check_repo_id
 
     if args.push_to_hub:
         check_repo_id(args.push_to_hub)
-    if args.paired_weight > 0 and not args.holdout_pairs:
+    data_config = _data_config(args)
+    if args.paired_weight > 0 and not any(data_config.pairs):
         return fail("--paired-weight needs --holdout-pairs (the file that says which slices are aligned)")
     if args.skull_strip and args.paired_weight <= 0:
         return fail("--skull-strip needs --paired-weight (both images of a pair are stripped with one brain mask)")
-    for name in ("val_fraction", "holdout_fraction"):
-        if not 0.0 <= getattr(args, name) < 1.0:
-            return fail(f"--{name.replace('_', '-')} must be in [0, 1)")
     model_config, train_config = _configs(args)
     output = Path(args.output)
     command = "python -m train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    datasets = list(data_config.datasets)
     record = {
         "model_config": model_config.to_dict(),
         "train_config": train_config.to_dict(),
-        "dataset": args.dataset,
+        "data_config": data_config.to_dict(),
+        "dataset": datasets[0] if len(datasets) == 1 else datasets,
         "init_from": args.init_from,
     }
     _check_same_run(output, record)
 
-    pairs = read_pairs(args.holdout_pairs) if args.holdout_pairs else None
-    slices, skipped = read_dataset(args.dataset, limit=args.max_images)
-    split = split_dataset(slices, args.val_fraction, pairs, args.holdout_fraction if pairs else 0.0, skipped)
+    parts, skipped = read_datasets(data_config)
+    split = split_datasets(
+        parts, data_config.val_fraction, data_config.holdout_fraction, data_config.holdout_subjects,
+        weights=[data_config.weight_of(i) for i in range(len(datasets))],
+        names=[_dataset_label(d) for d in datasets], skipped=skipped,
+    )
     log.info("data: %s", split.describe())
     if args.paired_weight > 0 and not split.train_pairs:
         return fail("--paired-weight needs aligned pairs in the training split; none were found")
@@ -280,14 +336,14 @@ def _run(args, argv) -> int:
     if args.init_from:
         _init_generators(model, args.init_from)
     stream = TrainingStream(
-        split.train, model_config.image_size, train_config.batch_size, train_config.steps_per_epoch,
-        seed=train_config.seed + _process_index(), pairs=split.train_pairs if args.paired_weight > 0 else None,
+        None, model_config.image_size, train_config.batch_size, train_config.steps_per_epoch,
+        seed=train_config.seed + _process_index(), sources=split.sources, paired=args.paired_weight > 0,
         skull_strip=train_config.skull_strip, blur=train_config.blur, contrast=train_config.contrast,
     )
     if stream.stripped is not None:
-        usable = sum(p is not None for p in stream.stripped)
+        usable, total = stream.stripped_count
         log.info("skull stripping: brain masks for %d of %d training pairs; %.0f%% of their samples are stripped",
-                 usable, len(stream.stripped), 100 * train_config.skull_strip)
+                 usable, total, 100 * train_config.skull_strip)
     if train_config.blur:
         log.info("blur: %.0f%% of the training images Gaussian-blurred (sigma %g-%g px)",
                  100 * train_config.blur, *BLUR_SIGMA)
@@ -335,13 +391,13 @@ def _run(args, argv) -> int:
     ]
     if args.push_to_hub and args.push_every:
         callbacks.append(cb.EveryNEpochs(args.push_every, lambda e: (export(e), push(e))))
-    log.info("training %s on %s (%s, %d device(s)) into %s", args.preset, args.dataset,
+    log.info("training %s on %s (%s, %d device(s)) into %s", args.preset, " + ".join(datasets),
              keras.backend.backend(), devices, output)
     started = time.monotonic()
     model.fit(stream, epochs=train_config.epochs, callbacks=callbacks, verbose=args.verbose)
     log.info("training done in %.0f s (this run)", time.monotonic() - started)
 
-    metrics = _evaluate_holdout(model, split.holdout_pairs) if split.holdout_pairs else None
+    metrics = _evaluate_holdout(model, split.holdout_pairs, split.sources) if split.holdout_pairs else None
     if samples.latest is None:  # resumed after the last epoch: keep the newest grid
         grids = sorted((output / "samples").glob("epoch_*.png"))
         samples.latest = grids[-1] if grids else None
