@@ -8,6 +8,8 @@ Prints one JSON line per result. Sets (each when available):
   listed in PAIRS.csv); which pairs comes from the model's training record, else 15 % of PAIRS.csv
   chosen as the train command does;
 - ``phantom``: the project's spin-echo phantom (cyclegan/phantom.py), needs nilearn;
+- ``real``: aligned pairs of real patients (``real-t1t2``) whose subjects the model never saw: the
+  subjects the model's training record held out, else ``--real-subjects``;
 - ``brats``: real co-registered BraTS slices (a different domain: tumour patients, skull-stripped).
 
 Methods: the model, the model on inputs with another contrast (``gamma``: the held-out inputs'
@@ -74,6 +76,26 @@ def load_pairs_dataset(data: Path, holdout_names: list | None):
     train_pairs = [p for p in pairs if p[0] not in held_names]
     middle = train_pairs[len(train_pairs) // 2]
     references = {"t1": load(middle[0]), "t2": load(middle[1])}
+    return held, references
+
+
+def load_real_subjects(data: Path, subjects: list):
+    """[(name, t1, t2)] aligned pairs of ``subjects`` in a real-t1t2 style folder, and one
+    training pair's images (a paired subject not held out) as histogram references."""
+    from PIL import Image
+
+    from cyclegan.config import DEFAULT_SUBJECT_PATTERN
+    from cyclegan.data import read_pairs, subject_of
+
+    pairs = read_pairs(data / "PAIRS.csv")
+    load = lambda rel: unit(np.asarray(Image.open(data / rel)))  # noqa: E731
+    held = [(f"{Path(a).stem}", load(a), load(b)) for a, b in pairs
+            if subject_of(a, DEFAULT_SUBJECT_PATTERN) in subjects]
+    others = [p for p in pairs if subject_of(p[0], DEFAULT_SUBJECT_PATTERN) not in subjects]
+    references = None
+    if others:
+        middle = others[len(others) // 2]
+        references = {"t1": load(middle[0]), "t2": load(middle[1])}
     return held, references
 
 
@@ -194,8 +216,11 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default=None, help="model folder or Hub repo (default: the shipped model)")
     parser.add_argument("--data", default=str(SHARED / "mri-t1t2-unpaired"), help="the users' data set folder")
     parser.add_argument("--brats", default=str(SHARED / "brats-paired-slices" / "pairs"), help="BraTS pairs folder")
+    parser.add_argument("--real", default=str(SHARED / "real-t1t2"), help="real patients' folder (real-t1t2 layout)")
+    parser.add_argument("--real-subjects", default="openms-cs-patient07",
+                        help="comma-separated real subjects to evaluate when the model's record holds none out")
     parser.add_argument("--figures", default=None, help="write input/translation/truth/|error| figures here")
-    parser.add_argument("--sets", default="holdout,phantom,brats", help="comma-separated sets to run")
+    parser.add_argument("--sets", default="holdout,real,phantom,brats", help="comma-separated sets to run")
     args = parser.parse_args(argv)
 
     from cyclegan.hub import load_generators, resolve_source
@@ -208,6 +233,7 @@ def main(argv=None) -> int:
         holdout_names = json.loads((folder / "holdout_pairs.json").read_text())
     elif record.get("holdout_pairs"):
         holdout_names = record["holdout_pairs"]
+    data_config = record.get("data_config") or {}
     figures = Path(args.figures) if args.figures else None
     sets = args.sets.split(",")
     data = Path(args.data)
@@ -233,6 +259,19 @@ def main(argv=None) -> int:
         else:
             evaluate_set("phantom", phantom, translator, references, figures)
             contrast_fidelity("phantom", phantom, translator)
+    if "real" in sets:
+        real_subjects = list(data_config.get("holdout_subjects") or args.real_subjects.split(","))
+        real_dir = Path(args.real)
+        trained_on_real = any(Path(str(d)).name == real_dir.name for d in data_config.get("datasets", []))
+        if (real_dir / "PAIRS.csv").is_file():
+            held_real, real_refs = load_real_subjects(real_dir, real_subjects)
+            emit(set="real", method="subjects", subjects=real_subjects, pairs=len(held_real),
+                 model_trained_on_other_subjects_of_this_set=trained_on_real)
+            if held_real:
+                evaluate_set("real", held_real, translator, real_refs or references, figures)
+                contrast_fidelity("real", held_real, translator)
+        else:
+            emit(set="real", skipped="real-t1t2 not found")
     if "brats" in sets:
         brats = load_brats(Path(args.brats))
         if brats:

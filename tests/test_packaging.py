@@ -1,0 +1,27 @@
+"""The package declares what it needs, and ships the default model."""
+
+import tomllib
+
+from conftest import ROOT
+
+
+def requirement_lines(path):
+    return sorted(line.strip() for line in path.read_text().splitlines()
+                  if line.strip() and not line.startswith(("#", "-r")))
+
+
+def test_pyproject_declares_the_runtime_requirements():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert sorted(project["dependencies"]) == requirement_lines(ROOT / "requirements.txt")
+
+
+def test_package_data_ships_every_default_model_file():
+    import fnmatch
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    patterns = setuptools["package-data"]["cyclegan.default_model"]
+    files = [p.name for p in (ROOT / "cyclegan" / "default_model").iterdir() if p.is_file()]
+    assert {"config.json", "t1_to_t2.keras", "t2_to_t1.keras", "README.md"} <= set(files)
+    for name in files:
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), name
+    assert "cyclegan.default_model" in setuptools["packages"] and "train" in setuptools["packages"]
