@@ -1,6 +1,8 @@
 """Fuzz every file type the app accepts through the code the app calls.
 
-    python benchmarks/fuzz.py [--cases 300] [--model FOLDER]
+    python benchmarks/fuzz.py [--cases 300] [--model FOLDER] [--quick]
+
+``--quick`` (what CI runs) fuzzes 5 copies per file type.
 
 Valid PNG (8/16-bit), JPEG, TIFF (16-bit) and NIfTI files of the project's phantom are truncated,
 bit-flipped and given the wrong extension, then passed to ``app.TranslationApp``. Each case must end
@@ -103,7 +105,10 @@ def main(argv=None) -> int:
     parser.add_argument("--cases", type=int, default=300, help="bit-flipped copies per file type")
     parser.add_argument("--model", default=None, help="model folder or Hub repo (default: the shipped model)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="5 cases per file type (CI)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.cases = 5
     import app
     from cyclegan.hub import load_generators
 

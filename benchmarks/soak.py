@@ -1,11 +1,12 @@
 """Soak test: the app on loopback under steady load from several gradio_client clients.
 
-    python benchmarks/soak.py [--minutes 3] [--clients 4] [--model FOLDER]
+    python benchmarks/soak.py [--minutes 3] [--clients 4] [--model FOLDER] [--quick]
 
 Clients mix both tabs, small NIfTI volumes and bad inputs (constant image, corrupt file). Prints
 one JSON line per request kind and a summary: requests served, unexpected errors, bad inputs refused,
 p50/p95 latency and the app's memory at start and end. The memory bound: RSS may grow at most
-``--rss-bound-mb`` from the end of warm-up to the end of the run.
+``--rss-bound-mb`` from the end of warm-up to the end of the run. ``--quick`` (what CI runs): two
+clients for 20 seconds.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.speed import MACHINE, rss_mb, start_app  # noqa: E402
+from benchmarks.speed import MACHINE, rss_mb  # noqa: E402
 
 
 def make_inputs(folder: Path) -> dict:
@@ -34,11 +35,11 @@ def make_inputs(folder: Path) -> dict:
     import nibabel as nib
     from PIL import Image
 
-    from benchmarks.fuzz import _slice
+    from cyclegan.phantom import ellipse_slice
 
     Image.fromarray(np.full((64, 64), 90, np.uint8)).save(folder / "constant.png")
     (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(200))
-    volume = np.stack([_slice(96, 80, i).T for i in range(12)], -1).astype(np.float32)
+    volume = np.stack([ellipse_slice(96, 80, i).T for i in range(12)], -1).astype(np.float32)
     (folder / "volume.nii.gz").write_bytes(gzip.compress(nib.Nifti1Image(volume, np.eye(4)).to_bytes()))
     return {
         "t1_to_t2": str(ROOT / "examples" / "t1w_z080.png"),
@@ -55,13 +56,18 @@ def main(argv=None) -> int:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--rss-bound-mb", type=float, default=150.0)
     parser.add_argument("--model", default=None)
+    parser.add_argument("--quick", action="store_true", help="two clients for 20 seconds (CI)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.minutes, args.clients = 1 / 3, 2
     from gradio_client import Client, handle_file
 
     if args.model:
         os.environ["CYCLEGAN_MODEL"] = args.model
     inputs = make_inputs(Path(tempfile.mkdtemp(prefix="soak-")))
-    proc, url = start_app()
+    import app
+
+    proc, url = app.spawn()
     if url is None:
         raise RuntimeError("the app exited at start")
     results = {kind: [] for kind in inputs}

@@ -1,6 +1,9 @@
 """Speed benchmark, side by side with the PyTorch reference peer in the same run.
 
-    python benchmarks/speed.py [--only infer,volume,app,train] [--peer PATH]
+    python benchmarks/speed.py [--only infer,volume,app,train] [--quick]
+
+``--quick`` (what CI runs, so that the benchmark cannot rot) times every part briefly: the default
+model only, fp32, a few repeats, a 16-slice volume, the tiny preset's training, no peer.
 
 Prints one JSON line per result; every line names the machine. Measures:
 
@@ -23,10 +26,8 @@ import argparse
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -57,7 +58,13 @@ def emit(**row):
     print(json.dumps({"machine": MACHINE, **row}, sort_keys=True), flush=True)
 
 
+#: Set by --quick: every timing with a few repeats, small inputs, no peer.
+QUICK = False
+
+
 def median_time(fn, repeats=15, warmup=3):
+    if QUICK:
+        repeats, warmup = min(repeats, 2), 1
     for _ in range(warmup):
         fn()
     times = []
@@ -69,8 +76,8 @@ def median_time(fn, repeats=15, warmup=3):
 
 
 def peer(*args):
-    """Run the peer; returns its JSON lines (empty when it or torch is missing)."""
-    if not PEER.is_file():
+    """Run the peer; returns its JSON lines (empty when it or torch is missing, or --quick)."""
+    if QUICK or not PEER.is_file():
         return []
     proc = subprocess.run([sys.executable, str(PEER), *args], capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
@@ -105,9 +112,12 @@ def bench_infer(args):
         models["default"] = (default.config, default.generators["t1_to_t2"].get_weights())
     except ValueError as err:
         emit(bench="infer", model="default", skipped=str(err))
-    models["reference"] = (preset("reference"), None)
+    if not QUICK:
+        models["reference"] = (preset("reference"), None)
     for name, (config, weights) in models.items():
         variants, _ = generator_variants(config, weights)
+        if QUICK:
+            variants = {"fp32": variants["fp32"]}
         reference_out = None
         for precision, model in variants.items():
             fn = compile_generator(model, "bfloat16" if precision == "bf16" else "float32")
@@ -135,36 +145,16 @@ def bench_volume(args):
 
     rng = np.random.default_rng(0)
     base = [t1 for _, t1, _ in phantom_pairs(np.linspace(40, 140, 10).round().astype(int).tolist())]
-    slices = [base[i % len(base)] * (1 + 0.01 * rng.standard_normal()) for i in range(181)]
-    for precision in ("float32", "bfloat16"):
+    count = 16 if QUICK else 181
+    slices = [base[i % len(base)] * (1 + 0.01 * rng.standard_normal()) for i in range(count)]
+    for precision in ("float32",) if QUICK else ("float32", "bfloat16"):
         translator = load_generators(precision=precision)
-        for batch in (1, 8):
+        for batch in (8,) if QUICK else (1, 8):
             translator.translate_slices(slices[: batch * 2], "t1_to_t2", batch_size=batch)  # compile
             start = time.perf_counter()
             translator.translate_slices(slices, "t1_to_t2", batch_size=batch)
-            emit(bench="volume", slices=181, grid="181x217", batch=batch, precision=precision,
+            emit(bench="volume", slices=count, grid="181x217", batch=batch, precision=precision,
                  seconds=round(time.perf_counter() - start, 2))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_app(*args, timeout: float = 180, output=subprocess.DEVNULL):
-    """Start ``app.py`` on a free loopback port; returns (process, url), url None if it exited."""
-    port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *args], cwd=ROOT, env=env,
-                            stdout=output, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
-    if wait_for(proc, url, timeout):
-        return proc, url
-    if proc.poll() is not None:
-        return proc, None
-    proc.kill()
-    raise RuntimeError("the app did not start in time")
 
 
 def rss_mb(pid, field="VmRSS"):
@@ -188,32 +178,19 @@ demo.queue().launch(server_name="127.0.0.1", server_port=int(sys.argv[1]))
 """
 
 
-def wait_for(proc, url, timeout=180):
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return True
-        except OSError:
-            time.sleep(0.5)
-    return False
-
-
 def gradio_floor(path: str, outputs: int) -> float:
     """Median gradio_client round trip of a no-op app with the same input and ``outputs`` images."""
     from gradio_client import Client, handle_file
 
-    port = free_port()
+    import app
+
+    port = app.free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     proc = subprocess.Popen([sys.executable, "-c", FLOOR_APP, str(port), str(outputs)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}/"
-        if not wait_for(proc, url):
+        if not app.wait_for(proc, url):
             raise RuntimeError("the no-op Gradio app did not start")
         client = Client(url, verbose=False)
         return median_time(lambda: client.predict(handle_file(path), api_name="/echo"), repeats=10)
@@ -238,7 +215,7 @@ def bench_app(args):
     handler_s = median_time(lambda: logic.translate_file(path, "t1_to_t2"), repeats=10)
     # An 8-bit request returns three images (translation, reconstruction, heat map) and no downloads.
     floor_s = gradio_floor(path, outputs=3)
-    proc, url = start_app()
+    proc, url = app.spawn()
     if url is None:
         raise RuntimeError("the app exited at start")
     try:
@@ -266,7 +243,7 @@ import numpy as np
 from cyclegan.config import TrainConfig, preset
 from cyclegan.training import CycleGAN
 size, steps, batch, mp = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
-gan = CycleGAN(preset("reference").replace(image_size=size), TrainConfig(batch_size=batch, mixed_precision=mp))
+gan = CycleGAN(preset(sys.argv[5]).replace(image_size=size), TrainConfig(batch_size=batch, mixed_precision=mp))
 gan.compile()
 rng = np.random.default_rng(0)
 data = {k: np.tanh(rng.standard_normal((batch * (steps + 2), size, size, 1))).astype("float32") for k in ("t1", "t2")}
@@ -284,19 +261,20 @@ print(json.dumps({"images_per_s": batch * steps / dt, "s_per_step": dt / steps,
 def bench_train(args):
     import keras
 
-    for mp in (False, True):
-        proc = subprocess.run([sys.executable, "-c", TRAIN_SCRIPT, "256", str(args.train_steps), "1", str(int(mp))],
+    config, size, steps = ("tiny", 32, 2) if QUICK else ("reference", 256, args.train_steps)
+    for mp in (False,) if QUICK else (False, True):
+        proc = subprocess.run([sys.executable, "-c", TRAIN_SCRIPT, str(size), str(steps), "1", str(int(mp)), config],
                               capture_output=True, text=True, cwd=ROOT, timeout=3600,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
         if proc.returncode != 0:
             emit(bench="train", error=proc.stderr.strip().splitlines()[-1])
             continue
         result = json.loads(proc.stdout.strip().splitlines()[-1])
-        emit(bench="train", impl="mri-cyclegan", backend=keras.backend.backend(), config="reference", size=256,
-             batch=1, precision="bf16" if mp else "fp32", steps=args.train_steps,
+        emit(bench="train", impl="mri-cyclegan", backend=keras.backend.backend(), config=config, size=size,
+             batch=1, precision="bf16" if mp else "fp32", steps=steps,
              images_per_s=round(result["images_per_s"], 3), s_per_step=round(result["s_per_step"], 3))
         if not mp:
-            emit(bench="memory", what="CPU training, reference, batch 1, 256x256",
+            emit(bench="memory", what=f"CPU training, {config}, batch 1, {size}x{size}",
                  peak_rss_mb=round(result["peak_rss_mb"], 1))
     for result in peer("--mode", "train", "--configs", "ref1ch,opt_b1", "--steps", str(args.train_steps)):
         emit(bench="train", impl="torch_peer", config=result["name"], size=256, batch=result["batch"],
@@ -308,7 +286,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="infer,volume,app,train", help="comma-separated benchmarks")
     parser.add_argument("--train-steps", type=int, default=5, help="timed training steps (CPU steps take seconds)")
+    parser.add_argument("--quick", action="store_true", help="brief run of every part (CI)")
     args = parser.parse_args(argv)
+    global QUICK
+    QUICK = args.quick
     benches = {"infer": bench_infer, "volume": bench_volume, "app": bench_app, "train": bench_train}
     for name in args.only.split(","):
         benches[name](args)

@@ -27,6 +27,19 @@ from typing import Iterable
 import keras
 import numpy as np
 
+from cyclegan.augment import (  # noqa: F401  (re-exported: the data pipeline's augmentations)
+    AUGMENTATIONS,
+    BLUR_SIGMA,
+    CONTRAST_GAMMA,
+    Blur,
+    Contrast,
+    SkullStrip,
+    blurred,
+    brain_mask,
+    gamma_contrast,
+    skull_stripped,
+    skull_stripped_pairs,
+)
 from cyclegan.errors import DataError, InputImageError
 from cyclegan.preprocessing import scale_intensities, to_grayscale
 
@@ -385,93 +398,6 @@ def augment(image: np.ndarray, size: int, rng: np.random.Generator, flip: bool |
     return np.ascontiguousarray(crop, dtype=np.float32), flip, offset
 
 
-def _unit(image: np.ndarray) -> np.ndarray:
-    """A training image in [-1, 1] as float64 intensities in [0, 1]."""
-    return (np.asarray(image, np.float64) + 1.0) / 2.0
-
-
-#: A brain mask is used only when it covers this fraction of the head (else
-#: the slice stays whole): low slices, where scalp and brain touch, fail it.
-BRAIN_FRACTION = (0.35, 0.85)
-
-
-def brain_mask(t1_image: np.ndarray, threshold: float = 0.12, radius: int = 3) -> np.ndarray | None:
-    """A rough brain mask of a T1-weighted slice in [-1, 1], or None when unsure.
-
-    On T1w images the skull and the CSF around the brain are dark, so eroding
-    the tissue above ``threshold`` (on the [0, 1] scale) by ``radius`` pixels
-    cuts the scalp off the brain; the largest piece, grown back by
-    ``radius + 2`` pixels (the outer CSF) and with its holes filled, is the
-    brain. Slices where the result is implausibly small or large (the scalp
-    still attached) give None.
-    """
-    from scipy import ndimage
-
-    from cyclegan.metrics import head_mask
-
-    unit = _unit(t1_image)
-    head = head_mask(unit)
-    core = ndimage.binary_erosion((unit > threshold) & head, iterations=radius)
-    labels, count = ndimage.label(core)
-    if count == 0:
-        return None
-    sizes = ndimage.sum(core, labels, range(1, count + 1))
-    brain = labels == 1 + int(np.argmax(sizes))
-    brain = ndimage.binary_fill_holes(ndimage.binary_dilation(brain, iterations=radius + 2) & head)
-    fraction = brain.sum() / max(int(head.sum()), 1)
-    if not BRAIN_FRACTION[0] <= fraction <= BRAIN_FRACTION[1]:
-        return None
-    return brain
-
-
-def skull_stripped(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``image`` (in [-1, 1]) with everything outside ``mask`` set to background,
-    rescaled through its own robust window as a skull-stripped upload would be."""
-    unit = np.where(mask, _unit(image), 0.0)
-    return scale_intensities(unit)[0]
-
-
-def skull_stripped_pairs(pairs: list) -> list:
-    """For each aligned (t1, t2) pair: the pair skull-stripped with the T1 image's
-    brain mask, or None where no trustworthy mask was found."""
-    out = []
-    for a, b in pairs:
-        mask = brain_mask(a.image) if a.image.shape == b.image.shape else None
-        out.append(None if mask is None else (skull_stripped(a.image, mask), skull_stripped(b.image, mask)))
-    return out
-
-
-#: Range of the Gaussian sigma (pixels) of blurred training images.
-BLUR_SIGMA = (0.5, 2.0)
-
-
-def blurred(image: np.ndarray, sigma: float) -> np.ndarray:
-    """``image`` (in [-1, 1]) Gaussian-blurred by ``sigma`` pixels, rescaled through
-    its own robust window as a smooth, low-resolution upload would be."""
-    from scipy import ndimage
-
-    unit = ndimage.gaussian_filter(_unit(image), sigma, mode="constant")
-    return scale_intensities(unit)[0]
-
-
-#: Range of the random gamma of contrast-changed generator inputs (drawn
-#: log-uniformly, so a gamma and its inverse are equally likely).
-CONTRAST_GAMMA = (0.5, 2.0)
-
-
-def gamma_contrast(image: np.ndarray, gamma: float) -> np.ndarray:
-    """``image`` (in [-1, 1]) with its [0, 1] intensities raised to ``gamma``,
-    rescaled through its own robust window. A gamma above 1 darkens the mid
-    tones and stretches the bright end (more contrast between the bright
-    tissues), below 1 the reverse: the tissue ratios of another scanner or
-    sequence, with the background kept black and the order of the
-    intensities kept."""
-    if gamma <= 0:
-        raise ValueError(f"gamma must be positive, got {gamma}")
-    unit = np.clip(_unit(image), 0.0, 1.0)
-    return scale_intensities(unit**gamma)[0]
-
-
 class TrainingStream(keras.utils.PyDataset):
     """Batches ``{"t1": ..., "t2": ...}`` of random crops for ``CycleGAN.fit``.
 
@@ -519,45 +445,36 @@ class TrainingStream(keras.utils.PyDataset):
         self.steps_per_epoch = steps_per_epoch
         self.seed = seed
         self.epoch = epoch
-        self.skull_strip = float(skull_strip)
+        fractions = {"skull_strip": skull_strip, "blur": blur, "contrast": contrast}
+        self.augmentations = {level: [] for level in ("pair", "image", "input")}
+        for cls in AUGMENTATIONS:
+            augmentation = cls(fractions[cls.field])
+            setattr(self, cls.field, augmentation.fraction)
+            if augmentation.fraction > 0:
+                self.augmentations[cls.level].append(augmentation)
         if self.skull_strip > 0 and not self.paired:
             raise ValueError("skull_strip needs aligned pairs")
-        self.stripped = None
-        if self.skull_strip > 0:
-            self.stripped = [skull_stripped_pairs(s.pairs) for s in self.sources]
-        self.blur = float(blur)
-        if not 0.0 <= self.blur <= 1.0:
-            raise ValueError(f"blur must be a fraction in [0, 1], got {blur}")
-        self.contrast = float(contrast)
-        if not 0.0 <= self.contrast <= 1.0:
-            raise ValueError(f"contrast must be a fraction in [0, 1], got {contrast}")
         self._plan_cache = (None, None)
 
-    @property
-    def stripped_count(self) -> tuple[int, int]:
-        """(pairs with a brain mask, aligned training pairs) when skull stripping."""
-        flat = [p for group in (self.stripped or []) for p in group]
-        return sum(p is not None for p in flat), len(flat)
+    def brain_masks(self) -> tuple[int, int]:
+        """(aligned training pairs with a trustworthy brain mask, all of them) when skull
+        stripping, else (0, 0)."""
+        strips = [a for a in self.augmentations["pair"] if isinstance(a, SkullStrip)]
+        if not strips:
+            return 0, 0
+        pairs = [(a.image, b.image) for s in self.sources for a, b in s.pairs]
+        return sum(strips[0].applies(p) for p in pairs), len(pairs)
 
-    def _maybe_blur(self, rng: np.random.Generator, *images: np.ndarray) -> tuple:
-        """``images`` all blurred alike with probability ``blur`` (no draw when 0)."""
-        if self.blur > 0 and rng.random() < self.blur:
-            sigma = float(rng.uniform(*BLUR_SIGMA))
-            return tuple(blurred(image, sigma) for image in images)
+    def _augment(self, level: str, rng: np.random.Generator, *images: np.ndarray) -> tuple:
+        for augmentation in self.augmentations[level]:
+            images = augmentation(rng, images)
         return images
 
-    def _maybe_contrast(self, rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
-        """``image`` with a random gamma with probability ``contrast`` (no draw when 0)."""
-        if self.contrast > 0 and rng.random() < self.contrast:
-            low, high = np.log(CONTRAST_GAMMA)
-            return gamma_contrast(image, float(np.exp(rng.uniform(low, high))))
-        return image
-
     def _crops(self, rng: np.random.Generator, image: np.ndarray, flip=None, offset=None) -> tuple:
-        """(target crop, input crop, flip, offset): the input is ``image`` after
-        :meth:`_maybe_contrast`, cut with the same crop and flip."""
+        """(target crop, input crop, flip, offset): the input is ``image`` after the
+        input-level augmentations, cut with the same crop and flip."""
         crop, flip, offset = augment(image, self.image_size, rng, flip, offset)
-        changed = self._maybe_contrast(rng, image)
+        (changed,) = self._augment("input", rng, image)
         source = crop if changed is image else augment(changed, self.image_size, rng, flip, offset)[0]
         return crop, source, flip, offset
 
@@ -613,20 +530,17 @@ class TrainingStream(keras.utils.PyDataset):
             if draw[0] == "pair":
                 i = draw[2]
                 a, b = source.pairs[i][0].image, source.pairs[i][1].image
-                stripped = self.stripped[draw[1]][i] if self.stripped is not None else None
-                if stripped is not None and rng.random() < self.skull_strip:
-                    a, b = stripped
-                a, b = self._maybe_blur(rng, a, b)
+                a, b = self._augment("image", rng, *self._augment("pair", rng, a, b))
                 crop, image, flip, offset = self._crops(rng, a)
                 add("t1", crop, image)
                 add("t2", *self._crops(rng, b, flip, offset)[:2])
                 aligned.append(1.0)
             else:
                 for domain, i in (("t1", draw[2]), ("t2", draw[3])):
-                    (image,) = self._maybe_blur(rng, source.train[domain][i].image)
+                    (image,) = self._augment("image", rng, source.train[domain][i].image)
                     add(domain, *self._crops(rng, image)[:2])
                 aligned.append(0.0)
-        keys = ("t1", "t2", "t1_input", "t2_input") if self.contrast > 0 else ("t1", "t2")
+        keys = ("t1", "t2", "t1_input", "t2_input") if self.augmentations["input"] else ("t1", "t2")
         batch = {key: np.stack(out[key])[..., None] for key in keys}
         if self.paired:
             batch["paired"] = np.asarray(aligned, np.float32)

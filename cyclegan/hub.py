@@ -19,21 +19,20 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from cyclegan.card import LIBRARY, model_card  # noqa: F401  (model_card: re-exported)
 from cyclegan.config import FORMAT_VERSION, ModelConfig, TrainConfig
 from cyclegan.errors import ConfigError, ModelLoadError, PushError
-
-LIBRARY = "mri-cyclegan"
 CONFIG_FILE = "config.json"
 CARD_FILE = "README.md"
 SAMPLES_FILE = "samples.png"
 GENERATOR_FILES = {"t1_to_t2": "t1_to_t2.keras", "t2_to_t1": "t2_to_t1.keras"}
-DATASET_ID = "nitishpandey04/MRI-Unpaired-T1-and-T2-Images"
 #: Files fetched from a Hub repository.
 HUB_PATTERNS = [CONFIG_FILE, CARD_FILE, SAMPLES_FILE, *GENERATOR_FILES.values()]
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
@@ -111,10 +110,14 @@ def _json_default(value):
 
 
 # -- saving ----------------------------------------------------------------------
-def _generators_of(models) -> tuple:
-    from cyclegan.training import CycleGAN
+def _as_cyclegan(models):
+    """``models`` if it is a CycleGAN training model, else None (without importing training)."""
+    training = sys.modules.get("cyclegan.training")
+    return models if training is not None and isinstance(models, training.CycleGAN) else None
 
-    if isinstance(models, CycleGAN):
+
+def _generators_of(models) -> tuple:
+    if _as_cyclegan(models) is not None:
         return models.t1_to_t2, models.t2_to_t1
     if isinstance(models, Mapping):
         try:
@@ -159,11 +162,8 @@ def save_pretrained(
     """
     if not isinstance(config, ModelConfig):
         raise ConfigError(f"config must be a ModelConfig, got {type(config).__name__}")
-    if train_config is None:
-        from cyclegan.training import CycleGAN
-
-        if isinstance(cyclegan_or_generators, CycleGAN):
-            train_config = cyclegan_or_generators.train_config
+    if train_config is None and _as_cyclegan(cyclegan_or_generators) is not None:
+        train_config = cyclegan_or_generators.train_config
     t1_to_t2, t2_to_t1 = _generators_of(cyclegan_or_generators)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -200,122 +200,6 @@ def _write_samples(samples, path: Path) -> None:
     if array.dtype != np.uint8:
         array = (np.clip(array.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     Image.fromarray(array.squeeze()).save(path, format="PNG")
-
-
-def _format_metric(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def model_card(
-    config: ModelConfig,
-    train_config: TrainConfig | None = None,
-    metrics: Mapping[str, Any] | None = None,
-    training: Mapping[str, Any] | None = None,
-    has_samples: bool = False,
-    repo_id: str | None = None,
-) -> str:
-    """The model card (README.md with Hub metadata) of a saved model."""
-    from cyclegan.data import BLUR_SIGMA, CONTRAST_GAMMA
-
-    load_line = (
-        f'translator = load_generators("{repo_id}")'
-        if repo_id
-        else 'translator = load_generators("USER/REPO")  # a Hub repo id or a local folder'
-    )
-    lines = [
-        "---",
-        "library_name: keras",
-        "license: mit",
-        "pipeline_tag: image-to-image",
-        "tags:",
-        "- cyclegan",
-        "- mri",
-        "- medical-imaging",
-        "- image-to-image",
-        f"- {LIBRARY}",
-        "datasets:",
-        f"- {DATASET_ID}",
-        "---",
-        "",
-        f"# {LIBRARY}: T1-weighted <-> T2-weighted brain MRI",
-        "",
-        "Two CycleGAN generators that translate axial brain-MRI slices between T1-weighted and",
-        "T2-weighted contrast: `t1_to_t2` and `t2_to_t1`. Research demo, not for diagnosis.",
-        "",
-        "## Use",
-        "",
-        "```python",
-        "from cyclegan import load_generators",
-        load_line,
-        "t2 = translator.t1_to_t2(t1_slice)  # float32 in [0, 1], same height and width",
-        "```",
-        "",
-        "Input: one grayscale slice (any dtype, 32 to 2048 pixels a side), intensities scaled",
-        "to the 0.5-99.5 percentile window.",
-        "",
-        "## Architecture",
-        "",
-        f"ResNet generator, {config.generator_filters} base filters, {config.generator_blocks} residual "
-        f"blocks; PatchGAN discriminator, {config.discriminator_filters} filters, "
-        f"{config.discriminator_layers} layers; trained on {config.image_size}x{config.image_size} crops.",
-        "",
-    ]
-    if train_config is not None:
-        lines += [
-            "## Training",
-            "",
-            f"Data set: `{DATASET_ID}`. LSGAN, cycle weight {train_config.cycle_weight:g}, identity "
-            f"weight {train_config.identity_weight:g} x cycle, paired L1 weight "
-            f"{train_config.paired_weight:g}"
-            + (f" ({train_config.skull_strip:.0%} of the pairs shown skull-stripped)" if train_config.skull_strip else "")
-            + (f", {train_config.blur:.0%} of the training images Gaussian-blurred (sigma "
-               f"{BLUR_SIGMA[0]:g}-{BLUR_SIGMA[1]:g} px)" if train_config.blur else "")
-            + (f", {train_config.contrast:.0%} of the generator inputs with a random gamma "
-               f"({CONTRAST_GAMMA[0]:g}-{CONTRAST_GAMMA[1]:g})" if train_config.contrast else "")
-            + f", Adam {train_config.learning_rate:g} "
-            f"(beta1 {train_config.beta_1:g}), {train_config.epochs} epochs of "
-            f"{train_config.steps_per_epoch} steps (linear decay over the last "
-            f"{train_config.decay_epochs}), batch {train_config.batch_size}, image pool "
-            f"{train_config.pool_size}.",
-            "",
-        ]
-    if training:
-        lines += ["| record | value |", "| --- | --- |"]
-        lines += [f"| {k} | {_format_metric(v)} |" for k, v in training.items()]
-        lines.append("")
-    if metrics:
-        lines += ["## Metrics", ""]
-        groups = {
-            "holdout_": "Held-out pairs of the training data set (both images never seen in training)",
-            "phantom_": "The project's spin-echo phantom (paired, skull-stripped)",
-            "brats_": "Real co-registered BraTS slices (another domain: tumour patients)",
-            "": "Other",
-        }
-        done = set()
-        for prefix, title in groups.items():
-            rows = [(k, v) for k, v in metrics.items() if k.startswith(prefix) and k not in done]
-            if not rows:
-                continue
-            done.update(k for k, _ in rows)
-            lines += [f"**{title}** (SSIM, PSNR in dB and MAE inside the head, intensities in [0, 1])"
-                      if prefix else f"**{title}**", "", "| metric | value |", "| --- | --- |"]
-            lines += [f"| {k} | {_format_metric(v)} |" for k, v in rows]
-            lines.append("")
-        if any("_gamma" in k for k in metrics):
-            lines += ["`..._gammaG_ssim`: SSIM when each input's [0, 1] intensities are first raised to the "
-                      "power G, the tissue contrast of another scanner or sequence (`benchmarks/quality.py`).", ""]
-    if has_samples:
-        lines += [
-            "## Samples",
-            "",
-            "Rows: input, translation, reconstruction (T1 -> T2 -> T1, then T2 -> T1 -> T2).",
-            "",
-            f"![samples]({SAMPLES_FILE})",
-            "",
-        ]
-    return "\n".join(lines)
 
 
 # -- loading ---------------------------------------------------------------------

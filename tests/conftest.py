@@ -7,9 +7,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import io  # noqa: E402
+import tempfile  # noqa: E402
+import zipfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+
+from PIL import Image  # noqa: E402
 
 from cyclegan.phantom import ellipse_slice  # noqa: E402
 
@@ -63,3 +68,94 @@ def phantom_slice(height=96, width=80, seed=0):
 @pytest.fixture
 def slice_u8():
     return phantom_slice()
+
+
+# -- data sets in the Hub layout ---------------------------------------------------
+def png_bytes(array):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def make_zip(path, n_t1=6, n_t2=7, corrupt=1, size=(48, 40)):
+    """A data set zip in the Hub layout, with spaces and '#' in the file names."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for i in range(n_t1):
+            archive.writestr(f"Tr1/TrainT1/Image #{10 + i}.png", png_bytes(phantom_slice(*size, seed=i)))
+        for i in range(n_t2):
+            image = 255 - phantom_slice(*size, seed=i)
+            archive.writestr(f"Tr2/TrainT2/Image #{70 + i}.png", png_bytes(image))
+        for i in range(corrupt):
+            archive.writestr(f"Tr2/TrainT2/Image #{90 + i}.png", b"\x89PNG\r\n\x1a\n broken")
+    return path
+
+
+def make_folder(root, n=5, size=(40, 36)):
+    for domain in ("T1", "T2"):
+        folder = root / f"Tr{domain[1]}" / f"Train{domain}"
+        folder.mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(phantom_slice(*size, seed=i)).save(folder / f"Image #{i}.png")
+    return root
+
+
+# -- a stand-in for the Hub at the HfApi boundary ------------------------------------
+class FakeHfApi:
+    """Stand-in for huggingface_hub.HfApi that records calls and never touches the network."""
+
+    calls = []
+    fail_with = None
+
+    def __init__(self, token=None):
+        self.token = token
+
+    def create_repo(self, **kwargs):
+        FakeHfApi.calls.append(("create_repo", kwargs, self.token))
+        if FakeHfApi.fail_with:
+            raise FakeHfApi.fail_with
+
+    def upload_folder(self, **kwargs):
+        FakeHfApi.calls.append(("upload_folder", kwargs, self.token))
+
+        class Info:
+            commit_url = f"https://huggingface.co/{kwargs['repo_id']}/commit/abc"
+
+        return Info()
+
+
+@pytest.fixture
+def fake_api(monkeypatch):
+    import huggingface_hub
+
+    FakeHfApi.calls = []
+    FakeHfApi.fail_with = None
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeHfApi)
+    return FakeHfApi
+
+
+# -- the app in a child process on loopback ------------------------------------------
+def start_app(*args, timeout=180):
+    """The app on a free loopback port, its output in a file (a pipe could fill up and block it).
+
+    Returns (process, url or None); ``output(process)`` reads what it printed.
+    """
+    log = tempfile.TemporaryFile(mode="w+")
+    import app
+
+    proc, url = app.spawn(*args, timeout=timeout, output=log)
+    proc.log = log
+    return proc, url
+
+
+def output(proc) -> str:
+    proc.log.seek(0)
+    return proc.log.read()
+
+
+@pytest.fixture(scope="module")
+def app_url(tiny_folder):
+    proc, url = start_app("--model", str(tiny_folder))
+    assert url, output(proc)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)

@@ -10,36 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import speed
-from conftest import phantom_slice
+from conftest import output, phantom_slice, start_app
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
-
-
-def start_app(*args, timeout=180):
-    """The app on a free loopback port, its output in a file (a pipe could fill up and block it).
-
-    Returns (process, url or None); ``output(process)`` reads what it printed.
-    """
-    log = tempfile.TemporaryFile(mode="w+")
-    proc, url = speed.start_app(*args, timeout=timeout, output=log)
-    proc.log = log
-    return proc, url
-
-
-def output(proc) -> str:
-    proc.log.seek(0)
-    return proc.log.read()
-
-
-@pytest.fixture(scope="module")
-def app_url(tiny_folder):
-    proc, url = start_app("--model", str(tiny_folder))
-    assert url, output(proc)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +167,16 @@ def test_unloadable_model_falls_back_or_exits_cleanly():
         if proc.poll() is None:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def test_about_shows_quality_tables_and_training_data(tiny_translator, monkeypatch):
+    import app
+
+    card = {"metrics": {"holdout_t1_to_t2_ssim": 0.98, "holdout_t1_to_t2_psnr": 29.2, "real_t2_to_t1_ssim": 0.7},
+            "training": {"data_config": {"datasets": ["x/mri-t1t2-unpaired", "y/real-t1t2"]}}}
+    monkeypatch.setattr(tiny_translator, "card", card)
+    text = app.TranslationApp(tiny_translator).about()
+    assert "| T1 → T2 | 0.980 | 29.2 dB |" in text and "holdout_t1_to_t2_ssim" not in text
+    assert "Held-out real patients" in text
+    assert "`nitishpandey04/MRI-Unpaired-T1-and-T2-Images`" in text and "`real-t1t2`: real T1-weighted" in text
+    assert "CC-BY" in text

@@ -5,7 +5,6 @@ import shutil
 
 import pytest
 
-from test_app import app_url  # noqa: F401  (fixture)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api")

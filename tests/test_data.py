@@ -23,35 +23,7 @@ from cyclegan.data import (
 )
 from cyclegan.errors import DataError
 
-from conftest import phantom_slice
-
-
-def png_bytes(array):
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def make_zip(path, n_t1=6, n_t2=7, corrupt=1, size=(48, 40)):
-    """A data set zip in the Hub layout, with spaces and '#' in the file names."""
-    with zipfile.ZipFile(path, "w") as archive:
-        for i in range(n_t1):
-            archive.writestr(f"Tr1/TrainT1/Image #{10 + i}.png", png_bytes(phantom_slice(*size, seed=i)))
-        for i in range(n_t2):
-            image = 255 - phantom_slice(*size, seed=i)
-            archive.writestr(f"Tr2/TrainT2/Image #{70 + i}.png", png_bytes(image))
-        for i in range(corrupt):
-            archive.writestr(f"Tr2/TrainT2/Image #{90 + i}.png", b"\x89PNG\r\n\x1a\n broken")
-    return path
-
-
-def make_folder(root, n=5, size=(40, 36)):
-    for domain in ("T1", "T2"):
-        folder = root / f"Tr{domain[1]}" / f"Train{domain}"
-        folder.mkdir(parents=True)
-        for i in range(n):
-            Image.fromarray(phantom_slice(*size, seed=i)).save(folder / f"Image #{i}.png")
-    return root
+from conftest import make_folder, make_zip, phantom_slice
 
 
 def test_domain_names():

@@ -1,5 +1,7 @@
 import json
 
+import numpy as np
+
 from cyclegan.hub import load_generators
 from train.export import main, quality_metrics
 
@@ -34,10 +36,12 @@ def test_export_adds_quality_to_card(tmp_path, tiny_folder):
     config = json.loads((dest / "config.json").read_text())
     assert config["metrics"]["holdout_t1_to_t2_ssim"] == 0.9
     card = (dest / "README.md").read_text()
-    assert "Held-out pairs of the training data set" in card
-    assert "| holdout_t1_to_t2_ssim | 0.9 |" in card
-    assert "| holdout_t1_to_t2_gamma0.5_ssim | 0.8 |" in card and "raised to the power G" in card
-    assert load_generators(dest, warmup=False).t1_to_t2 is not None
+    assert "Held-out pairs of the training data" in card
+    assert "| T1 → T2 | 0.900 |" in card and "holdout_t1_to_t2_ssim" not in card
+    assert "| direction | gamma 0.5 |" in card and "| T1 → T2 | 0.800 |" in card
+    exported = load_generators(dest, warmup=False)
+    image = np.linspace(0, 1, 48 * 40).reshape(48, 40)
+    assert np.array_equal(exported.t1_to_t2(image), load_generators(tiny_folder, warmup=False).t1_to_t2(image))
 
 
 def test_export_of_missing_run_is_a_clear_error(tmp_path, capsys):

@@ -25,7 +25,7 @@ def test_saved_folder_layout(tiny_folder, tiny_config):
     assert data["train_config"]["pool_size"] == 4
     card = (tiny_folder / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: keras")
-    assert "datasets:\n- nitishpandey04/MRI-Unpaired-T1-and-T2-Images" in card
+    assert "datasets:" not in card  # no training record: no data set is claimed
     assert "from cyclegan import load_generators" in card
     assert "| ssim_t1_to_t2 | 0.5 |" in card
 
@@ -155,39 +155,6 @@ def test_default_model(monkeypatch, tmp_path):
         load_generators()
 
 
-class FakeHfApi:
-    """Stand-in for huggingface_hub.HfApi that records calls and never touches the network."""
-
-    calls = []
-    fail_with = None
-
-    def __init__(self, token=None):
-        self.token = token
-
-    def create_repo(self, **kwargs):
-        FakeHfApi.calls.append(("create_repo", kwargs, self.token))
-        if FakeHfApi.fail_with:
-            raise FakeHfApi.fail_with
-
-    def upload_folder(self, **kwargs):
-        FakeHfApi.calls.append(("upload_folder", kwargs, self.token))
-
-        class Info:
-            commit_url = f"https://huggingface.co/{kwargs['repo_id']}/commit/abc"
-
-        return Info()
-
-
-@pytest.fixture
-def fake_api(monkeypatch):
-    import huggingface_hub
-
-    FakeHfApi.calls = []
-    FakeHfApi.fail_with = None
-    monkeypatch.setattr(huggingface_hub, "HfApi", FakeHfApi)
-    return FakeHfApi
-
-
 def test_push_to_hub_creates_repo_and_uploads_once(fake_api, tiny_folder):
     url = push_to_hub(tiny_folder, "me/my-model", token="hf_secretsecret123", private=True)
     assert url.endswith("/me/my-model/commit/abc")
@@ -262,19 +229,57 @@ def test_card_states_the_training_recipe(tiny_config):
     from cyclegan.config import TrainConfig
 
     card = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2, paired_weight=100.0, skull_strip=0.3))
-    assert "paired L1 weight 100 (30% of the pairs shown skull-stripped), Adam 0.0002" in card
+    assert ("paired L1 weight 100, 30% of the aligned pairs with a brain mask shown skull-stripped, "
+            "Adam 0.0002") in card
     plain = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2))
     assert "paired L1 weight 0, Adam 0.0002" in plain and "skull-stripped" not in plain
     assert "blurred" not in plain and "gamma" not in plain
     soft = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2, blur=0.25))
-    assert "paired L1 weight 0, 25% of the training images Gaussian-blurred (sigma 0.5-2 px), Adam" in soft
+    assert "paired L1 weight 0, 25% of the training images Gaussian-blurred (sigma 0.5-2 px; both" in soft
     varied = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2, blur=0.25, contrast=0.5))
-    assert ("Gaussian-blurred (sigma 0.5-2 px), 50% of the generator inputs with a random gamma (0.5-2), "
-            "Adam") in varied
+    assert "alike), 50% of the generator inputs with a random gamma (0.5-2; their targets stay), Adam" in varied
 
 
-def test_card_explains_the_contrast_rows_only_when_it_has_them(tiny_config):
-    plain = hub.model_card(tiny_config, metrics={"holdout_t1_to_t2_ssim": 0.9})
-    assert "| holdout_t1_to_t2_ssim | 0.9 |" in plain and "raised to the power" not in plain
-    varied = hub.model_card(tiny_config, metrics={"holdout_t1_to_t2_ssim": 0.9, "holdout_t1_to_t2_gamma2_ssim": 0.7})
-    assert "| holdout_t1_to_t2_gamma2_ssim | 0.7 |" in varied and "raised to the power G" in varied
+def test_card_names_and_cites_the_data_sets_the_run_read(tiny_config):
+    from cyclegan.config import DEFAULT_DATASET, TrainConfig
+
+    training = {"data_config": {"datasets": ["/somewhere/mri-t1t2-unpaired", "../data/real-t1t2", "/x/own-scans"]}}
+    card = hub.model_card(tiny_config, TrainConfig(), training=training)
+    front = card.split("---")[1]
+    assert f"datasets:\n- {DEFAULT_DATASET}\n" in front  # the Hub id of the local copy, once
+    assert "Lesjak" in card and "CC-BY" in card and "`own-scans`." in card and "BrainWeb" in card
+    assert "/somewhere" not in card and "data_config" not in card
+    only_own = hub.model_card(tiny_config, TrainConfig(), training={"command": "python -m train --dataset me/mine"})
+    assert "datasets:" not in only_own.split("---")[1] and "- `mine`." in only_own
+    assert "Lesjak" not in only_own and DEFAULT_DATASET not in only_own
+    unrecorded = hub.model_card(tiny_config, TrainConfig(), training={"epochs_done": 3})
+    assert "Data: not recorded" in unrecorded
+
+
+def test_card_renders_metrics_as_tables_not_raw_keys(tiny_config):
+    metrics = {"holdout_t1_to_t2_ssim": 0.9812, "holdout_t1_to_t2_psnr": 29.21, "holdout_t1_to_t2_mae": 0.019,
+               "holdout_t1_to_t2_best_baseline_ssim": 0.636, "holdout_t1_to_t2_best_baseline_psnr": 11.8,
+               "holdout_t1_to_t2_contrast_order_pass": 1.0, "holdout_t1_to_t2_cycle_mae": 0.018,
+               "real_t2_to_t1_ssim": 0.8, "brats_t1_to_t2_ssim": 0.7, "note": "x"}
+    plain = hub.model_card(tiny_config, metrics=metrics)
+    assert "| T1 → T2 | 0.981 | 29.2 dB | 0.019 | 0.636 / 11.8 dB | 100% | 0.018 |" in plain
+    assert plain.index("Held-out pairs") < plain.index("Held-out real patients") < plain.index("BraTS")
+    assert "holdout_t1_to_t2_ssim" not in plain and "| note | x |" in plain and "gamma" not in plain
+    varied = hub.model_card(tiny_config, metrics={**metrics, "holdout_t1_to_t2_gamma2_ssim": 0.7,
+                                                  "holdout_t1_to_t2_gamma0.5_ssim": 0.6})
+    assert "| direction | gamma 0.5 | gamma 2 |" in varied and "| T1 → T2 | 0.600 | 0.700 |" in varied
+
+
+def test_loading_for_inference_imports_nothing_of_training(tiny_folder):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = ("import sys, numpy as np; from cyclegan import load_generators; t = load_generators(sys.argv[1]); "
+            "t.t1_to_t2(np.eye(40)); heavy = [m for m in ('cyclegan.training', 'cyclegan.data', 'cyclegan.losses', "
+            "'datasets', 'cyclegan.callbacks') if m in sys.modules]; print('heavy:', heavy)")
+    proc = subprocess.run([sys.executable, "-c", code, str(tiny_folder)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "heavy: []" in proc.stdout

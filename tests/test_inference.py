@@ -98,11 +98,18 @@ def test_bfloat16_inference_stays_close(tiny_folder, tiny_translator):
         assert np.abs(out - reference).mean() < 0.02
 
 
-def test_precision_choices(tiny_folder):
+def test_precision_choices(tiny_folder, monkeypatch):
+    import keras
+
+    from cyclegan import inference
     from cyclegan.hub import load_generators
     from cyclegan.inference import resolve_precision
 
     assert resolve_precision("float32") == "float32"
-    assert resolve_precision("auto") in ("float32", "bfloat16")
+    assert resolve_precision("bfloat16") == "bfloat16"
+    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto") == ("bfloat16" if keras.backend.backend() == "tensorflow" else "float32")
+    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: False)
+    assert resolve_precision("auto") == "float32"
     with pytest.raises(InputImageError, match="precision"):
         load_generators(tiny_folder, precision="int8", warmup=False)

@@ -10,9 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT, SHARED_DATA, phantom_slice
-from test_data import make_zip
-from test_hub import FakeHfApi, fake_api  # noqa: F401  (fixture)
+from conftest import ROOT, SHARED_DATA, make_zip, phantom_slice
 
 from train.cli import build_parser, main
 
@@ -54,7 +52,7 @@ def test_full_run_then_load(tmp_path, data_zip):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "unreadable images skipped: 1" in proc.stderr
     assert "blur: 50% of the training images Gaussian-blurred" in proc.stderr
-    assert "contrast: 25% of the generator inputs with a random gamma (0.5-2)" in proc.stderr
+    assert "contrast: 25% of the generator inputs with a random gamma (0.5-2; their targets stay)" in proc.stderr
     for name in ("config.json", "t1_to_t2.keras", "t2_to_t1.keras", "README.md", "samples.png",
                  "history.csv", "samples/epoch_0002.png"):
         assert (out / name).is_file(), name

@@ -284,7 +284,8 @@ def main(argv=None) -> int:
 
 
 def _run(args, argv) -> int:
-    from cyclegan.data import BLUR_SIGMA, CONTRAST_GAMMA, TrainingStream, read_datasets, split_datasets
+    from cyclegan.augment import augmentations
+    from cyclegan.data import TrainingStream, read_datasets, split_datasets
     from cyclegan.hub import check_repo_id
 
     if args.push_to_hub:
@@ -340,16 +341,11 @@ def _run(args, argv) -> int:
         seed=train_config.seed + _process_index(), sources=split.sources, paired=args.paired_weight > 0,
         skull_strip=train_config.skull_strip, blur=train_config.blur, contrast=train_config.contrast,
     )
-    if stream.stripped is not None:
-        usable, total = stream.stripped_count
-        log.info("skull stripping: brain masks for %d of %d training pairs; %.0f%% of their samples are stripped",
-                 usable, total, 100 * train_config.skull_strip)
-    if train_config.blur:
-        log.info("blur: %.0f%% of the training images Gaussian-blurred (sigma %g-%g px)",
-                 100 * train_config.blur, *BLUR_SIGMA)
-    if train_config.contrast:
-        log.info("contrast: %.0f%% of the generator inputs with a random gamma (%g-%g)",
-                 100 * train_config.contrast, *CONTRAST_GAMMA)
+    for augmentation in augmentations(train_config):
+        log.info("%s: %s", augmentation.field.replace("_", " "), augmentation.describe())
+    with_mask, pairs_total = stream.brain_masks()
+    if pairs_total:
+        log.info("skull stripping: brain masks for %d of %d training pairs", with_mask, pairs_total)
     pick = lambda d: (split.val[d] or split.train[d])[0].image  # noqa: E731
     samples = cb.SampleGrid(output / "samples", pick("t1"), pick("t2"))
     progress = cb.Progress(output / "progress.json")
@@ -363,6 +359,7 @@ def _run(args, argv) -> int:
             "backend": keras.backend.backend(),
             "devices": devices,
             "data": split.describe(),
+            "data_config": data_config.to_dict(),
         }
         if args.init_from:
             training["init_from"] = args.init_from

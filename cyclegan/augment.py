@@ -1,0 +1,198 @@
+"""Training augmentations beyond crop and flip, as objects.
+
+Each augmentation is a class with the :class:`cyclegan.config.TrainConfig`
+field that holds its fraction, the level it works at and a one-line
+description. The training stream applies them (:class:`cyclegan.data.TrainingStream`),
+the train command logs them and the model card lists them, all by iterating
+:data:`AUGMENTATIONS`, so that a new one is declared here and in the config only.
+
+Levels: ``"pair"`` changes both images of an aligned pair alike, ``"image"``
+every training image (both images of a pair alike), ``"input"`` only what the
+generators see (the targets, cycle targets and the discriminators' real
+images stay as they are). Images are float arrays in [-1, 1]. NumPy and SciPy
+only: the model card imports this module without Keras.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cyclegan.preprocessing import scale_intensities
+
+
+def _unit(image: np.ndarray) -> np.ndarray:
+    """A training image in [-1, 1] as float64 intensities in [0, 1]."""
+    return (np.asarray(image, np.float64) + 1.0) / 2.0
+
+
+#: A brain mask is used only when it covers this fraction of the head (else
+#: the slice stays whole): low slices, where scalp and brain touch, fail it.
+BRAIN_FRACTION = (0.35, 0.85)
+
+
+def brain_mask(t1_image: np.ndarray, threshold: float = 0.12, radius: int = 3) -> np.ndarray | None:
+    """A rough brain mask of a T1-weighted slice in [-1, 1], or None when unsure.
+
+    On T1w images the skull and the CSF around the brain are dark, so eroding
+    the tissue above ``threshold`` (on the [0, 1] scale) by ``radius`` pixels
+    cuts the scalp off the brain; the largest piece, grown back by
+    ``radius + 2`` pixels (the outer CSF) and with its holes filled, is the
+    brain. Slices where the result is implausibly small or large (the scalp
+    still attached) give None.
+    """
+    from scipy import ndimage
+
+    from cyclegan.metrics import head_mask
+
+    unit = _unit(t1_image)
+    head = head_mask(unit)
+    core = ndimage.binary_erosion((unit > threshold) & head, iterations=radius)
+    labels, count = ndimage.label(core)
+    if count == 0:
+        return None
+    sizes = ndimage.sum(core, labels, range(1, count + 1))
+    brain = labels == 1 + int(np.argmax(sizes))
+    brain = ndimage.binary_fill_holes(ndimage.binary_dilation(brain, iterations=radius + 2) & head)
+    fraction = brain.sum() / max(int(head.sum()), 1)
+    if not BRAIN_FRACTION[0] <= fraction <= BRAIN_FRACTION[1]:
+        return None
+    return brain
+
+
+def skull_stripped(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``image`` (in [-1, 1]) with everything outside ``mask`` set to background,
+    rescaled through its own robust window as a skull-stripped upload would be."""
+    unit = np.where(mask, _unit(image), 0.0)
+    return scale_intensities(unit)[0]
+
+
+def skull_stripped_pairs(pairs: list) -> list:
+    """For each aligned (t1, t2) pair: the pair skull-stripped with the T1 image's
+    brain mask, or None where no trustworthy mask was found."""
+    out = []
+    for a, b in pairs:
+        mask = brain_mask(a.image) if a.image.shape == b.image.shape else None
+        out.append(None if mask is None else (skull_stripped(a.image, mask), skull_stripped(b.image, mask)))
+    return out
+
+
+#: Range of the Gaussian sigma (pixels) of blurred training images.
+BLUR_SIGMA = (0.5, 2.0)
+
+
+def blurred(image: np.ndarray, sigma: float) -> np.ndarray:
+    """``image`` (in [-1, 1]) Gaussian-blurred by ``sigma`` pixels, rescaled through
+    its own robust window as a smooth, low-resolution upload would be."""
+    from scipy import ndimage
+
+    unit = ndimage.gaussian_filter(_unit(image), sigma, mode="constant")
+    return scale_intensities(unit)[0]
+
+
+#: Range of the random gamma of contrast-changed generator inputs (drawn
+#: log-uniformly, so a gamma and its inverse are equally likely).
+CONTRAST_GAMMA = (0.5, 2.0)
+
+
+def gamma_contrast(image: np.ndarray, gamma: float) -> np.ndarray:
+    """``image`` (in [-1, 1]) with its [0, 1] intensities raised to ``gamma``,
+    rescaled through its own robust window. A gamma above 1 darkens the mid
+    tones and stretches the bright end (more contrast between the bright
+    tissues), below 1 the reverse: the tissue ratios of another scanner or
+    sequence, with the background kept black and the order of the
+    intensities kept."""
+    if gamma <= 0:
+        raise ValueError(f"gamma must be positive, got {gamma}")
+    unit = np.clip(_unit(image), 0.0, 1.0)
+    return scale_intensities(unit**gamma)[0]
+
+
+class Augmentation:
+    """One augmentation drawn with probability ``fraction`` (no random draw when 0)."""
+
+    field = ""  # the TrainConfig field of its fraction
+    level = ""  # "pair", "image" or "input"
+    summary = ""  # "{share} of ...": the run log and the model card
+
+    def __init__(self, fraction: float):
+        fraction = float(fraction)
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"{self.field} must be a fraction in [0, 1], got {fraction}")
+        self.fraction = fraction
+
+    def describe(self) -> str:
+        return self.summary.format(share=f"{self.fraction:.0%}")
+
+    def __call__(self, rng: np.random.Generator, images: tuple) -> tuple:
+        if self.fraction > 0 and self.applies(images) and rng.random() < self.fraction:
+            return self.apply(rng, images)
+        return images
+
+    def applies(self, images: tuple) -> bool:
+        return True
+
+    def apply(self, rng: np.random.Generator, images: tuple) -> tuple:
+        raise NotImplementedError
+
+
+class SkullStrip(Augmentation):
+    """Both images of an aligned pair cut with the T1 image's brain mask (pairs
+    without a trustworthy mask stay whole, and draw nothing)."""
+
+    field = "skull_strip"
+    level = "pair"
+    summary = "{share} of the aligned pairs with a brain mask shown skull-stripped"
+
+    def __init__(self, fraction: float):
+        super().__init__(fraction)
+        self._cache = {}  # id of the T1 array -> (the array, stripped pair or None)
+
+    def stripped(self, images: tuple):
+        t1, t2 = images
+        key = id(t1)
+        if key not in self._cache or self._cache[key][0] is not t1:
+            mask = brain_mask(t1) if t1.shape == t2.shape else None
+            self._cache[key] = (t1, None if mask is None else (skull_stripped(t1, mask), skull_stripped(t2, mask)))
+        return self._cache[key][1]
+
+    def applies(self, images: tuple) -> bool:
+        return self.stripped(images) is not None
+
+    def apply(self, rng, images):
+        return self.stripped(images)
+
+
+class Blur(Augmentation):
+    """Gaussian blur with a sigma drawn from :data:`BLUR_SIGMA`, every image of the tuple alike."""
+
+    field = "blur"
+    level = "image"
+    summary = (f"{{share}} of the training images Gaussian-blurred (sigma {BLUR_SIGMA[0]:g}-{BLUR_SIGMA[1]:g} px; "
+               "both images of a pair alike)")
+
+    def apply(self, rng, images):
+        sigma = float(rng.uniform(*BLUR_SIGMA))
+        return tuple(blurred(image, sigma) for image in images)
+
+
+class Contrast(Augmentation):
+    """A random gamma from :data:`CONTRAST_GAMMA`, drawn log-uniformly, on the generator input."""
+
+    field = "contrast"
+    level = "input"
+    summary = (f"{{share}} of the generator inputs with a random gamma ({CONTRAST_GAMMA[0]:g}-"
+               f"{CONTRAST_GAMMA[1]:g}; their targets stay)")
+
+    def apply(self, rng, images):
+        low, high = np.log(CONTRAST_GAMMA)
+        gamma = float(np.exp(rng.uniform(low, high)))
+        return tuple(gamma_contrast(image, gamma) for image in images)
+
+
+#: Every augmentation, in the order the training stream applies them.
+AUGMENTATIONS = (SkullStrip, Blur, Contrast)
+
+
+def augmentations(train_config) -> list:
+    """The augmentations a :class:`cyclegan.config.TrainConfig` turns on (fraction > 0)."""
+    return [cls(getattr(train_config, cls.field)) for cls in AUGMENTATIONS if getattr(train_config, cls.field) > 0]

@@ -1,0 +1,262 @@
+"""The model card (README.md beside the weights) and the quality tables it shows.
+
+A card is filled in from a template with what ``config.json`` holds: the
+architecture, the training configuration, the data sets the run actually read
+(with their sources, licences and citations where this project knows them),
+the training record and the metrics. :func:`quality_tables` renders the
+metrics (``<set>_<direction>_<metric>`` keys, written by the train command and
+``benchmarks/quality.py``) as Markdown tables; the README and the app's About
+tab show the same tables. Imports neither Keras nor the training code.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from pathlib import Path
+from typing import Any, Mapping
+
+from cyclegan.augment import AUGMENTATIONS
+from cyclegan.config import DEFAULT_DATASET, ModelConfig, TrainConfig
+
+LIBRARY = "mri-cyclegan"
+
+#: Data sets this project knows: what they are, their licence and what to cite.
+#: Keys are Hub ids or folder names (the last part of a local path).
+KNOWN_DATASETS = {
+    DEFAULT_DATASET: {
+        "hub": DEFAULT_DATASET,
+        "what": "43 T1-weighted and 46 T2-weighted axial slices of one simulated head (BrainWeb normal "
+                "brain, 1 mm), published as unpaired; 43 of them are pixel-aligned pairs",
+        "licence": "MIT (as stated by the repository it was copied from; the images' own origin is not stated)",
+        "cite": "Cocosco C.A. et al., \"BrainWeb: Online Interface to a 3D MRI Simulated Brain Database\", "
+                "NeuroImage 5(4), 1997",
+    },
+    "mri-t1t2-unpaired": "alias:" + DEFAULT_DATASET,
+    "real-t1t2": {
+        "what": "real T1-weighted and T2-weighted slices of 9 patients (2 glioma, 7 multiple sclerosis; "
+                "16 axial slices per volume; 4 subjects co-registered, 5 unpaired; some skull-stripped, "
+                "some with skull)",
+        "licence": "open_ms_data subjects CC-BY; the BraTS case under the BraTS data terms (research use); "
+                   "the Glioma_GAN example under its repository's GPL-3.0 (the scan's own terms not stated)",
+        "cite": "Lesjak Z. et al., \"A novel public MR image dataset of multiple sclerosis patients with lesion "
+                "segmentations based on multi-rater consensus\", Neuroinformatics 2017; Lesjak Z. et al., "
+                "\"Validation of white-matter lesion change detection methods on a novel publicly available MRI "
+                "image database\", Neuroinformatics 2016 (data: http://lit.fe.uni-lj.si/tools); Menze B.H. et al., "
+                "\"The Multimodal Brain Tumor Image Segmentation Benchmark (BRATS)\", IEEE TMI 2015; "
+                "CompImg/Glioma_GAN (GitHub)",
+    },
+}
+
+#: Titles of the metric sets, in the order the card shows them.
+SET_TITLES = {
+    "holdout": "Held-out pairs of the training data (both images never seen in training)",
+    "real": "Held-out real patients (whole subjects never seen in training)",
+    "phantom": "The project's spin-echo phantom (paired, skull-stripped)",
+    "brats": "Real co-registered BraTS slices (tumour patients; evaluation only)",
+}
+_KEY = re.compile(r"^(?P<set>[a-z0-9_]+?)_(?P<direction>t1_to_t2|t2_to_t1)_(?P<metric>[a-z0-9_.]+)$")
+_ARROW = {"t1_to_t2": "T1 → T2", "t2_to_t1": "T2 → T1"}
+
+
+def dataset_info(source: str) -> dict:
+    """What the project knows of a data set (by Hub id or folder name), or ``{}``."""
+    key = source if source in KNOWN_DATASETS else Path(str(source).rstrip("/\\")).name.removesuffix(".zip")
+    info = KNOWN_DATASETS.get(key, {})
+    if isinstance(info, str):
+        info = KNOWN_DATASETS[info.removeprefix("alias:")]
+    return info
+
+
+def datasets_of(training: Mapping[str, Any] | None) -> list[str] | None:
+    """The data sets a training record says the run read, or None when it does not say."""
+    training = training or {}
+    data = training.get("data_config") or {}
+    if data.get("datasets"):
+        return [str(d) for d in data["datasets"]]
+    found = re.findall(r"--dataset[ =](\S+)", str(training.get("command", "")))
+    return found or None
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def parse_metrics(metrics: Mapping[str, Any]) -> tuple[dict, dict]:
+    """({set: {direction: {metric: value}}}, {other key: value})."""
+    sets, other = {}, {}
+    for key, value in metrics.items():
+        match = _KEY.match(key)
+        if match:
+            sets.setdefault(match["set"], {}).setdefault(match["direction"], {})[match["metric"]] = value
+        else:
+            other[key] = value
+    return sets, other
+
+
+def _set_title(name: str) -> str:
+    if name in SET_TITLES:
+        return SET_TITLES[name]
+    base = next((s for s in SET_TITLES if name.startswith(s + "_")), None)
+    if base:
+        return f"{SET_TITLES[base]}: {name[len(base) + 1:].replace('_', '-')}"
+    return name.replace("_", " ")
+
+
+def quality_tables(metrics: Mapping[str, Any] | None) -> str:
+    """The metrics as Markdown tables: one per evaluation set, one of the contrast sweep."""
+    sets, other = parse_metrics(metrics or {})
+    order = sorted(sets, key=lambda n: (next((i for i, s in enumerate(SET_TITLES) if n == s or
+                                              n.startswith(s + "_")), len(SET_TITLES)), n))
+    lines = []
+    for name in order:
+        rows = sets[name]
+        lines += [f"**{_set_title(name)}**", "",
+                  "| direction | SSIM | PSNR | MAE | best baseline SSIM / PSNR | tissue order right | cycle MAE |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for direction in ("t1_to_t2", "t2_to_t1"):
+            m = rows.get(direction)
+            if not m:
+                continue
+            baseline = ""
+            if "best_baseline_ssim" in m:
+                baseline = f"{m['best_baseline_ssim']:.3f} / {m.get('best_baseline_psnr', float('nan')):.1f} dB"
+            order_text = ""
+            if "contrast_order_pass" in m:
+                order_text = f"{m['contrast_order_pass']:.0%}"
+                if "contrast_order_target_pass" in m and m["contrast_order_target_pass"] < 1:
+                    order_text += f" (target itself: {m['contrast_order_target_pass']:.0%})"
+            cells = [_ARROW[direction],
+                     f"{m['ssim']:.3f}" if "ssim" in m else "",
+                     f"{m['psnr']:.1f} dB" if "psnr" in m else "",
+                     f"{m['mae']:.3f}" if "mae" in m else "",
+                     baseline, order_text,
+                     f"{m['cycle_mae']:.3f}" if "cycle_mae" in m else ""]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        gammas = sorted({k for m in rows.values() for k in m if re.fullmatch(r"gamma[0-9.]+_ssim", k)},
+                        key=lambda k: float(k[5:-5]))
+        if gammas:
+            lines += [f"*{_set_title(name)}, each input's [0, 1] intensities first raised to a gamma "
+                      "(another scanner's tissue contrast), SSIM*", "",
+                      "| direction | " + " | ".join(f"gamma {k[5:-5]}" for k in gammas) + " |",
+                      "| --- | " + " | ".join("---" for _ in gammas) + " |"]
+            for direction in ("t1_to_t2", "t2_to_t1"):
+                if direction in rows:
+                    lines.append(f"| {_ARROW[direction]} | " + " | ".join(
+                        f"{rows[direction][k]:.3f}" if k in rows[direction] else "" for k in gammas) + " |")
+            lines.append("")
+    if other:
+        lines += ["**Other**", "", "| metric | value |", "| --- | --- |"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in other.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def recipe(train_config: TrainConfig) -> str:
+    """One sentence of the training recipe, augmentations included."""
+    tc = train_config
+    parts = [f"LSGAN, cycle weight {tc.cycle_weight:g}, identity weight {tc.identity_weight:g} x cycle, "
+             f"paired L1 weight {tc.paired_weight:g}"]
+    for cls in AUGMENTATIONS:
+        fraction = getattr(tc, cls.field)
+        if fraction:
+            parts.append(cls(fraction).describe())
+    parts.append(f"Adam {tc.learning_rate:g} (beta1 {tc.beta_1:g}), {tc.epochs} epochs of {tc.steps_per_epoch} "
+                 f"steps (linear decay over the last {tc.decay_epochs}), batch {tc.batch_size}, image pool "
+                 f"{tc.pool_size}")
+    return ", ".join(parts) + "."
+
+
+def _data_section(datasets: list[str] | None) -> str:
+    if datasets is None:
+        return "Data: not recorded with this model.\n"
+    lines = ["Data:", ""]
+    for source in datasets:
+        info = dataset_info(source)
+        name = f"`{info.get('hub') or Path(source.rstrip('/')).name}`"
+        text = f"- {name}" + (f": {info['what']}" if info.get("what") else "")
+        if info.get("licence"):
+            text += f". Licence: {info['licence']}"
+        if info.get("cite"):
+            text += f". Cite: {info['cite']}"
+        lines.append(text + ("" if text.endswith(".") else "."))
+    return "\n".join(lines) + "\n"
+
+
+CARD = string.Template("""---
+library_name: keras
+license: mit
+pipeline_tag: image-to-image
+tags:
+- cyclegan
+- mri
+- medical-imaging
+- image-to-image
+- $library
+$datasets_meta---
+
+# $library: T1-weighted <-> T2-weighted brain MRI
+
+Two CycleGAN generators that translate axial brain-MRI slices between T1-weighted and
+T2-weighted contrast: `t1_to_t2` and `t2_to_t1`. Research demo, not for diagnosis.
+
+## Use
+
+```python
+from cyclegan import load_generators
+$load_line
+t2 = translator.t1_to_t2(t1_slice)  # float32 in [0, 1], same height and width
+```
+
+Input: one grayscale slice (any dtype, 32 to 2048 pixels a side), intensities scaled
+to the 0.5-99.5 percentile window.
+
+## Architecture
+
+ResNet generator, $generator_filters base filters, $generator_blocks residual blocks; PatchGAN
+discriminator, $discriminator_filters filters, $discriminator_layers layers; trained on $size x $size crops.
+
+$training$metrics$samples""")
+
+
+def model_card(
+    config: ModelConfig,
+    train_config: TrainConfig | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    training: Mapping[str, Any] | None = None,
+    has_samples: bool = False,
+    repo_id: str | None = None,
+) -> str:
+    """The model card (README.md with Hub metadata) of a saved model."""
+    datasets = datasets_of(training) if training else None
+    hub_ids = [dataset_info(d).get("hub") for d in datasets or []]
+    hub_ids = [h for h in hub_ids if h]
+    training_text = ""
+    if train_config is not None:
+        training_text = "## Training\n\n" + _data_section(datasets) + "\n" + recipe(train_config) + "\n\n"
+    if training:
+        rows = [f"| {k} | {_fmt(v)} |" for k, v in training.items() if k not in ("data_config", "holdout_pairs")]
+        training_text += "| record | value |\n| --- | --- |\n" + "\n".join(rows) + "\n\n"
+    metrics_text = ""
+    if metrics:
+        metrics_text = ("## Metrics\n\nSSIM, PSNR and MAE inside the head on intensities in [0, 1], against the "
+                        "real image of the other contrast; baselines: the input itself, its inversion and its "
+                        "histogram matched to a training image of the target contrast.\n\n"
+                        + quality_tables(metrics) + "\n")
+    samples_text = ""
+    if has_samples:
+        samples_text = ("## Samples\n\nRows: input, translation, reconstruction (T1 -> T2 -> T1, then "
+                        "T2 -> T1 -> T2).\n\n![samples](samples.png)\n")
+    load_line = (f'translator = load_generators("{repo_id}")' if repo_id
+                 else 'translator = load_generators("USER/REPO")  # a Hub repo id or a local folder')
+    return CARD.substitute(
+        library=LIBRARY,
+        datasets_meta=("datasets:\n" + "".join(f"- {h}\n" for h in hub_ids)) if hub_ids else "",
+        load_line=load_line,
+        generator_filters=config.generator_filters, generator_blocks=config.generator_blocks,
+        discriminator_filters=config.discriminator_filters, discriminator_layers=config.discriminator_layers,
+        size=config.image_size, training=training_text, metrics=metrics_text, samples=samples_text,
+    ).rstrip() + "\n"

@@ -1,0 +1,60 @@
+"""Every benchmark's --quick mode runs and prints what it promises, so that none can rot.
+
+These check that the benchmarks work, not how fast anything is: speed goals are measured by
+running the benchmarks themselves.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+def run_benchmark(name, *args, timeout=900):
+    proc = subprocess.run([sys.executable, f"benchmarks/{name}.py", "--quick", *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=timeout)
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    return proc, rows
+
+
+def test_speed_quick_times_every_part():
+    proc, rows = run_benchmark("speed")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    benches = {r["bench"] for r in rows}
+    assert {"infer", "volume", "app", "train", "memory"} <= benches, rows
+    for row in rows:
+        for key in ("median_s", "seconds", "app_round_trip_s", "images_per_s"):
+            if key in row:
+                assert row[key] > 0, row
+        assert row["machine"]
+
+
+def test_quality_quick_reports_model_and_baselines():
+    proc, rows = run_benchmark("quality")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    phantom = [r for r in rows if r.get("set") == "phantom" and "method" in r]
+    if not phantom:
+        pytest.skip("nilearn is not installed: the phantom cannot be made")
+    methods = {r["method"] for r in phantom}
+    assert {"model", "identity", "inversion", "histmatch", "cycle", "contrast_order"} <= methods
+    for row in phantom:
+        if row["method"] == "model":
+            assert row["n"] == 2 and -1 <= row["ssim"] <= 1 and row["psnr"] > 0
+
+
+def test_fuzz_quick_finds_no_failure():
+    proc, rows = run_benchmark("fuzz")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    total = [r for r in rows if r["file_type"] == "all"]
+    assert total and total[0]["failures"] == 0 and total[0]["cases"] == 5 * 2 * (5 + 3)
+
+
+def test_soak_quick_serves_every_kind_of_request():
+    proc, rows = run_benchmark("soak", timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = [r for r in rows if r["kind"] == "all"][0]
+    assert summary["unexpected_errors"] == 0 and summary["requests"] > 0
+    assert summary["within_bound"] is True
