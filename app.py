@@ -256,7 +256,7 @@ class TranslationApp:
         return str(out_path), shown, out
 
     def about(self) -> str:
-        from cyclegan.card import datasets_of, dataset_info, quality_tables
+        from cyclegan.card import dataset_info, datasets_of, quality_tables, short_name
 
         card = self.translator.card or {}
         metrics = card.get("metrics") or {}
@@ -266,7 +266,7 @@ class TranslationApp:
             lines.append("\n### Training data\n")
             for source in datasets:
                 info = dataset_info(source)
-                name = info.get("hub") or source.rstrip("/").split("/")[-1]
+                name = info.get("hub") or short_name(source)
                 lines.append(f"- `{name}`" + (f": {info['what']}; licence: {info['licence']}" if info else ""))
         if metrics:
             lines.append("\n### Model quality\n")

@@ -61,11 +61,18 @@ _ARROW = {"t1_to_t2": "T1 → T2", "t2_to_t1": "T2 → T1"}
 
 def dataset_info(source: str) -> dict:
     """What the project knows of a data set (by Hub id or folder name), or ``{}``."""
-    key = source if source in KNOWN_DATASETS else Path(str(source).rstrip("/\\")).name.removesuffix(".zip")
-    info = KNOWN_DATASETS.get(key, {})
+    last = Path(str(source).rstrip("/\\")).name.removesuffix(".zip")
+    info = KNOWN_DATASETS.get(source) or KNOWN_DATASETS.get(last, {})
     if isinstance(info, str):
         info = KNOWN_DATASETS[info.removeprefix("alias:")]
     return info
+
+
+def short_name(source: str) -> str:
+    """A data set's name without the local path: its folder or zip name, or its Hub id."""
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", source) and not Path(source).exists():
+        return source
+    return Path(str(source).rstrip("/\\")).name.removesuffix(".zip")
 
 
 def datasets_of(training: Mapping[str, Any] | None) -> list[str] | None:
@@ -176,7 +183,7 @@ def _data_section(datasets: list[str] | None) -> str:
     lines = ["Data:", ""]
     for source in datasets:
         info = dataset_info(source)
-        name = f"`{info.get('hub') or Path(source.rstrip('/')).name}`"
+        name = f"`{info.get('hub') or short_name(source)}`"
         text = f"- {name}" + (f": {info['what']}" if info.get("what") else "")
         if info.get("licence"):
             text += f". Licence: {info['licence']}"

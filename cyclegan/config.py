@@ -35,6 +35,15 @@ def _check_float(name: str, value: Any, low: float, high: float | None = None) -
         raise ConfigError(f"{name} must be {bound}, got {value}")
 
 
+def option(default, help: str, **cli):
+    """A config field with its command-line help (the train command's flags are built from
+    these): ``flag`` (default ``--field-name``), ``cli_default`` (what the flag defaults to
+    when it differs from the field's: None means "derived", see the train command),
+    ``item`` (element type of a list), ``action`` / ``nargs`` (argparse), ``choices``,
+    ``cli=False`` for fields with no flag."""
+    return dataclasses.field(default=default, metadata={"help": help, **cli})
+
+
 class _JsonConfig:
     """Shared JSON round trip with strict field checking."""
 
@@ -84,12 +93,13 @@ class ModelConfig(_JsonConfig):
     (3 gives the 70x70 receptive field of the reference).
     """
 
-    image_size: int = 256
-    channels: int = 1
-    generator_filters: int = 64
-    generator_blocks: int = 9
-    discriminator_filters: int = 64
-    discriminator_layers: int = 3
+    image_size: int = option(256, "training crop size, a multiple of 4 (default: the preset's)", cli_default=None)
+    channels: int = option(1, "image channels (grayscale MRI: 1)", cli=False)
+    generator_filters: int = option(64, "generator base filters (default: the preset's)", cli_default=None)
+    generator_blocks: int = option(9, "generator residual blocks (default: the preset's)", cli_default=None)
+    discriminator_filters: int = option(64, "discriminator base filters (default: the preset's)", cli_default=None)
+    discriminator_layers: int = option(3, "discriminator stride-2 layers; 3 gives the 70x70 PatchGAN "
+                                          "(default: the preset's)", cli_default=None)
 
     def __post_init__(self):
         _check_int("image_size", self.image_size, 32, 2048)
@@ -136,14 +146,28 @@ class DataConfig(_JsonConfig):
     its validation split (by file name).
     """
 
-    datasets: tuple = (DEFAULT_DATASET,)
-    pairs: tuple = ()
-    weights: tuple = ()
-    holdout_fraction: float = 0.15
-    holdout_subjects: tuple = ()
-    subject_pattern: str = DEFAULT_SUBJECT_PATTERN
-    val_fraction: float = 0.1
-    max_images: int | None = None
+    datasets: tuple = option(
+        (DEFAULT_DATASET,), "Hub data set id, local folder or local zip (Tr1/TrainT1/*.png, Tr2/TrainT2/*.png); "
+        f"give it several times to mix data sets (default: {DEFAULT_DATASET})",
+        flag="--dataset", item=str, action="append", cli_default=None, metavar="SOURCE")
+    pairs: tuple = option(
+        (), "CSV of aligned T1/T2 file names (columns t1,t2): one per --dataset, in order ('none' for a data "
+        "set without pairs); held-out pairs stay out of training, the others feed --paired-weight",
+        flag="--holdout-pairs", item=str, action="append", cli_default=None, metavar="CSV")
+    weights: tuple = option(
+        (), "sampling weight of each --dataset, in order (default: equal weights, so that a small data set is "
+        "not drowned)", flag="--dataset-weight", item=float, action="append", cli_default=None, metavar="W")
+    holdout_fraction: float = option(
+        0.15, "fraction of the pairs in --holdout-pairs to hold out, spread over the slice range (data sets "
+        "with a held-out subject hold out that subject instead)")
+    holdout_subjects: tuple = option(
+        (), "hold out these whole subjects (every slice, both contrasts); their aligned pairs are the "
+        "held-out pairs of their data set", item=str, nargs="+", cli_default=None, metavar="SUBJECT")
+    subject_pattern: str = option(DEFAULT_SUBJECT_PATTERN, "regular expression whose first group names a "
+                                  "file's subject", metavar="REGEX")
+    val_fraction: float = option(0.1, "fraction of images (chosen by file name) kept for validation in data "
+                                 "sets with nothing held out")
+    max_images: int | None = option(None, "read at most this many images per data set (smoke runs)", item=int)
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen)
@@ -201,23 +225,30 @@ class TrainConfig(_JsonConfig):
     that other scanners' and sequences' tissue contrast translates too.
     """
 
-    epochs: int = 200
-    decay_epochs: int = 100
-    steps_per_epoch: int = 100
-    batch_size: int = 1
-    learning_rate: float = 2e-4
-    beta_1: float = 0.5
-    beta_2: float = 0.999
-    gan_loss: str = "lsgan"
-    cycle_weight: float = 10.0
-    identity_weight: float = 0.5
-    paired_weight: float = 0.0
-    skull_strip: float = 0.0
-    blur: float = 0.0
-    contrast: float = 0.0
-    pool_size: int = 50
-    mixed_precision: bool = False
-    seed: int = 0
+    epochs: int = option(200, "total epochs")
+    decay_epochs: int = option(100, "last epochs with linearly decaying learning rate (default: half of "
+                               "--epochs)", cli_default=None)
+    steps_per_epoch: int = option(100, "batches per epoch")
+    batch_size: int = option(1, "images per domain per batch")
+    learning_rate: float = option(2e-4, "Adam learning rate, both sides")
+    beta_1: float = option(0.5, "Adam beta_1")
+    beta_2: float = option(0.999, "Adam beta_2")
+    gan_loss: str = option("lsgan", "adversarial loss", choices=["lsgan"])
+    cycle_weight: float = option(10.0, "weight of the cycle-consistency L1 loss")
+    identity_weight: float = option(0.5, "identity loss weight, relative to --cycle-weight")
+    paired_weight: float = option(0.0, "weight of a paired L1 term on aligned pairs (needs --holdout-pairs; "
+                                  "0 = pure CycleGAN)")
+    skull_strip: float = option(0.0, "fraction of aligned pairs shown skull-stripped, so that brain-only "
+                                "inputs translate well too (needs --paired-weight)", metavar="FRACTION")
+    blur: float = option(0.0, "fraction of training images shown Gaussian-blurred (sigma 0.5-2 px; both "
+                         "images of a pair alike), so that smooth, low-resolution inputs translate well too",
+                         metavar="FRACTION")
+    contrast: float = option(0.0, "fraction of generator inputs shown with a random gamma (0.5-2; their "
+                             "targets stay), so that other scanners' tissue contrast translates well too",
+                             metavar="FRACTION")
+    pool_size: int = option(50, "image pool size (0 disables the pool)")
+    mixed_precision: bool = option(False, "bf16 mixed precision (GPUs, CPUs with bf16 units)")
+    seed: int = option(0, "random seed")
 
     def __post_init__(self):
         _check_int("epochs", self.epochs, 1)
@@ -239,6 +270,9 @@ class TrainConfig(_JsonConfig):
         _check_float("identity_weight", self.identity_weight, 0.0)
         _check_float("paired_weight", self.paired_weight, 0.0)
         _check_float("skull_strip", self.skull_strip, 0.0, 1.0)
+        if self.skull_strip > 0 and self.paired_weight <= 0:
+            raise ConfigError("skull_strip needs paired_weight > 0 (--skull-strip needs --paired-weight: both "
+                              "images of a pair are stripped with one brain mask)")
         _check_float("blur", self.blur, 0.0, 1.0)
         _check_float("contrast", self.contrast, 0.0, 1.0)
         _check_int("pool_size", self.pool_size, 0, 10000)
@@ -249,6 +283,13 @@ class TrainConfig(_JsonConfig):
     @property
     def constant_epochs(self) -> int:
         return self.epochs - self.decay_epochs
+
+
+def check_run(train_config: TrainConfig, data_config: DataConfig) -> None:
+    """Checks across configs: what one run's options must agree on."""
+    if train_config.paired_weight > 0 and not any(data_config.pairs):
+        raise ConfigError("paired_weight needs a pair list (--paired-weight needs --holdout-pairs: the file "
+                          "that says which slices are aligned)")
 
 
 #: Named architectures. ``reference`` is the original CycleGAN (ResNet-9, 70x70

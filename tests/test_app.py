@@ -173,7 +173,7 @@ def test_about_shows_quality_tables_and_training_data(tiny_translator, monkeypat
     import app
 
     card = {"metrics": {"holdout_t1_to_t2_ssim": 0.98, "holdout_t1_to_t2_psnr": 29.2, "real_t2_to_t1_ssim": 0.7},
-            "training": {"data_config": {"datasets": ["x/mri-t1t2-unpaired", "y/real-t1t2"]}}}
+            "training": {"data_config": {"datasets": ["/data/mri-t1t2-unpaired", "../data/real-t1t2"]}}}
     monkeypatch.setattr(tiny_translator, "card", card)
     text = app.TranslationApp(tiny_translator).about()
     assert "| T1 → T2 | 0.980 | 29.2 dB |" in text and "holdout_t1_to_t2_ssim" not in text

@@ -250,7 +250,7 @@ def test_card_names_and_cites_the_data_sets_the_run_read(tiny_config):
     assert "Lesjak" in card and "CC-BY" in card and "`own-scans`." in card and "BrainWeb" in card
     assert "/somewhere" not in card and "data_config" not in card
     only_own = hub.model_card(tiny_config, TrainConfig(), training={"command": "python -m train --dataset me/mine"})
-    assert "datasets:" not in only_own.split("---")[1] and "- `mine`." in only_own
+    assert "datasets:" not in only_own.split("---")[1] and "- `me/mine`." in only_own
     assert "Lesjak" not in only_own and DEFAULT_DATASET not in only_own
     unrecorded = hub.model_card(tiny_config, TrainConfig(), training={"epochs_done": 3})
     assert "Data: not recorded" in unrecorded

@@ -62,7 +62,8 @@ def test_full_run_then_load(tmp_path, data_zip):
     assert config["train_config"]["contrast"] == 0.25
     card = (out / "README.md").read_text()
     assert "50% of the training images Gaussian-blurred" in card
-    assert "25% of the generator inputs with a random gamma (0.5-2)" in card
+    assert "25% of the generator inputs with a random gamma (0.5-2; their targets stay)" in card
+    assert "- `mri`." in card and "nitishpandey04" not in card  # the data set the run read, not the Hub's
     assert config["training"]["epochs_done"] == 2 and config["training"]["backend"] == "tensorflow"
     assert "python -m train" in config["training"]["command"]
     from cyclegan.hub import load_generators
@@ -118,6 +119,8 @@ def test_other_config_in_same_output_is_refused(tmp_path, data_zip):
 @pytest.mark.parametrize("extra, message", [
     (["--dataset", "no/such/folder/x"], "neither a local folder"),
     (["--paired-weight", "1"], "--paired-weight needs --holdout-pairs"),
+    (["--dataset-weight", "-1"], "each of weights must be at least 0"),
+    (["--holdout-subjects", "a", "--subject-pattern", "(x"], "is not a regular expression"),
     (["--skull-strip", "0.5"], "--skull-strip needs --paired-weight"),
     (["--skull-strip", "1.5", "--paired-weight", "1", "--holdout-pairs", "x.csv"], "skull_strip must be between"),
     (["--blur", "-0.1"], "blur must be between"),
@@ -273,7 +276,7 @@ def test_two_data_sets_with_a_held_out_subject(tmp_path, data_zip):
 
 @pytest.mark.parametrize("extra, message", [
     (["--holdout-subjects", "nobody"], "held-out subject(s) not found: nobody"),
-    (["--holdout-pairs", "x.csv"], "give one per --dataset"),
+    (["--holdout-pairs", "x.csv"], "give pairs once per data set (2)"),
     (["--dataset-weight", "1"], "give weights once per data set"),
 ])
 def test_bad_mixing_options_give_clear_errors(tmp_path, data_zip, extra, message):
@@ -281,3 +284,28 @@ def test_bad_mixing_options_give_clear_errors(tmp_path, data_zip, extra, message
     proc = run_train(*tiny_args(data_zip, tmp_path / "run", "--epochs", "1", "--dataset", str(real)), *extra)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_every_config_field_is_a_flag_and_the_defaults_are_the_configs():
+    import dataclasses
+
+    from cyclegan.config import DataConfig, TrainConfig, preset
+    from train.cli import GROUPS, _configs
+
+    parser = build_parser()
+    flags = {a.dest: a for a in parser._actions}
+    for _, cls in GROUPS:
+        for f in dataclasses.fields(cls):
+            if f.metadata.get("cli") is not False:
+                assert f.name in flags and flags[f.name].help == f.metadata["help"], f.name
+    model, train, data, run = _configs(parser.parse_args([]))
+    assert model == preset("small") and train == TrainConfig() and data == DataConfig()
+    assert run.output == "runs/cyclegan" and run.push_to_hub is None
+    model, train, data, run = _configs(parser.parse_args([
+        "--preset", "tiny", "--generator-blocks", "3", "--epochs", "8", "--beta-1", "0.4",
+        "--dataset", "a", "--dataset", "b", "--holdout-pairs", "none", "--holdout-pairs", "b.csv",
+        "--holdout-subjects", "s1", "s2", "--mixed-precision", "--private"]))
+    assert model == preset("tiny").replace(generator_blocks=3)
+    assert (train.epochs, train.decay_epochs, train.beta_1, train.mixed_precision) == (8, 4, 0.4, True)
+    assert data.datasets == ("a", "b") and data.pairs == ("", "b.csv") and data.holdout_subjects == ("s1", "s2")
+    assert run.private is True

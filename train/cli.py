@@ -8,6 +8,7 @@ learning-rate schedule and image pools.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -20,86 +21,77 @@ from pathlib import Path
 
 import numpy as np
 
-from cyclegan.config import DEFAULT_DATASET, DEFAULT_SUBJECT_PATTERN
+from cyclegan.config import DataConfig, ModelConfig, TrainConfig, check_run, option, preset
 
 EXIT_USAGE, EXIT_PUSH_FAILED, EXIT_INTERRUPTED = 2, 3, 130
 
 log = logging.getLogger("train")
 
 
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """Options of one train command run that are not part of the model, data or training
+    configuration (where it writes, how it runs, where it pushes)."""
+
+    output: str = option("runs/cyclegan", "output folder (model, backups, logs, samples)")
+    preset: str = option("small", "architecture: tiny (tests), small (the CPU default model), reference "
+                         "(ResNet-9)", choices=["tiny", "small", "reference"])
+    init_from: str | None = option(None, "start both generators from a saved model of the same architecture "
+                                   "(fine-tuning)", item=str, metavar="FOLDER_OR_REPO")
+    backend: str | None = option(None, "Keras backend (default: KERAS_BACKEND, else tensorflow)", item=str,
+                                 choices=["tensorflow", "jax"])
+    multi_host: bool = option(False, "join a multi-host JAX run (keras.distribution.initialize; reads "
+                              "KERAS_DISTRIBUTION_JOB_ADDRESSES, _NUM_PROCESSES, _PROCESS_ID)")
+    save_every: int = option(5, "export the model folder every N epochs")
+    verbose: int = option(1, "0 silent, 1 progress bar, 2 one line per epoch", choices=[0, 1, 2])
+    push_to_hub: str | None = option(None, "push the model to this Hub repo at the end (token: HF_TOKEN or the "
+                                     "saved login)", item=str, metavar="USER/REPO")
+    push_every: int = option(0, "also push every N epochs (0: only at the end)")
+    private: bool = option(False, "create the Hub repo as private")
+
+
+#: Argument groups of the command line, each built from one dataclass's fields.
+GROUPS = (("data", DataConfig), ("model", ModelConfig), ("training", TrainConfig), ("run", RunOptions))
+#: Fields whose flag defaults to None: the value then comes from elsewhere (a preset, --epochs, the config).
+_DERIVED = {cls: {f.name for f in dataclasses.fields(cls) if "cli_default" in f.metadata
+                  and f.metadata["cli_default"] is None} for _, cls in GROUPS}
+
+
+def _add_fields(group, cls) -> None:
+    """One flag per field of ``cls`` that has command-line help (see :func:`cyclegan.config.option`)."""
+    for f in dataclasses.fields(cls):
+        meta = dict(f.metadata)
+        if "help" not in meta or meta.get("cli") is False:
+            continue
+        kwargs = {"dest": f.name, "help": meta["help"],
+                  "default": meta["cli_default"] if "cli_default" in meta else f.default}
+        for key in ("action", "nargs", "choices", "metavar"):
+            if key in meta:
+                kwargs[key] = meta[key]
+        if isinstance(f.default, bool):
+            kwargs["action"] = "store_true"
+        else:
+            kwargs["type"] = meta.get("item") or type(f.default)
+        group.add_argument(meta.get("flag", "--" + f.name.replace("_", "-")), **kwargs)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default, unless its help already says what the default is."""
+
+    def _get_help_string(self, action):
+        if "(default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m train",
         description="Train a T1 <-> T2 CycleGAN and (optionally) push it to the Hugging Face Hub.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
-    data = p.add_argument_group("data")
-    data.add_argument("--dataset", action="append", default=None, metavar="SOURCE",
-                      help="Hub data set id, local folder or local zip (Tr1/TrainT1/*.png, Tr2/TrainT2/*.png); "
-                           f"give it several times to mix data sets (default: {DEFAULT_DATASET})")
-    data.add_argument("--val-fraction", type=float, default=0.1,
-                      help="fraction of images (chosen by file name) kept for validation when no pairs are held out")
-    data.add_argument("--holdout-pairs", action="append", default=None, metavar="CSV",
-                      help="CSV of aligned T1/T2 file names (columns t1,t2): one per --dataset, in order "
-                           "('none' for a data set without pairs); held-out pairs stay out of training")
-    data.add_argument("--holdout-fraction", type=float, default=0.15,
-                      help="fraction of the pairs in --holdout-pairs to hold out, spread over the slice range "
-                           "(data sets with a held-out subject hold out that subject instead)")
-    data.add_argument("--holdout-subjects", nargs="+", default=None, metavar="SUBJECT",
-                      help="hold out these whole subjects (every slice, both contrasts); their aligned pairs "
-                           "are the held-out pairs of their data set")
-    data.add_argument("--subject-pattern", default=DEFAULT_SUBJECT_PATTERN, metavar="REGEX",
-                      help="regular expression whose first group names a file's subject")
-    data.add_argument("--dataset-weight", action="append", type=float, default=None, metavar="W",
-                      help="sampling weight of each --dataset, in order (default: equal weights)")
-    data.add_argument("--max-images", type=int, default=None, help="read at most this many images (smoke runs)")
-
-    model = p.add_argument_group("model")
-    model.add_argument("--preset", default="small", choices=["tiny", "small", "reference"],
-                       help="architecture: tiny (tests), small (the CPU default model), reference (ResNet-9)")
-    model.add_argument("--init-from", default=None, metavar="FOLDER_OR_REPO",
-                       help="start both generators from a saved model of the same architecture (fine-tuning)")
-    model.add_argument("--image-size", type=int, default=None,
-                       help="training crop size, a multiple of 4 (default: the preset's)")
-
-    train = p.add_argument_group("training")
-    train.add_argument("--output", default="runs/cyclegan", help="output folder (model, backups, logs, samples)")
-    train.add_argument("--epochs", type=int, default=200, help="total epochs")
-    train.add_argument("--decay-epochs", type=int, default=None,
-                       help="last epochs with linearly decaying learning rate (default: half of --epochs)")
-    train.add_argument("--steps-per-epoch", type=int, default=100, help="batches per epoch")
-    train.add_argument("--batch-size", type=int, default=1, help="images per domain per batch")
-    train.add_argument("--learning-rate", type=float, default=2e-4, help="Adam learning rate, both sides")
-    train.add_argument("--cycle-weight", type=float, default=10.0, help="weight of the cycle-consistency L1 loss")
-    train.add_argument("--identity-weight", type=float, default=0.5, help="identity loss weight, relative to --cycle-weight")
-    train.add_argument("--paired-weight", type=float, default=0.0,
-                       help="weight of a paired L1 term on aligned pairs (needs --holdout-pairs; 0 = pure CycleGAN)")
-    train.add_argument("--skull-strip", type=float, default=0.0, metavar="FRACTION",
-                       help="fraction of aligned pairs shown skull-stripped, so that brain-only inputs "
-                            "translate well too (needs --paired-weight)")
-    train.add_argument("--blur", type=float, default=0.0, metavar="FRACTION",
-                       help="fraction of training images shown Gaussian-blurred (sigma 0.5-2 px; both images "
-                            "of a pair alike), so that smooth, low-resolution inputs translate well too")
-    train.add_argument("--contrast", type=float, default=0.0, metavar="FRACTION",
-                       help="fraction of generator inputs shown with a random gamma (0.5-2; their targets stay), "
-                            "so that other scanners' tissue contrast translates well too")
-    train.add_argument("--pool-size", type=int, default=50, help="image pool size (0 disables the pool)")
-    train.add_argument("--mixed-precision", action="store_true", help="bf16 mixed precision (GPUs, recent CPUs)")
-    train.add_argument("--seed", type=int, default=0, help="random seed")
-    train.add_argument("--backend", choices=["tensorflow", "jax"], default=None,
-                       help="Keras backend (default: KERAS_BACKEND, else tensorflow)")
-    train.add_argument("--multi-host", action="store_true",
-                       help="join a multi-host JAX run (keras.distribution.initialize; reads "
-                            "KERAS_DISTRIBUTION_JOB_ADDRESSES, _NUM_PROCESSES, _PROCESS_ID)")
-    train.add_argument("--save-every", type=int, default=5, help="export the model folder every N epochs")
-    train.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2],
-                       help="0 silent, 1 progress bar, 2 one line per epoch")
-
-    hub = p.add_argument_group("hub")
-    hub.add_argument("--push-to-hub", default=None, metavar="USER/REPO",
-                     help="push the model to this Hub repo at the end (token: HF_TOKEN or the saved login)")
-    hub.add_argument("--push-every", type=int, default=0, help="also push every N epochs (0: only at the end)")
-    hub.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    for title, cls in GROUPS:
+        _add_fields(p.add_argument_group(title), cls)
     return p
 
 
@@ -108,45 +100,25 @@ def fail(message: str, code: int = EXIT_USAGE) -> int:
     return code
 
 
-def _data_config(args):
-    from cyclegan.config import DataConfig
-
-    datasets = tuple(args.dataset or (DEFAULT_DATASET,))
-    pairs = tuple("" if p.lower() == "none" else p for p in (args.holdout_pairs or ()))
-    if len(pairs) == 1 and len(datasets) > 1:
-        raise ValueError(f"--holdout-pairs: give one per --dataset ({len(datasets)}), 'none' where a data "
-                         "set has no pair list")
-    return DataConfig(
-        datasets=datasets, pairs=pairs, weights=tuple(args.dataset_weight or ()),
-        holdout_fraction=args.holdout_fraction, holdout_subjects=tuple(args.holdout_subjects or ()),
-        subject_pattern=args.subject_pattern, val_fraction=args.val_fraction, max_images=args.max_images,
-    )
+def _given(args, cls) -> dict:
+    """The fields of ``cls`` as parsed; flags left at a derived default (None) are left out."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+    return {k: v for k, v in values.items() if v is not None or k not in _DERIVED[cls]}
 
 
 def _configs(args):
-    from cyclegan.config import TrainConfig, preset
-
-    model_config = preset(args.preset)
-    if args.image_size is not None:
-        model_config = model_config.replace(image_size=args.image_size)
-    decay = args.decay_epochs if args.decay_epochs is not None else args.epochs // 2
-    train_config = TrainConfig(
-        epochs=args.epochs,
-        decay_epochs=decay,
-        steps_per_epoch=args.steps_per_epoch,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        cycle_weight=args.cycle_weight,
-        identity_weight=args.identity_weight,
-        paired_weight=args.paired_weight,
-        skull_strip=args.skull_strip,
-        blur=args.blur,
-        contrast=args.contrast,
-        pool_size=args.pool_size,
-        mixed_precision=args.mixed_precision,
-        seed=args.seed,
-    )
-    return model_config, train_config
+    """(ModelConfig, TrainConfig, DataConfig, RunOptions) of a parsed command line; the
+    configs check themselves and :func:`cyclegan.config.check_run` checks them together."""
+    run = RunOptions(**_given(args, RunOptions))
+    model_config = preset(run.preset).replace(**_given(args, ModelConfig))
+    train = _given(args, TrainConfig)
+    train.setdefault("decay_epochs", train.get("epochs", TrainConfig().epochs) // 2)
+    data = _given(args, DataConfig)
+    data["pairs"] = tuple("" if p.lower() == "none" else p for p in data.get("pairs", ()))
+    data_config = DataConfig(**data)
+    train_config = TrainConfig(**train)
+    check_run(train_config, data_config)
+    return model_config, train_config, data_config, run
 
 
 def _check_same_run(output: Path, record: dict) -> None:
@@ -288,15 +260,10 @@ def _run(args, argv) -> int:
     from cyclegan.data import TrainingStream, read_datasets, split_datasets
     from cyclegan.hub import check_repo_id
 
-    if args.push_to_hub:
-        check_repo_id(args.push_to_hub)
-    data_config = _data_config(args)
-    if args.paired_weight > 0 and not any(data_config.pairs):
-        return fail("--paired-weight needs --holdout-pairs (the file that says which slices are aligned)")
-    if args.skull_strip and args.paired_weight <= 0:
-        return fail("--skull-strip needs --paired-weight (both images of a pair are stripped with one brain mask)")
-    model_config, train_config = _configs(args)
-    output = Path(args.output)
+    model_config, train_config, data_config, run = _configs(args)
+    if run.push_to_hub:
+        check_repo_id(run.push_to_hub)
+    output = Path(run.output)
     command = "python -m train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     datasets = list(data_config.datasets)
     record = {
@@ -304,7 +271,7 @@ def _run(args, argv) -> int:
         "train_config": train_config.to_dict(),
         "data_config": data_config.to_dict(),
         "dataset": datasets[0] if len(datasets) == 1 else datasets,
-        "init_from": args.init_from,
+        "init_from": run.init_from,
     }
     _check_same_run(output, record)
 
@@ -315,7 +282,7 @@ def _run(args, argv) -> int:
         names=[_dataset_label(d) for d in datasets], skipped=skipped,
     )
     log.info("data: %s", split.describe())
-    if args.paired_weight > 0 and not split.train_pairs:
+    if train_config.paired_weight > 0 and not split.train_pairs:
         return fail("--paired-weight needs aligned pairs in the training split; none were found")
 
     output.mkdir(parents=True, exist_ok=True)
@@ -331,14 +298,14 @@ def _run(args, argv) -> int:
     from cyclegan.hub import push_to_hub, save_pretrained
     from cyclegan.training import CycleGAN
 
-    devices = _setup_distribution(args.multi_host)
+    devices = _setup_distribution(run.multi_host)
     model = CycleGAN(model_config, train_config)
     model.compile()
-    if args.init_from:
-        _init_generators(model, args.init_from)
+    if run.init_from:
+        _init_generators(model, run.init_from)
     stream = TrainingStream(
         None, model_config.image_size, train_config.batch_size, train_config.steps_per_epoch,
-        seed=train_config.seed + _process_index(), sources=split.sources, paired=args.paired_weight > 0,
+        seed=train_config.seed + _process_index(), sources=split.sources, paired=train_config.paired_weight > 0,
         skull_strip=train_config.skull_strip, blur=train_config.blur, contrast=train_config.contrast,
     )
     for augmentation in augmentations(train_config):
@@ -361,17 +328,17 @@ def _run(args, argv) -> int:
             "data": split.describe(),
             "data_config": data_config.to_dict(),
         }
-        if args.init_from:
-            training["init_from"] = args.init_from
+        if run.init_from:
+            training["init_from"] = run.init_from
         return save_pretrained(model, output, model_config, metrics, samples.latest,
                                train_config=train_config, training=training)
 
     def push(epoch: int) -> bool:
         try:
-            url = push_to_hub(output, args.push_to_hub, private=args.private)
+            url = push_to_hub(output, run.push_to_hub, private=run.private)
         except ValueError as err:
             log.warning("%s\nretry with: python -m train.push %s %s", err, shlex.quote(str(output)),
-                        args.push_to_hub)
+                        run.push_to_hub)
             return False
         log.info("pushed epoch %d to %s", epoch, url)
         return True
@@ -384,14 +351,14 @@ def _run(args, argv) -> int:
         progress,
         keras.callbacks.CSVLogger(str(output / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(output / "logs"), write_graph=False),
-        cb.EveryNEpochs(args.save_every, export),
+        cb.EveryNEpochs(run.save_every, export),
     ]
-    if args.push_to_hub and args.push_every:
-        callbacks.append(cb.EveryNEpochs(args.push_every, lambda e: (export(e), push(e))))
-    log.info("training %s on %s (%s, %d device(s)) into %s", args.preset, " + ".join(datasets),
+    if run.push_to_hub and run.push_every:
+        callbacks.append(cb.EveryNEpochs(run.push_every, lambda e: (export(e), push(e))))
+    log.info("training %s on %s (%s, %d device(s)) into %s", run.preset, " + ".join(datasets),
              keras.backend.backend(), devices, output)
     started = time.monotonic()
-    model.fit(stream, epochs=train_config.epochs, callbacks=callbacks, verbose=args.verbose)
+    model.fit(stream, epochs=train_config.epochs, callbacks=callbacks, verbose=run.verbose)
     log.info("training done in %.0f s (this run)", time.monotonic() - started)
 
     metrics = _evaluate_holdout(model, split.holdout_pairs, split.sources) if split.holdout_pairs else None
@@ -400,6 +367,6 @@ def _run(args, argv) -> int:
         samples.latest = grids[-1] if grids else None
     export(progress.epoch or train_config.epochs, metrics)
     log.info("model saved to %s%s", output, f" (held-out metrics: {metrics})" if metrics else "")
-    if args.push_to_hub and not push(train_config.epochs):
+    if run.push_to_hub and not push(train_config.epochs):
         return EXIT_PUSH_FAILED
     return 0
