@@ -146,8 +146,8 @@ def quality_tables(metrics: Mapping[str, Any] | None) -> str:
         gammas = sorted({k for m in rows.values() for k in m if re.fullmatch(r"gamma[0-9.]+_ssim", k)},
                         key=lambda k: float(k[5:-5]))
         if gammas:
-            lines += [f"*{_set_title(name)}, each input's [0, 1] intensities first raised to a gamma "
-                      "(another scanner's tissue contrast), SSIM*", "",
+            lines += ["*The same pairs, each input's [0, 1] intensities first raised to a gamma (another "
+                      "scanner's tissue contrast): SSIM*", "",
                       "| direction | " + " | ".join(f"gamma {k[5:-5]}" for k in gammas) + " |",
                       "| --- | " + " | ".join("---" for _ in gammas) + " |"]
             for direction in ("t1_to_t2", "t2_to_t1"):

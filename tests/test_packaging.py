@@ -25,3 +25,15 @@ def test_package_data_ships_every_default_model_file():
     for name in files:
         assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), name
     assert "cyclegan.default_model" in setuptools["packages"] and "train" in setuptools["packages"]
+
+
+def test_readme_quality_tables_are_the_default_models(tmp_path):
+    """The README's quality tables are generated from the shipped model's config.json."""
+    from train import readme
+
+    assert readme.main(["--check"]) == 0
+    changed = tmp_path / "README.md"
+    changed.write_text((ROOT / "README.md").read_text().replace("| T1 → T2 | 0.", "| T1 → T2 | 1.", 1))
+    assert readme.main(["--check", "--readme", str(changed)]) == 1
+    assert readme.main(["--readme", str(changed)]) == 0 and readme.main(["--check", "--readme", str(changed)]) == 0
+    assert changed.read_text() == (ROOT / "README.md").read_text()
