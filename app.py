@@ -23,7 +23,7 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
 from cyclegan.errors import CycleGANError, InputImageError, ModelLoadError  # noqa: E402
-from cyclegan.preprocessing import MAX_SIDE  # noqa: E402
+from cyclegan.preprocessing import MAX_SIDE, to_uint8  # noqa: E402
 
 log = logging.getLogger("app")
 
@@ -105,10 +105,6 @@ def clean_outputs(max_age_s: float = OUTPUT_MAX_AGE_S, force: bool = False) -> N
                 item.unlink()
         except OSError:
             pass
-
-
-def to_uint8(image01: np.ndarray) -> np.ndarray:
-    return (np.clip(image01, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def to_uint16(image01: np.ndarray) -> np.ndarray:

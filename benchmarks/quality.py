@@ -33,13 +33,10 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from cyclegan.metrics import head_mask, mean_metrics, paired_metrics  # noqa: E402
-from cyclegan.preprocessing import scale_intensities  # noqa: E402
+from cyclegan import evaluation  # noqa: E402
+from cyclegan.preprocessing import scale_intensities, to_uint8  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
-DIRECTIONS = ("t1_to_t2", "t2_to_t1")
-
-
 def emit(**row):
     print(json.dumps(row, sort_keys=True), flush=True)
 
@@ -47,15 +44,6 @@ def emit(**row):
 def unit(image) -> np.ndarray:
     """Image -> [0, 1] through the same robust window the model's input gets."""
     return (scale_intensities(np.asarray(image, np.float64))[0] + 1.0) / 2.0
-
-
-def hist_match(source: np.ndarray, reference: np.ndarray, mask: np.ndarray, ref_mask: np.ndarray):
-    """Map ``source`` intensities inside ``mask`` onto the distribution of ``reference``."""
-    out = np.zeros_like(source)
-    src = source[mask]
-    ranks = np.argsort(np.argsort(src, kind="stable"), kind="stable") / max(len(src) - 1, 1)
-    out[mask] = np.quantile(reference[ref_mask], ranks)
-    return out
 
 
 def load_pairs_dataset(data: Path, holdout_names: list | None):
@@ -111,38 +99,15 @@ def load_brats(folder: Path):
 
 
 def evaluate_set(name, pairs, translator, references, figures=None):
-    """Emit model and baseline metrics for both directions; return the model rows."""
-    summary = {}
-    for direction in DIRECTIONS:
-        source_key, target_key = ("t1", "t2") if direction == "t1_to_t2" else ("t2", "t1")
-        ref = references[target_key]
-        ref_mask = head_mask(ref)
-        rows = {m: [] for m in ("model", "identity", "inversion", "histmatch")}
-        cycle = []
-        for pair_name, t1, t2 in pairs:
-            source, truth = (t1, t2) if direction == "t1_to_t2" else (t2, t1)
-            mask = head_mask(truth, source)
-            prediction, back = translator.translate_with_cycle(source, direction)
-            rows["model"].append(paired_metrics(prediction, truth, mask))
-            rows["identity"].append(paired_metrics(source, truth, mask))
-            rows["inversion"].append(paired_metrics(np.where(mask, 1.0 - source, 0.0), truth, mask))
-            rows["histmatch"].append(paired_metrics(hist_match(source, ref, mask, ref_mask), truth, mask))
-            cycle.append(float(np.mean(np.abs(back - source)[mask])))
-            if figures is not None:
-                save_figure(figures / f"{name}_{direction}_{safe(pair_name)}.png",
-                            [source, prediction, truth, np.clip(np.abs(prediction - truth) * 4, 0, 1)])
-        for method, values in rows.items():
-            mean = mean_metrics(values)
-            emit(set=name, direction=direction, method=method, n=len(values),
-                 **{k: round(v, 4) for k, v in mean.items()})
-            if method == "model":
-                summary[direction] = mean
-            else:
-                summary.setdefault(f"{direction}_baselines", {})[method] = mean
-        emit(set=name, direction=direction, method="cycle", n=len(cycle),
-             cycle_mae=round(float(np.mean(cycle)), 4))
-        summary[f"{direction}_cycle_mae"] = float(np.mean(cycle))
-    return summary
+    """Emit the model's, the baselines' and the cycle rows of both directions."""
+    def figure(direction, pair_name, images):
+        source, prediction, truth = images
+        save_figure(figures / f"{name}_{direction}_{safe(pair_name)}.png",
+                    [source, prediction, truth, np.clip(np.abs(prediction - truth) * 4, 0, 1)])
+
+    for row in evaluation.evaluate_set(name, pairs, translator, references,
+                                       on_pair=figure if figures is not None else None):
+        emit(**row)
 
 
 def safe(text: str) -> str:
@@ -153,62 +118,17 @@ def save_figure(path: Path, images):
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    row = np.concatenate([np.clip(i, 0, 1) for i in images], axis=1)
-    Image.fromarray((row * 255 + 0.5).astype(np.uint8)).save(path)
-
-
-#: Input gammas of the contrast-robustness rows (1 is the plain model row).
-GAMMAS = (0.5, 0.7, 1.4, 2.0)
-
-
-def gamma_sweep(name, pairs, translator):
-    """The model's paired metrics when each input's [0, 1] intensities are raised to a gamma."""
-    from cyclegan.data import gamma_contrast
-
-    for direction in DIRECTIONS:
-        for gamma in GAMMAS:
-            rows = []
-            for _, t1, t2 in pairs:
-                source, truth = (t1, t2) if direction == "t1_to_t2" else (t2, t1)
-                mask = head_mask(truth, source)
-                changed = (gamma_contrast(source * 2.0 - 1.0, gamma) + 1.0) / 2.0
-                rows.append(paired_metrics(translator.translate(changed, direction), truth, mask))
-            mean = mean_metrics(rows)
-            emit(set=name, direction=direction, method="gamma", gamma=gamma, n=len(rows),
-                 **{k: round(v, 4) for k, v in mean.items()})
+    Image.fromarray(to_uint8(np.concatenate(images, axis=1))).save(path)
 
 
 def contrast_fidelity(name, pairs, translator):
-    """Does the translation order CSF / GM / WM as the target contrast demands?
+    for row in evaluation.tissue_order(name, pairs, translator):
+        emit(**row)
 
-    Also reports how often the real target is in that order on the same segmentation: on smooth
-    phantom slices with little CSF, the darkest T1 class is mostly partial-volume edge, dim on T2 too.
-    """
-    from cyclegan.phantom import segment
 
-    for direction in DIRECTIONS:
-        passed, truth_passed, class_means, truth_means = 0, 0, [], []
-        in_order = (lambda m: m[0] > m[1] > m[2]) if direction == "t1_to_t2" else (lambda m: m[2] > m[1] > m[0])
-        for _, t1, t2 in pairs:
-            source, truth = (t1, t2) if direction == "t1_to_t2" else (t2, t1)
-            mask = head_mask(truth, source)
-            # Segment brain tissue on the T1 image (WM brightest); the input alone decides for T1
-            # input, and for T2 input the inverted T2 image orders the classes the same way.
-            brain = mask & (source > 0.02)
-            seg = segment(source if direction == "t1_to_t2" else 1.0 - source, brain)
-            prediction = translator.translate(source, direction)
-            means = [float(prediction[seg == k].mean()) for k in (1, 2, 3)]  # CSF, GM, WM
-            real = [float(truth[seg == k].mean()) for k in (1, 2, 3)]
-            passed += in_order(means)
-            truth_passed += in_order(real)  # where the real target itself is out of order, the check is moot
-            class_means.append(means)
-            truth_means.append(real)
-        cm, tm = np.mean(class_means, axis=0), np.mean(truth_means, axis=0)
-        emit(set=name, direction=direction, method="contrast_order", n=len(pairs),
-             pass_fraction=round(passed / max(len(pairs), 1), 4),
-             target_pass_fraction=round(truth_passed / max(len(pairs), 1), 4),
-             translated_csf_gm_wm=[round(float(x), 4) for x in cm],
-             real_target_csf_gm_wm=[round(float(x), 4) for x in tm])
+def gamma_sweep(name, pairs, translator, gammas=evaluation.GAMMAS):
+    for row in evaluation.gamma_sweep(name, pairs, translator, gammas):
+        emit(**row)
 
 
 def main(argv=None) -> int:
@@ -225,9 +145,7 @@ def main(argv=None) -> int:
                         help="two pairs of each set, two gammas (CI); the phantom's own slices serve as "
                              "histogram references when the users' data set is absent")
     args = parser.parse_args(argv)
-    global GAMMAS
-    if args.quick:
-        GAMMAS = (0.5, 2.0)
+    gammas = (0.5, 2.0) if args.quick else evaluation.GAMMAS
     first = (lambda items: items[:2]) if args.quick else (lambda items: items)  # noqa: E731
 
     from cyclegan.hub import load_generators, resolve_source
@@ -252,7 +170,7 @@ def main(argv=None) -> int:
             emit(set="holdout", method="pairs", pairs=[n for n, _, _ in held])
             evaluate_set("holdout", held, translator, references, figures)
             contrast_fidelity("holdout", held, translator)
-            gamma_sweep("holdout", held, translator)
+            gamma_sweep("holdout", held, translator, gammas)
     else:
         emit(set="holdout", skipped="users' data set not found")
     if "phantom" in sets:

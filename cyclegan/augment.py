@@ -42,7 +42,7 @@ def brain_mask(t1_image: np.ndarray, threshold: float = 0.12, radius: int = 3) -
     """
     from scipy import ndimage
 
-    from cyclegan.metrics import head_mask
+    from cyclegan.evaluation import head_mask
 
     unit = _unit(t1_image)
     head = head_mask(unit)

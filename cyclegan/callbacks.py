@@ -11,7 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from cyclegan.preprocessing import finish, pad_to_multiple
+from cyclegan.preprocessing import finish, pad_to_multiple, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def sample_grid(model, t1_image: np.ndarray, t2_image: np.ndarray) -> np.ndarray
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, [(0, 0), (0, width - r.shape[1])]) for r in rows]
     grid = np.concatenate(rows, axis=0)
-    return (grid * 255.0 + 0.5).astype(np.uint8)
+    return to_uint8(grid)
 
 
 class SampleGrid(keras.callbacks.Callback):

@@ -132,7 +132,7 @@ def _generators_of(models) -> tuple:
     )
 
 
-def _float32_copy(model, config: ModelConfig, name: str):
+def float32_copy(model, config: ModelConfig, name: str):
     """The generator rebuilt in float32, as model folders store it (whatever it was trained in)."""
     from cyclegan.models import build_generator
 
@@ -170,7 +170,7 @@ def save_pretrained(
     staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=folder))
     try:
         for name, model in (("t1_to_t2", t1_to_t2), ("t2_to_t1", t2_to_t1)):
-            _float32_copy(model, config, name).save(staging / GENERATOR_FILES[name])
+            float32_copy(model, config, name).save(staging / GENERATOR_FILES[name])
         has_samples = samples is not None
         if has_samples:
             _write_samples(samples, staging / SAMPLES_FILE)
@@ -198,7 +198,9 @@ def _write_samples(samples, path: Path) -> None:
         return
     array = np.asarray(samples)
     if array.dtype != np.uint8:
-        array = (np.clip(array.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        from cyclegan.preprocessing import to_uint8
+
+        array = to_uint8(array)
     Image.fromarray(array.squeeze()).save(path, format="PNG")
 
 

@@ -90,21 +90,3 @@ def phantom_pairs(slices=None) -> list:
     if slices is None:
         slices = np.linspace(70, 125, 12).round().astype(int).tolist()
     return [(int(z), _axial(t1, z), _axial(t2, z)) for z in slices]
-
-
-def segment(image_t1w: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Labels 1 CSF, 2 GM, 3 WM of a T1-weighted slice by 3-class k-means inside ``mask``."""
-    values = image_t1w[mask].astype(np.float64)
-    centres = np.percentile(values, [10, 50, 90])
-    for _ in range(50):
-        labels = np.argmin(np.abs(values[:, None] - centres[None, :]), axis=1)
-        new = np.array([values[labels == k].mean() if np.any(labels == k) else centres[k] for k in range(3)])
-        if np.allclose(new, centres):
-            break
-        centres = new
-    order = np.argsort(centres)  # dark -> bright on T1: CSF, GM, WM
-    out = np.zeros(image_t1w.shape, np.uint8)
-    ranks = np.empty(3, int)
-    ranks[order] = np.arange(3)
-    out[mask] = ranks[labels] + 1
-    return out

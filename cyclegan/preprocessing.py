@@ -122,6 +122,11 @@ def scale_intensities(gray: np.ndarray) -> tuple[np.ndarray, float, float]:
     return (scaled * 2.0 - 1.0).astype(np.float32), low, high
 
 
+def to_uint8(image01) -> np.ndarray:
+    """An image of [0, 1] intensities as 8-bit pixels (clipped, rounded)."""
+    return (np.clip(np.asarray(image01, np.float64), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
 def pad_to_multiple(array: np.ndarray, multiple: int = PAD_MULTIPLE, value: float = -1.0):
     """Pad a 2-D array at the bottom and right to sides that are multiples of ``multiple``."""
     height, width = array.shape[:2]

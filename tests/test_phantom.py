@@ -3,7 +3,8 @@ import pytest
 
 pytest.importorskip("nilearn")
 
-from cyclegan.phantom import phantom_pairs, segment, tissue_maps  # noqa: E402
+from cyclegan.evaluation import segment  # noqa: E402
+from cyclegan.phantom import phantom_pairs, tissue_maps  # noqa: E402
 
 
 @pytest.fixture(scope="module")

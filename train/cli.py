@@ -208,15 +208,17 @@ def _dataset_label(source: str) -> str:
 
 
 def _evaluate_holdout(model, pairs, sources=()) -> dict:
-    """Paired metrics of both directions on held-out pairs (intensities in [0, 1]).
+    """Metrics of both directions on held-out pairs, as ``benchmarks/quality.py`` computes
+    and names them: ``holdout_<direction>_<metric>`` over every held-out pair and, when
+    they come from several data sets, ``holdout_<data set>_<direction>_<metric>`` each."""
+    from cyclegan.evaluation import evaluate_set, rows_to_metrics
+    from cyclegan.hub import float32_copy
+    from cyclegan.inference import Translator
 
-    Keys ``holdout_<direction>_<metric>`` average over every held-out pair; when
-    the pairs come from several data sets, ``holdout_<data set>_<direction>_<metric>``
-    give each one's own."""
-    from cyclegan.callbacks import translate_raw
-    from cyclegan.metrics import head_mask, mean_metrics, paired_metrics
-
-    groups = {"": pairs}
+    translator = Translator(*(float32_copy(g, model.model_config, g.name) for g in model.generators),
+                            config=model.model_config, warmup=False)
+    unit = lambda image: (np.asarray(image, np.float64) + 1.0) / 2.0  # noqa: E731
+    groups = {"holdout": pairs}
     by_source = {}
     for pair in pairs:
         by_source.setdefault(pair[0].source, []).append(pair)
@@ -224,20 +226,11 @@ def _evaluate_holdout(model, pairs, sources=()) -> dict:
         names = {i: s.name for i, s in enumerate(sources)}
         for index, group in sorted(by_source.items()):
             label = re.sub(r"[^A-Za-z0-9]+", "_", names.get(index, f"set{index + 1}")).strip("_").lower()
-            groups[f"{label}_"] = group
-    results = {}
-    for prefix, group in groups.items():
-        for direction, generator in (("t1_to_t2", model.t1_to_t2), ("t2_to_t1", model.t2_to_t1)):
-            rows = []
-            for t1, t2 in group:
-                source, target = (t1, t2) if direction == "t1_to_t2" else (t2, t1)
-                prediction = (translate_raw(generator, source.image) + 1) / 2
-                truth = (target.image + 1) / 2
-                rows.append(paired_metrics(np.clip(prediction, 0, 1), truth,
-                                           head_mask(truth, (source.image + 1) / 2)))
-            for key, value in mean_metrics(rows).items():
-                results[f"holdout_{prefix}{direction}_{key}"] = round(value, 4)
-    return results
+            groups[f"holdout_{label}"] = group
+    rows = []
+    for name, group in groups.items():
+        rows += evaluate_set(name, [(a.name, unit(a.image), unit(b.image)) for a, b in group], translator)
+    return rows_to_metrics(rows)
 
 
 def main(argv=None) -> int:

@@ -15,36 +15,10 @@ from pathlib import Path
 
 
 def quality_metrics(lines) -> dict:
-    """Flatten quality-benchmark rows into card metrics (model, best baseline, contrast, cycle)."""
-    metrics, baselines = {}, {}
-    for line in lines:
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
-        row = json.loads(line)
-        kind, direction, method = row.get("set"), row.get("direction"), row.get("method")
-        if not direction:
-            continue
-        prefix = f"{kind}_{direction}"
-        if method == "model":
-            for key in ("ssim", "psnr", "mae"):
-                metrics[f"{prefix}_{key}"] = row[key]
-        elif method in ("identity", "inversion", "histmatch"):
-            best = baselines.setdefault(prefix, {})
-            best["ssim"] = max(best.get("ssim", -1.0), row["ssim"])
-            best["psnr"] = max(best.get("psnr", 0.0), row["psnr"])
-        elif method == "cycle":
-            metrics[f"{prefix}_cycle_mae"] = row["cycle_mae"]
-        elif method == "contrast_order":
-            metrics[f"{prefix}_contrast_order_pass"] = row["pass_fraction"]
-            if "target_pass_fraction" in row:  # how often the real target itself is in order
-                metrics[f"{prefix}_contrast_order_target_pass"] = row["target_pass_fraction"]
-        elif method == "gamma":
-            metrics[f"{prefix}_gamma{row['gamma']:g}_ssim"] = row["ssim"]
-    for prefix, best in baselines.items():
-        metrics[f"{prefix}_best_baseline_ssim"] = best["ssim"]
-        metrics[f"{prefix}_best_baseline_psnr"] = best["psnr"]
-    return metrics
+    """Card metrics of the quality benchmark's JSON lines (see :func:`cyclegan.evaluation.rows_to_metrics`)."""
+    from cyclegan.evaluation import rows_to_metrics
+
+    return rows_to_metrics(json.loads(line) for line in map(str.strip, lines) if line.startswith("{"))
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,241 @@
+"""Evaluation of a translator on aligned T1/T2 pairs: one module for every report.
+
+The train command (held-out metrics at the end of a run), ``benchmarks/quality.py``
+and the model card all use what is here, so a metric is computed one way and
+named one way: ``<set>_<direction>_<metric>`` (see :func:`rows_to_metrics`).
+
+- :func:`head_mask`, :func:`paired_metrics`: SSIM, PSNR and MAE inside the head on
+  intensities in [0, 1];
+- :data:`BASELINES`: the input itself, its inversion and its histogram matched to
+  an image of the target contrast;
+- :func:`segment`, :func:`in_tissue_order`: CSF / grey / white matter classes and
+  whether a translation orders them as the target contrast demands;
+- :func:`evaluate_set`, :func:`tissue_order`, :func:`gamma_sweep`: report rows
+  (one dict per result) for a set of pairs.
+
+NumPy, SciPy and scikit-image only; the translator is anything with
+``translate(image, direction)`` and ``translate_with_cycle(image, direction)``
+(a :class:`cyclegan.inference.Translator`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import numpy as np
+from scipy import ndimage
+from skimage.metrics import structural_similarity
+
+DIRECTIONS = ("t1_to_t2", "t2_to_t1")
+#: Input gammas of the contrast-robustness rows (1 is the plain model row).
+GAMMAS = (0.5, 0.7, 1.4, 2.0)
+
+
+def source_and_target(direction: str, t1, t2) -> tuple:
+    """(input, expected output) of a T1/T2 pair in ``direction``."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+    return (t1, t2) if direction == "t1_to_t2" else (t2, t1)
+
+
+def head_mask(*images: np.ndarray, threshold: float = 0.05) -> np.ndarray:
+    """Pixels inside the head: above ``threshold`` in any image, holes filled."""
+    mask = np.zeros(images[0].shape, bool)
+    for image in images:
+        mask |= np.asarray(image) > threshold
+    mask = ndimage.binary_closing(mask, iterations=2)
+    return ndimage.binary_fill_holes(mask)
+
+
+def paired_metrics(prediction: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> dict:
+    """SSIM, PSNR (dB) and MAE of ``prediction`` against ``truth`` inside ``mask``.
+
+    Both images are float arrays in [0, 1]. SSIM is the mean of the SSIM map
+    over the mask; PSNR and MAE use the masked pixels only.
+    """
+    prediction = np.asarray(prediction, np.float64)
+    truth = np.asarray(truth, np.float64)
+    if prediction.shape != truth.shape:
+        raise ValueError(f"shapes differ: {prediction.shape} vs {truth.shape}")
+    if mask is None:
+        mask = head_mask(truth)
+    if not mask.any():
+        raise ValueError("the mask is empty")
+    _, ssim_map = structural_similarity(prediction, truth, data_range=1.0, full=True)
+    error = prediction[mask] - truth[mask]
+    mse = float(np.mean(error**2))
+    return {
+        "ssim": float(ssim_map[mask].mean()),
+        "psnr": float(10 * np.log10(1.0 / mse)) if mse > 0 else float("inf"),
+        "mae": float(np.mean(np.abs(error))),
+    }
+
+
+def mean_metrics(rows: list[dict]) -> dict:
+    """Average each metric over a list of :func:`paired_metrics` results."""
+    return {key: float(np.mean([row[key] for row in rows])) for key in rows[0]} if rows else {}
+
+
+# -- baselines -------------------------------------------------------------------------
+def hist_match(source: np.ndarray, reference: np.ndarray, mask: np.ndarray, ref_mask: np.ndarray) -> np.ndarray:
+    """``source`` intensities inside ``mask`` mapped onto the distribution of ``reference``."""
+    out = np.zeros_like(source, dtype=np.float64)
+    values = source[mask]
+    ranks = np.argsort(np.argsort(values, kind="stable"), kind="stable") / max(len(values) - 1, 1)
+    out[mask] = np.quantile(reference[ref_mask], ranks)
+    return out
+
+
+#: Baselines a translation must beat: name -> f(input, head mask, reference image of the
+#: target contrast, its head mask) in [0, 1].
+BASELINES: dict[str, Callable] = {
+    "identity": lambda source, mask, ref, ref_mask: source,
+    "inversion": lambda source, mask, ref, ref_mask: np.where(mask, 1.0 - source, 0.0),
+    "histmatch": lambda source, mask, ref, ref_mask: hist_match(source, ref, mask, ref_mask),
+}
+
+
+# -- tissue classes ----------------------------------------------------------------------
+def segment(image_t1w: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Labels 1 CSF, 2 GM, 3 WM of a T1-weighted slice by 3-class k-means inside ``mask``."""
+    values = image_t1w[mask].astype(np.float64)
+    centres = np.percentile(values, [10, 50, 90])
+    for _ in range(50):
+        labels = np.argmin(np.abs(values[:, None] - centres[None, :]), axis=1)
+        new = np.array([values[labels == k].mean() if np.any(labels == k) else centres[k] for k in range(3)])
+        if np.allclose(new, centres):
+            break
+        centres = new
+    order = np.argsort(centres)  # dark -> bright on T1: CSF, GM, WM
+    out = np.zeros(image_t1w.shape, np.uint8)
+    ranks = np.empty(3, int)
+    ranks[order] = np.arange(3)
+    out[mask] = ranks[labels] + 1
+    return out
+
+
+def in_tissue_order(direction: str, csf_gm_wm) -> bool:
+    """Do the class means follow the target contrast: CSF > GM > WM on T2, WM > GM > CSF on T1?"""
+    csf, gm, wm = csf_gm_wm
+    return csf > gm > wm if direction == "t1_to_t2" else wm > gm > csf
+
+
+def tissue_classes(direction: str, source: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """CSF / GM / WM labels of the input: segmented on the T1 image, or on the inverted T2 image
+    (which orders the classes the same way)."""
+    brain = mask & (source > 0.02)
+    return segment(source if direction == "t1_to_t2" else 1.0 - source, brain)
+
+
+# -- report rows ------------------------------------------------------------------------------
+def evaluate_set(name: str, pairs: Iterable, translator, references: dict | None = None,
+                 on_pair: Callable | None = None) -> list[dict]:
+    """Rows for the model, each baseline and the cycle error, both directions.
+
+    ``pairs`` are ``(name, t1, t2)`` with images in [0, 1]; ``references`` an
+    image of each contrast (``{"t1": ..., "t2": ...}``) for the histogram
+    baseline (left out without them). ``on_pair(direction, pair name,
+    [input, translation, truth])`` sees every translation (figures).
+    """
+    pairs = list(pairs)
+    rows = []
+    for direction in DIRECTIONS:
+        methods = {"model": []}
+        methods.update({b: [] for b in BASELINES if b != "histmatch" or references})
+        cycle = []
+        target_key = "t2" if direction == "t1_to_t2" else "t1"
+        ref = references[target_key] if references else None
+        ref_mask = head_mask(ref) if references else None
+        for pair_name, t1, t2 in pairs:
+            source, truth = source_and_target(direction, t1, t2)
+            mask = head_mask(truth, source)
+            prediction, back = translator.translate_with_cycle(source, direction)
+            methods["model"].append(paired_metrics(prediction, truth, mask))
+            for baseline in methods:
+                if baseline != "model":
+                    guess = BASELINES[baseline](source, mask, ref, ref_mask)
+                    methods[baseline].append(paired_metrics(guess, truth, mask))
+            cycle.append(float(np.mean(np.abs(back - source)[mask])))
+            if on_pair is not None:
+                on_pair(direction, pair_name, [source, prediction, truth])
+        for method, values in methods.items():
+            rows.append(dict(set=name, direction=direction, method=method, n=len(values),
+                             **{k: round(v, 4) for k, v in mean_metrics(values).items()}))
+        rows.append(dict(set=name, direction=direction, method="cycle", n=len(cycle),
+                         cycle_mae=round(float(np.mean(cycle)), 4) if cycle else None))
+    return rows
+
+
+def tissue_order(name: str, pairs: Iterable, translator) -> list[dict]:
+    """How often a translation orders CSF / GM / WM as the target contrast demands, and how often
+    the real target itself does on the same segmentation (where it does not, the check is moot)."""
+    pairs = list(pairs)
+    rows = []
+    for direction in DIRECTIONS:
+        passed, truth_passed, class_means, truth_means = 0, 0, [], []
+        for _, t1, t2 in pairs:
+            source, truth = source_and_target(direction, t1, t2)
+            seg = tissue_classes(direction, source, head_mask(truth, source))
+            prediction = translator.translate(source, direction)
+            means = [float(prediction[seg == k].mean()) for k in (1, 2, 3)]
+            real = [float(truth[seg == k].mean()) for k in (1, 2, 3)]
+            passed += in_tissue_order(direction, means)
+            truth_passed += in_tissue_order(direction, real)
+            class_means.append(means)
+            truth_means.append(real)
+        rows.append(dict(set=name, direction=direction, method="contrast_order", n=len(pairs),
+                         pass_fraction=round(passed / max(len(pairs), 1), 4),
+                         target_pass_fraction=round(truth_passed / max(len(pairs), 1), 4),
+                         translated_csf_gm_wm=[round(float(x), 4) for x in np.mean(class_means, axis=0)],
+                         real_target_csf_gm_wm=[round(float(x), 4) for x in np.mean(truth_means, axis=0)]))
+    return rows
+
+
+def gamma_sweep(name: str, pairs: Iterable, translator, gammas=GAMMAS) -> list[dict]:
+    """The model's paired metrics when each input's [0, 1] intensities are raised to a gamma."""
+    from cyclegan.augment import gamma_contrast
+
+    pairs = list(pairs)
+    rows = []
+    for direction in DIRECTIONS:
+        for gamma in gammas:
+            values = []
+            for _, t1, t2 in pairs:
+                source, truth = source_and_target(direction, t1, t2)
+                changed = (gamma_contrast(source * 2.0 - 1.0, gamma) + 1.0) / 2.0
+                values.append(paired_metrics(translator.translate(changed, direction), truth,
+                                             head_mask(truth, source)))
+            rows.append(dict(set=name, direction=direction, method="gamma", gamma=gamma, n=len(values),
+                             **{k: round(v, 4) for k, v in mean_metrics(values).items()}))
+    return rows
+
+
+def rows_to_metrics(rows: Iterable[dict]) -> dict:
+    """Report rows as flat metrics ``<set>_<direction>_<metric>``: the model's SSIM / PSNR / MAE,
+    the best baseline's SSIM and PSNR, the cycle error, the tissue order and the gamma sweep."""
+    metrics, baselines = {}, {}
+    for row in rows:
+        kind, direction, method = row.get("set"), row.get("direction"), row.get("method")
+        if not direction:
+            continue
+        prefix = f"{kind}_{direction}"
+        if method == "model":
+            for key in ("ssim", "psnr", "mae"):
+                if key in row:
+                    metrics[f"{prefix}_{key}"] = row[key]
+        elif method in BASELINES:
+            best = baselines.setdefault(prefix, {})
+            best["ssim"] = max(best.get("ssim", -1.0), row["ssim"])
+            best["psnr"] = max(best.get("psnr", 0.0), row["psnr"])
+        elif method == "cycle" and row.get("cycle_mae") is not None:
+            metrics[f"{prefix}_cycle_mae"] = row["cycle_mae"]
+        elif method == "contrast_order":
+            metrics[f"{prefix}_contrast_order_pass"] = row["pass_fraction"]
+            if "target_pass_fraction" in row:
+                metrics[f"{prefix}_contrast_order_target_pass"] = row["target_pass_fraction"]
+        elif method == "gamma":
+            metrics[f"{prefix}_gamma{row['gamma']:g}_ssim"] = row["ssim"]
+    for prefix, best in baselines.items():
+        metrics[f"{prefix}_best_baseline_ssim"] = best["ssim"]
+        metrics[f"{prefix}_best_baseline_psnr"] = best["psnr"]
+    return metrics
