@@ -22,8 +22,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cyclegan.errors import CycleGANError, InputImageError, ModelLoadError  # noqa: E402
-from cyclegan.preprocessing import MAX_SIDE, to_uint8  # noqa: E402
+from cyclegan.errors import CycleGANError, ModelLoadError  # noqa: E402
+from cyclegan.files import OutputFolder, heat_map, read_image_file, read_volume, write_volume_like  # noqa: E402
+from cyclegan.preprocessing import to_uint8  # noqa: E402
 
 log = logging.getLogger("app")
 
@@ -32,125 +33,9 @@ EXAMPLES = ROOT / "examples"
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff"]
 VOLUME_TYPES = [".nii", ".gz"]
-MAX_SLICES = 512
-#: Uploaded files larger than this are refused before decoding.
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 DIRECTIONS = {"t1_to_t2": ("T1", "T2"), "t2_to_t1": ("T2", "T1")}
-OUTPUT_DIR = Path(tempfile.gettempdir()) / "mri-cyclegan-app"
-#: Generated files older than this are deleted (the app runs for weeks on a Space).
-OUTPUT_MAX_AGE_S = 3600
-#: The output folder is swept at most this often (a sweep stats every file in it).
-CLEAN_INTERVAL_S = 60
-_last_clean = float("-inf")
-#: zlib level of output PNGs: lossless at any level; 1 encodes several times faster than 6.
-PNG_LEVEL = 1
-
-
-# -- files in and out ----------------------------------------------------------
-def read_image_file(path) -> tuple[np.ndarray, int]:
-    """Decode an uploaded PNG/JPEG/TIFF; returns (pixels, bit depth 8 or 16)."""
-    from PIL import Image
-
-    if path is None:
-        raise InputImageError("no file was uploaded")
-    path = Path(path)
-    if path.stat().st_size > MAX_UPLOAD_BYTES:
-        raise InputImageError(f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB")
-    try:
-        with Image.open(path) as image:
-            if max(image.size) > MAX_SIDE:
-                raise InputImageError(
-                    f"image is too large: {image.size[1]}x{image.size[0]} pixels; "
-                    f"each side must be at most {MAX_SIDE}"
-                )
-            if image.format not in ("PNG", "JPEG", "TIFF", "MPO"):
-                raise InputImageError(
-                    f"{image.format or 'this'} files are not supported; upload a PNG, JPEG or TIFF image"
-                )
-            image.seek(0)
-            image.load()
-            sixteen = image.mode.startswith("I;16") or image.mode == "I"
-            from cyclegan.preprocessing import to_grayscale
-
-            gray = to_grayscale(image)
-    except InputImageError:
-        raise
-    except Exception as err:  # PIL raises many kinds of errors on damaged files
-        raise InputImageError(
-            f"{path.name} is not a readable PNG, JPEG or TIFF image ({type(err).__name__})"
-        ) from None
-    return gray, 16 if sixteen else 8
-
-
-def _output_path(stem: str, suffix: str) -> Path:
-    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f"{stem}-", suffix=suffix, dir=OUTPUT_DIR)
-    os.close(handle)
-    return Path(name)
-
-
-def clean_outputs(max_age_s: float = OUTPUT_MAX_AGE_S, force: bool = False) -> None:
-    """Delete generated files older than ``max_age_s``, at most once per ``CLEAN_INTERVAL_S``."""
-    global _last_clean
-    now = time.monotonic()
-    if not force and now - _last_clean < CLEAN_INTERVAL_S:
-        return
-    _last_clean = now
-    if not OUTPUT_DIR.is_dir():
-        return
-    cutoff = time.time() - max_age_s
-    for item in OUTPUT_DIR.iterdir():
-        try:
-            if item.stat().st_mtime < cutoff:
-                item.unlink()
-        except OSError:
-            pass
-
-
-def to_uint16(image01: np.ndarray) -> np.ndarray:
-    return (np.clip(image01, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
-
-
-def save_pixels(pixels: np.ndarray, stem: str, suffix: str = ".png") -> Path:
-    """A lossless PNG (or TIFF) of an 8/16-bit grayscale or 8-bit RGB array, under its own unique name.
-
-    Outputs are always files with unique names: Gradio caches returned arrays
-    by content, so two concurrent requests with the same output would rewrite
-    one cache file while the other is being downloaded.
-    """
-    from PIL import Image
-
-    path = _output_path(stem, suffix)
-    if suffix == ".png":
-        Image.fromarray(pixels).save(path, format="PNG", compress_level=PNG_LEVEL)
-    else:
-        Image.fromarray(pixels).save(path, format="TIFF")
-    return path
-
-
-def save_png(image01: np.ndarray, stem: str, bits: int = 8) -> Path:
-    """Lossless grayscale PNG of a [0, 1] image (16-bit when ``bits`` is 16)."""
-    return save_pixels(to_uint16(image01) if bits == 16 else to_uint8(image01), stem)
-
-
-def save_tiff16(image01: np.ndarray, stem: str) -> Path:
-    return save_pixels(to_uint16(image01), stem, ".tiff")
-
-
-_HEAT_ANCHORS = np.array(
-    [[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66],
-     [245, 125, 21], [250, 193, 39], [252, 255, 164]], np.float64,
-)
-
-
-def heat_map(error01: np.ndarray, scale: float = 0.25) -> np.ndarray:
-    """RGB uint8 heat map of an absolute error (``scale`` maps to the hottest colour)."""
-    t = np.clip(error01 / scale, 0.0, 1.0) * (len(_HEAT_ANCHORS) - 1)
-    low = np.floor(t).astype(int)
-    high = np.minimum(low + 1, len(_HEAT_ANCHORS) - 1)
-    frac = (t - low)[..., None]
-    rgb = _HEAT_ANCHORS[low] * (1 - frac) + _HEAT_ANCHORS[high] * frac
-    return rgb.astype(np.uint8)
+#: Generated files: unique names, deleted after an hour (the app runs for weeks on a Space).
+OUTPUTS = OutputFolder(Path(tempfile.gettempdir()) / "mri-cyclegan-app", max_age_s=3600, clean_interval_s=60)
 
 
 # -- the app's logic -------------------------------------------------------------
@@ -183,70 +68,34 @@ class TranslationApp:
         input and is empty otherwise, so that no client fetches the same
         8-bit image twice.
         """
-        clean_outputs()
+        OUTPUTS.clean()
         gray, bits = read_image_file(path)
         forward, back, scaled = self.translator.cycle_check(gray, direction)
         error = np.abs(scaled - back)
         source, target = DIRECTIONS[direction]
         stem = f"{source.lower()}_to_{target.lower()}"
-        downloads = [str(save_png(forward, stem, 16)), str(save_tiff16(forward, stem))] if bits == 16 else []
+        downloads = ([str(OUTPUTS.save_png(forward, stem, 16)), str(OUTPUTS.save_tiff16(forward, stem))]
+                     if bits == 16 else [])
         return (
-            str(save_png(forward, f"{stem}-translation")),
-            str(save_png(back, f"{stem}-cycle")),
-            str(save_pixels(heat_map(error), f"{stem}-error")),
+            str(OUTPUTS.save_png(forward, f"{stem}-translation")),
+            str(OUTPUTS.save_png(back, f"{stem}-cycle")),
+            str(OUTPUTS.save_pixels(heat_map(error), f"{stem}-error")),
             downloads,
         )
 
     def translate_volume(self, path, direction: str, axis: int, progress=None):
         """Translate a NIfTI volume slice by slice; returns (NIfTI path, input, output)."""
-        import nibabel as nib
-
-        clean_outputs()
-        if path is None:
-            raise InputImageError("no file was uploaded")
-        name = Path(path).name.lower()
-        if not (name.endswith(".nii") or name.endswith(".nii.gz")):
-            raise InputImageError("volumes must be NIfTI files (.nii or .nii.gz)")
-        try:
-            image = nib.load(path)
-            shape = image.shape
-        except Exception as err:
-            raise InputImageError(f"{Path(path).name} is not a readable NIfTI file ({type(err).__name__})") from None
-        if len(shape) == 4 and shape[3] == 1:
-            shape = shape[:3]
-        if len(shape) != 3:
-            raise InputImageError(f"the volume must be 3-D, got shape {tuple(image.shape)}")
-        axis = int(axis)
-        if axis not in (0, 1, 2):
-            raise InputImageError(f"axis must be 0, 1 or 2, got {axis}")
-        if shape[axis] > MAX_SLICES:
-            raise InputImageError(f"the volume has {shape[axis]} slices along axis {axis}; at most {MAX_SLICES} are allowed")
-        if shape[axis] == 0:
-            raise InputImageError("the volume is empty")
-        try:
-            data = np.asarray(image.dataobj, dtype=np.float32).reshape(shape)
-        except Exception as err:
-            raise InputImageError(f"the volume's data cannot be read ({type(err).__name__})") from None
-        if not np.all(np.isfinite(data)):
-            raise InputImageError("the volume contains NaN or infinite values")
-        stack = np.moveaxis(data, axis, 0)
-        # Slices are shown and translated with the anterior/superior side up.
-        slices = [np.flipud(s.T) for s in stack]
+        OUTPUTS.clean()
+        image, data, slices = read_volume(path, axis)
 
         def report(done, total):
             if progress is not None:
                 progress(done / max(total, 1), desc=f"translating slices {done}/{total}")
 
         out = self.translator.translate_slices(slices, direction, batch_size=8, progress=report)
-        back = np.stack([np.flipud(s).T for s in out])
-        result = np.moveaxis(back, 0, axis).astype(np.float32)
-        header = image.header.copy()
-        header.set_data_dtype(np.float32)
-        nifti = nib.Nifti1Image(result, image.affine, header)
-        nifti.header.set_slope_inter(1.0, 0.0)
         source, target = DIRECTIONS[direction]
-        out_path = _output_path(f"volume_{source.lower()}_to_{target.lower()}", ".nii.gz")
-        nib.save(nifti, out_path)
+        out_path = write_volume_like(image, out, axis,
+                                     OUTPUTS.path(f"volume_{source.lower()}_to_{target.lower()}", ".nii.gz"))
         lo, hi = np.percentile(data, [0.5, 99.5]) if data.size else (0, 1)
         shown = np.clip((np.stack(slices) - lo) / max(hi - lo, 1e-12), 0, 1).astype(np.float32)
         return str(out_path), shown, out
@@ -376,7 +225,7 @@ def build_demo(app: TranslationApp) -> gr.Blocks:
                 shown, out = state
                 i = int(np.clip(index, 0, len(out) - 1))
                 view = to_uint8(np.concatenate([shown[i], out[i]], axis=1))
-                return str(save_pixels(view, f"slice{i:03d}"))
+                return str(OUTPUTS.save_pixels(view, f"slice{i:03d}"))
 
             def run_volume(path, direction, axis, progress=gr.Progress()):
                 nifti, shown, out = app.translate_volume(path, direction, axis, progress)

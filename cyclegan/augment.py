@@ -66,16 +66,6 @@ def skull_stripped(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return scale_intensities(unit)[0]
 
 
-def skull_stripped_pairs(pairs: list) -> list:
-    """For each aligned (t1, t2) pair: the pair skull-stripped with the T1 image's
-    brain mask, or None where no trustworthy mask was found."""
-    out = []
-    for a, b in pairs:
-        mask = brain_mask(a.image) if a.image.shape == b.image.shape else None
-        out.append(None if mask is None else (skull_stripped(a.image, mask), skull_stripped(b.image, mask)))
-    return out
-
-
 #: Range of the Gaussian sigma (pixels) of blurred training images.
 BLUR_SIGMA = (0.5, 2.0)
 

@@ -27,19 +27,7 @@ from typing import Iterable
 import keras
 import numpy as np
 
-from cyclegan.augment import (  # noqa: F401  (re-exported: the data pipeline's augmentations)
-    AUGMENTATIONS,
-    BLUR_SIGMA,
-    CONTRAST_GAMMA,
-    Blur,
-    Contrast,
-    SkullStrip,
-    blurred,
-    brain_mask,
-    gamma_contrast,
-    skull_stripped,
-    skull_stripped_pairs,
-)
+from cyclegan.augment import AUGMENTATIONS, SkullStrip
 from cyclegan.errors import DataError, InputImageError
 from cyclegan.preprocessing import scale_intensities, to_grayscale
 

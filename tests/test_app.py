@@ -3,7 +3,6 @@
 import concurrent.futures
 import gzip
 import os
-import tempfile
 import urllib.request
 
 import numpy as np

@@ -1,24 +1,16 @@
-import io
-import zipfile
-
 import numpy as np
 import pytest
 from PIL import Image
 
+from cyclegan.augment import BLUR_SIGMA, CONTRAST_GAMMA, blurred, brain_mask, gamma_contrast, skull_stripped
 from cyclegan.data import (
-    BLUR_SIGMA,
-    CONTRAST_GAMMA,
     TrainingStream,
     augment,
-    blurred,
-    brain_mask,
     choose_holdout,
     domain_of,
-    gamma_contrast,
     in_validation,
     read_dataset,
     read_pairs,
-    skull_stripped,
     split_dataset,
 )
 from cyclegan.errors import DataError

@@ -126,25 +126,28 @@ def test_outputs_are_unique_files(app_logic, tmp_path):
         assert open(a, "rb").read() == open(b, "rb").read()
 
 
-def test_old_outputs_are_swept_at_most_once_per_interval(tmp_path, monkeypatch):
+def test_old_outputs_are_swept_at_most_once_per_interval(tmp_path):
     import os
     import time
 
-    import app
+    from cyclegan.files import OutputFolder
 
-    monkeypatch.setattr(app, "OUTPUT_DIR", tmp_path)
+    outputs = OutputFolder(tmp_path, max_age_s=3600, clean_interval_s=60)
     old, young = tmp_path / "old.png", tmp_path / "young.png"
     for item in (old, young):
         item.write_bytes(b"x")
-    hour_ago = time.time() - 2 * app.OUTPUT_MAX_AGE_S
+    hour_ago = time.time() - 2 * outputs.max_age_s
     os.utime(old, (hour_ago, hour_ago))
-    app.clean_outputs(force=True)
+    outputs.clean(force=True)
     assert not old.exists() and young.exists()
     # Within the interval a sweep is skipped (each one stats the whole folder) ...
     os.utime(young, (hour_ago, hour_ago))
-    app.clean_outputs()
+    outputs.clean()
     assert young.exists()
     # ... and after it the next request sweeps again.
-    monkeypatch.setattr(app, "_last_clean", time.monotonic() - app.CLEAN_INTERVAL_S - 1)
-    app.clean_outputs()
+    outputs.last_clean = time.monotonic() - outputs.clean_interval_s - 1
+    outputs.clean()
     assert not young.exists()
+    # Every saved file has its own name, even for the same pixels.
+    pixels = np.zeros((4, 4), np.uint8)
+    assert outputs.save_pixels(pixels, "x") != outputs.save_pixels(pixels, "x")
