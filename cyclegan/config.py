@@ -210,7 +210,10 @@ class DataConfig(_JsonConfig):
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(_JsonConfig):
-    """Training hyper-parameters; the defaults are the reference CycleGAN's.
+    """Training hyper-parameters; the defaults are the reference CycleGAN's but for the
+    identity term, which is off (``identity_weight`` 0): on unpaired T1/T2 data it
+    pulls each generator toward keeping its input's contrast (tests/test_learning.py,
+    benchmarks/NOTES.md).
 
     The learning rate stays constant for ``epochs - decay_epochs`` epochs, then
     decays linearly to zero over the last ``decay_epochs`` epochs.
@@ -235,7 +238,9 @@ class TrainConfig(_JsonConfig):
     beta_2: float = option(0.999, "Adam beta_2")
     gan_loss: str = option("lsgan", "adversarial loss", choices=["lsgan"])
     cycle_weight: float = option(10.0, "weight of the cycle-consistency L1 loss")
-    identity_weight: float = option(0.5, "identity loss weight, relative to --cycle-weight")
+    identity_weight: float = option(0.0, "identity loss weight, relative to --cycle-weight (the reference "
+                                    "CycleGAN's 0.5 rewards keeping the input's contrast: without pairs it "
+                                    "learns the wrong tissue order)")
     paired_weight: float = option(0.0, "weight of a paired L1 term on aligned pairs (needs --holdout-pairs; "
                                   "0 = pure CycleGAN)")
     skull_strip: float = option(0.0, "fraction of aligned pairs shown skull-stripped, so that brain-only "

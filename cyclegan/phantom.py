@@ -90,3 +90,33 @@ def phantom_pairs(slices=None) -> list:
     if slices is None:
         slices = np.linspace(70, 125, 12).round().astype(int).tolist()
     return [(int(z), _axial(t1, z), _axial(t2, z)) for z in slices]
+
+
+#: Intensities of the ellipse phantom's classes (background, CSF, grey, white matter) in each
+#: contrast: T1 orders them WM > GM > CSF, T2 the reverse, as real tissue does.
+ELLIPSE_CONTRASTS = {"t1": (0.0, 0.15, 0.5, 0.85), "t2": (0.0, 0.95, 0.6, 0.3)}
+
+
+def ellipse_tissues(size: int = 32, seed: int = 0) -> np.ndarray:
+    """A random head-like label map (uint8: 0 background, 1 CSF, 2 grey, 3 white matter): an
+    ellipse whose rim is grey matter, with white matter inside and a CSF 'ventricle' in it."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size - 0.5
+    cy, cx = rng.uniform(-0.05, 0.05, 2)
+    ry, rx = rng.uniform(0.33, 0.45, 2)
+    angle = rng.uniform(0, np.pi)
+    yy = (y - cy) * np.cos(angle) + (x - cx) * np.sin(angle)
+    xx = -(y - cy) * np.sin(angle) + (x - cx) * np.cos(angle)
+    r = (yy / ry) ** 2 + (xx / rx) ** 2
+    labels = np.where(r < 1, 2, 0)
+    labels = np.where(r < rng.uniform(0.45, 0.6), 3, labels)
+    vy, vx = rng.uniform(-0.08, 0.08, 2)
+    vr = ((y - cy - vy) / rng.uniform(0.06, 0.12)) ** 2 + ((x - cx - vx) / rng.uniform(0.04, 0.09)) ** 2
+    return np.where(vr < 1, 1, labels).astype(np.uint8)
+
+
+def ellipse_image(labels: np.ndarray, contrast: str, seed: int = 0, noise: float = 0.02) -> np.ndarray:
+    """The label map drawn in ``contrast`` ("t1" or "t2"), float32 in [0, 1], slightly noisy."""
+    values = np.asarray(ELLIPSE_CONTRASTS[contrast], np.float32)
+    image = values[labels] + np.random.default_rng(seed).normal(0, noise, labels.shape)
+    return np.clip(np.where(labels > 0, image, 0.0), 0, 1).astype(np.float32)

@@ -51,7 +51,7 @@ def test_invalid_value_names_field(cls, field, value):
 
 def test_reference_defaults():
     train = TrainConfig()
-    assert (train.cycle_weight, train.identity_weight, train.pool_size) == (10.0, 0.5, 50)
+    assert (train.cycle_weight, train.identity_weight, train.pool_size) == (10.0, 0.0, 50)  # identity: see test_learning
     assert (train.learning_rate, train.beta_1, train.gan_loss) == (2e-4, 0.5, "lsgan")
     ref = preset("reference")
     assert (ref.generator_filters, ref.generator_blocks, ref.discriminator_layers) == (64, 9, 3)

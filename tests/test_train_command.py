@@ -309,3 +309,19 @@ def test_every_config_field_is_a_flag_and_the_defaults_are_the_configs():
     assert (train.epochs, train.decay_epochs, train.beta_1, train.mixed_precision) == (8, 4, 0.4, True)
     assert data.datasets == ("a", "b") and data.pairs == ("", "b.csv") and data.holdout_subjects == ("s1", "s2")
     assert run.private is True
+
+
+def test_a_run_started_before_a_default_changed_resumes_with_its_recorded_value(tmp_path, data_zip):
+    out = tmp_path / "run"
+    args = tiny_args(data_zip, out, "--epochs", "2")
+    assert run_train(*args, "--epochs", "1").returncode == 0  # a 1-epoch run ...
+    record = json.loads((out / "run.json").read_text())
+    # ... recorded as if it had started when the identity weight's default was 0.5
+    record["train_config"]["identity_weight"] = 0.5
+    (out / "run.json").write_text(json.dumps(record))
+    again = run_train(*args[:-2], "--epochs", "1")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming with the run's recorded identity_weight=0.5" in again.stderr
+    # An option given on the command line is never overridden: a different value is another run.
+    other = run_train(*args[:-2], "--epochs", "1", "--identity-weight", "0")
+    assert other.returncode == 2 and "train_config.identity_weight: 0.5 -> 0.0" in other.stderr

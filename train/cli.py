@@ -84,7 +84,9 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
+    """The command line; with ``explicit_only`` every default is left out, so that parsing
+    tells which options a command gives itself."""
     p = argparse.ArgumentParser(
         prog="python -m train",
         description="Train a T1 <-> T2 CycleGAN and (optionally) push it to the Hugging Face Hub.",
@@ -92,7 +94,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for title, cls in GROUPS:
         _add_fields(p.add_argument_group(title), cls)
+    if explicit_only:
+        for action in p._actions:
+            action.default = argparse.SUPPRESS
     return p
+
+
+def _recorded_defaults(output: Path, train_config, argv) -> "TrainConfig":
+    """``train_config`` with the fields this command leaves at their defaults taken from the run
+    it resumes: a default that changed since the run started does not make it another run."""
+    path = output / "run.json"
+    if not path.is_file():
+        return train_config
+    try:
+        recorded = json.loads(path.read_text()).get("train_config") or {}
+    except (OSError, ValueError):
+        return train_config
+    given = set(vars(build_parser(explicit_only=True).parse_args(argv if argv is not None else sys.argv[1:])))
+    changes = {k: v for k, v in recorded.items()
+               if k not in given and k in TrainConfig.__dataclass_fields__ and getattr(train_config, k) != v}
+    if changes:
+        log.info("resuming with the run's recorded %s", ", ".join(f"{k}={v!r}" for k, v in sorted(changes.items())))
+    return train_config.replace(**changes) if changes else train_config
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> int:
@@ -257,6 +280,7 @@ def _run(args, argv) -> int:
     if run.push_to_hub:
         check_repo_id(run.push_to_hub)
     output = Path(run.output)
+    train_config = _recorded_defaults(output, train_config, argv)
     command = "python -m train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     datasets = list(data_config.datasets)
     record = {
