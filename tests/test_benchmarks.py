@@ -58,3 +58,12 @@ def test_soak_quick_serves_every_kind_of_request():
     summary = [r for r in rows if r["kind"] == "all"][0]
     assert summary["unexpected_errors"] == 0 and summary["requests"] > 0
     assert summary["within_bound"] is True
+
+
+def test_learning_quick_reports_the_tissue_order():
+    proc, rows = run_benchmark("learning")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(rows) == 1 and rows[0]["steps"] == 50
+    for direction in ("t1_to_t2", "t2_to_t1"):
+        right, total = map(int, rows[0][f"{direction}_order_right"].split("/"))
+        assert 0 <= right <= total == 10 and len(rows[0][f"{direction}_csf_gm_wm"]) == 3
