@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "ModelConfig": "cyclegan.config",
     "TrainConfig": "cyclegan.config",
+    "DataConfig": "cyclegan.config",
     "preset": "cyclegan.config",
     "CycleGANError": "cyclegan.errors",
     "InputImageError": "cyclegan.errors",
