@@ -422,12 +422,9 @@ class TrainingStream(keras.utils.PyDataset):
         self.sources = [s for s in sources if s.weight > 0]
         if not self.sources:
             raise ValueError("TrainingStream needs a data set with a positive weight")
-        self.train = train if train is not None else {
-            d: [x for s in self.sources for x in s.train[d]] for d in DOMAINS}
         self.paired = bool(pairs) if paired is None else bool(paired)
         if self.paired and not any(s.pairs for s in self.sources):
             raise ValueError("paired training needs aligned pairs in at least one data set")
-        self.pairs = [p for s in self.sources for p in s.pairs] if self.paired else None
         self.image_size = image_size
         self.batch_size = batch_size
         self.steps_per_epoch = steps_per_epoch

@@ -225,11 +225,6 @@ def _process_index() -> int:
     return jax.process_index()
 
 
-def _dataset_label(source: str) -> str:
-    """A short name of a data set for logs and metric keys (its last path part)."""
-    return Path(source.rstrip("/\\")).name.removesuffix(".zip") or source
-
-
 def _evaluate_holdout(model, pairs, sources=()) -> dict:
     """Metrics of both directions on held-out pairs, as ``benchmarks/quality.py`` computes
     and names them: ``holdout_<direction>_<metric>`` over every held-out pair and, when
@@ -273,6 +268,7 @@ def main(argv=None) -> int:
 
 def _run(args, argv) -> int:
     from cyclegan.augment import augmentations
+    from cyclegan.card import short_name
     from cyclegan.data import TrainingStream, read_datasets, split_datasets
     from cyclegan.hub import check_repo_id
 
@@ -296,7 +292,7 @@ def _run(args, argv) -> int:
     split = split_datasets(
         parts, data_config.val_fraction, data_config.holdout_fraction, data_config.holdout_subjects,
         weights=[data_config.weight_of(i) for i in range(len(datasets))],
-        names=[_dataset_label(d) for d in datasets], skipped=skipped,
+        names=[short_name(d) for d in datasets], skipped=skipped,
     )
     log.info("data: %s", split.describe())
     if train_config.paired_weight > 0 and not split.train_pairs:
