@@ -17,13 +17,14 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
 from cyclegan.errors import CycleGANError, ModelLoadError  # noqa: E402
-from cyclegan.files import OutputFolder, heat_map, read_image_file, read_volume, write_volume_like  # noqa: E402
+from cyclegan.files import (HEAT_COLOURS, OutputFolder, heat_map, input_stem, read_image_file,  # noqa: E402
+                            read_volume, write_volume_like)
 from cyclegan.preprocessing import to_uint8  # noqa: E402
 
 log = logging.getLogger("app")
@@ -53,73 +54,199 @@ def load_model(source: str | None, precision: str = "auto"):
     return load_generators(None, precision=precision), None
 
 
+def _other(direction: str) -> str:
+    return "t2_to_t1" if direction == "t1_to_t2" else "t1_to_t2"
+
+
 class TranslationApp:
     """Request handlers, independent of the Gradio layout (and testable without it)."""
 
     def __init__(self, translator, notice: str | None = None):
         self.translator = translator
         self.notice = notice
+        calibration = (translator.card or {}).get("calibration") or {}
+        #: The input checks measured on held-out data and stored with the model (config.json).
+        self.levels = calibration.get("cycle_error") or {}
+        self.contrast_check = calibration.get("contrast_check") or None
+        #: Volumes translated lately (output path -> (input slices, translations)), for the slice viewer.
+        self.volumes: dict = {}
+
+    def check(self, scaled: np.ndarray, back: np.ndarray, direction: str, bits: int | None = None) -> dict:
+        """The report of one input: its mean cycle error, the verdict and the contrast check."""
+        from cyclegan.calibration import mean_cycle_error, t2_probability, verdict
+
+        source, target = DIRECTIONS[direction]
+        error = mean_cycle_error(scaled, back)
+        levels = self.levels.get(direction)
+        report = {"direction": direction, "mean_cycle_error": round(error, 4),
+                  "verdict": verdict(error, levels), "levels": levels, "error_scale": ERROR_SCALE,
+                  "height": int(scaled.shape[0]), "width": int(scaled.shape[1])}
+        if bits is not None:
+            report["bit_depth"] = bits
+        report["contrast"] = None
+        if self.contrast_check:
+            try:
+                p_t2 = t2_probability(self.contrast_check, scaled)
+            except ValueError:
+                p_t2 = None
+            if p_t2 is not None:
+                looks = "T2" if p_t2 > 0.5 else "T1"
+                report["contrast"] = {"expected": source, "looks_like": looks, "t2_probability": round(p_t2, 3),
+                                      "mismatch": looks != source}
+        return report
 
     def translate_file(self, path, direction: str):
-        """(translation PNG, reconstruction PNG, heat-map PNG, downloads) for one uploaded image.
+        """(input PNG, translation PNG, reconstruction PNG, error-map PNG, downloads, report) of one
+        uploaded image; every file is named after the upload.
 
-        The translation PNG is lossless 8-bit (the image's own download button
-        gives it); ``downloads`` holds the 16-bit PNG and TIFF for 16-bit
-        input and is empty otherwise, so that no client fetches the same
-        8-bit image twice.
+        The PNGs are lossless 8-bit (their own download buttons give them);
+        ``downloads`` holds the 16-bit PNG and TIFF of the translation for
+        16-bit input and is empty otherwise. ``report`` is a plain dict (see
+        :meth:`check`).
         """
         OUTPUTS.clean()
         gray, bits = read_image_file(path)
         forward, back, scaled = self.translator.cycle_check(gray, direction)
         error = np.abs(scaled - back)
         source, target = DIRECTIONS[direction]
-        stem = f"{source.lower()}_to_{target.lower()}"
-        downloads = ([str(OUTPUTS.save_png(forward, stem, 16)), str(OUTPUTS.save_tiff16(forward, stem))]
+        stem = input_stem(path)
+        out = f"{stem}_{target.lower()}w-from-{source.lower()}w"
+        downloads = ([str(OUTPUTS.save_png(forward, f"{out}-16bit", 16)), str(OUTPUTS.save_tiff16(forward, out))]
                      if bits == 16 else [])
         return (
-            str(OUTPUTS.save_png(forward, f"{stem}-translation")),
-            str(OUTPUTS.save_png(back, f"{stem}-cycle")),
-            str(OUTPUTS.save_pixels(heat_map(error), f"{stem}-error")),
+            str(OUTPUTS.save_png(scaled, f"{stem}_input")),
+            str(OUTPUTS.save_png(forward, out)),
+            str(OUTPUTS.save_png(back, f"{stem}_cycle-{source.lower()}-{target.lower()}-{source.lower()}")),
+            str(OUTPUTS.save_pixels(heat_map(error, ERROR_SCALE), f"{stem}_round-trip-error")),
             downloads,
+            self.check(scaled, back, direction, bits),
         )
 
-    def translate_volume(self, path, direction: str, axis: int, progress=None):
-        """Translate a NIfTI volume slice by slice; returns (NIfTI path, input, output)."""
+    def translate_volume(self, path, direction: str, plane: str = "axial", progress=None):
+        """Translate a NIfTI volume slice by slice in ``plane`` (read from its header) and back (the cycle
+        check); returns (NIfTI path with the input's shape, affine and header, report)."""
+        from cyclegan.calibration import verdict
+        from cyclegan.inference import check_direction
+        from cyclegan.preprocessing import scale_intensities
+
+        check_direction(direction)
         OUTPUTS.clean()
-        image, data, slices = read_volume(path, axis)
+        image, data, slices = read_volume(path, plane)
 
-        def report(done, total):
+        def report(stage, done, total):
             if progress is not None:
-                progress(done / max(total, 1), desc=f"translating slices {done}/{total}")
+                progress(done / max(total, 1), desc=f"{stage} {done}/{total} slices")
 
-        out = self.translator.translate_slices(slices, direction, batch_size=8, progress=report)
+        out = self.translator.translate_slices(slices, direction, batch_size=8,
+                                               progress=lambda d, t: report("translating", d, t))
+        back = self.translator.translate_slices(out, _other(direction), batch_size=8,
+                                                progress=lambda d, t: report("cycle check", d, t))
         source, target = DIRECTIONS[direction]
-        out_path = write_volume_like(image, out, axis,
-                                     OUTPUTS.path(f"volume_{source.lower()}_to_{target.lower()}", ".nii.gz"))
-        lo, hi = np.percentile(data, [0.5, 99.5]) if data.size else (0, 1)
-        shown = np.clip((np.stack(slices) - lo) / max(hi - lo, 1e-12), 0, 1).astype(np.float32)
-        return str(out_path), shown, out
+        out_path = write_volume_like(image, out, plane,
+                                     OUTPUTS.path(f"{input_stem(path)}_{target.lower()}w-from-{source.lower()}w",
+                                                  ".nii.gz"))
+        shown = np.zeros_like(out)
+        errors = []
+        for i, s in enumerate(slices):
+            if np.ptp(s) > 0:
+                shown[i] = (scale_intensities(np.asarray(s, np.float64))[0] + 1.0) / 2.0
+                if out[i].any():
+                    from cyclegan.calibration import mean_cycle_error
+
+                    errors.append(mean_cycle_error(shown[i], back[i]))
+        error = float(np.mean(errors)) if errors else 0.0
+        levels = self.levels.get(direction)
+        self.volumes[str(out_path)] = (shown, out)
+        while len(self.volumes) > 4:
+            self.volumes.pop(next(iter(self.volumes)))
+        return str(out_path), {
+            "direction": direction, "plane": plane, "shape": [int(n) for n in data.shape],
+            "slices": len(out), "translated_slices": len(errors),
+            "mean_cycle_error": round(error, 4), "verdict": verdict(error, levels), "levels": levels,
+        }
+
+    def volume_view(self, nifti: str | None, index) -> str | None:
+        """A PNG of input | translation of one slice of a volume translated lately."""
+        if not nifti or str(nifti) not in self.volumes:
+            return None
+        shown, out = self.volumes[str(nifti)]
+        i = int(np.clip(index or 0, 0, len(out) - 1))
+        view = to_uint8(np.concatenate([shown[i], out[i]], axis=1))
+        return str(OUTPUTS.save_pixels(view, f"slice{i:03d}"))
 
     def about(self) -> str:
-        from cyclegan.card import dataset_info, datasets_of, quality_tables, short_name
+        from cyclegan import __version__
+        from cyclegan.card import calibration_text, dataset_info, datasets_of, quality_tables, short_name
 
         card = self.translator.card or {}
         metrics = card.get("metrics") or {}
-        lines = [ABOUT]
-        datasets = datasets_of(card.get("training"))
+        training = card.get("training") or {}
+        name = "the default model shipped with the app" if self.translator.source == "default" \
+            else f"`{self.translator.source}`"
+        lines = [ABOUT, f"\n### The model\n\n{name}; mri-cyclegan {__version__}; "
+                 f"trained {training.get('epochs_done', '?')} epochs"
+                 + (f" ({training['backend']})" if training.get("backend") else "") + "."]
+        datasets = datasets_of(training)
         if datasets:
             lines.append("\n### Training data\n")
             for source in datasets:
                 info = dataset_info(source)
-                name = info.get("hub") or short_name(source)
-                lines.append(f"- `{name}`" + (f": {info['what']}; licence: {info['licence']}" if info else ""))
+                label = info.get("hub") or short_name(source)
+                lines.append(f"- `{label}`" + (f": {info['what']}; licence: {info['licence']}" if info else ""))
         if metrics:
             lines.append("\n### Model quality\n")
             lines.append("SSIM, PSNR and MAE inside the head on intensities in [0, 1], against the real image "
                          "of the other contrast (`benchmarks/quality.py`).\n")
             lines.append(quality_tables(metrics))
-        lines.append(f"\nModel: `{self.translator.source}`.")
+        checks = calibration_text(card.get("calibration"))
+        if checks:
+            lines.append("\n### Input checks\n")
+            lines.append(checks)
         return "\n".join(lines)
+
+
+def report_markdown(report: dict | None) -> str:
+    """The plain-language reading of a :meth:`TranslationApp.check` report."""
+    if not report:
+        return ""
+    error = report["mean_cycle_error"]
+    levels = report.get("levels")
+    text = VERDICTS.get(report.get("verdict"), VERDICTS[None])
+    lines = [f"**Mean round-trip error inside the head: {error:.3f}** (intensities in [0, 1]). {text}"]
+    if levels:
+        lines.append(f"On held-out scans of the right contrast it was at most {levels['typical']:.3f} (95 %); "
+                     f"above {levels['likely_wrong']:.3f} it is as high as on scans of the wrong contrast.")
+    contrast = report.get("contrast")
+    if contrast and contrast["mismatch"]:
+        p = contrast["t2_probability"]
+        sure = p if contrast["looks_like"] == "T2" else 1 - p
+        lines.insert(0, f"⚠️ **This image looks {contrast['looks_like']}-weighted, not "
+                        f"{contrast['expected']}-weighted** (contrast check: {sure:.0%} "
+                        f"{contrast['looks_like']}). Its translation is likely wrong; use the button below to "
+                        f"translate it as {contrast['looks_like']} instead.")
+    return "\n\n".join(lines)
+
+
+#: Mean cycle error at the hottest colour of the error map.
+ERROR_SCALE = 0.25
+VERDICTS = {
+    "typical": "✅ **Typical**: as low as on held-out scans the model translates well.",
+    "unusual": "🟡 **Unusual**: higher than on held-out scans; check the translation against the input.",
+    "likely wrong input": "🔴 **Likely a wrong input**: as high as for scans of the other contrast (or not a "
+                          "brain slice); do not trust this translation.",
+    None: "(This model stores no calibrated levels, so there is no verdict.)",
+}
+
+
+def colour_bar_html(scale: float = ERROR_SCALE) -> str:
+    """The error map's colour bar and its scale, as HTML."""
+    stops = ", ".join(f"rgb({int(r)},{int(g)},{int(b)})" for r, g, b in HEAT_COLOURS)
+    return (f'<div style="max-width:420px"><div style="height:12px;border-radius:3px;'
+            f'background:linear-gradient(to right, {stops})"></div>'
+            f'<div style="display:flex;justify-content:space-between;font-size:0.85em">'
+            f'<span>0</span><span>{scale / 2:.3f}</span><span>≥ {scale:.2f}</span></div>'
+            f'<div style="font-size:0.85em">|input − reconstruction| per pixel: dark = the round trip '
+            f'returns the input, bright = it does not.</div></div>')
 
 
 ABOUT = """
@@ -139,15 +266,25 @@ MRI contrast depends on how fast each tissue's magnetisation recovers (T1) and d
 | bone (cortical) | dark | dark |
 
 The model is a CycleGAN: two generators (T1 → T2 and T2 → T1) trained so that translating an image and
-translating it back returns the input. The heat map shows |input − reconstruction|: bright spots are
-where the round trip fails, a cue for where the translation is least trustworthy.
+translating it back returns the input. The error map shows |input − reconstruction|: bright spots are
+where the round trip fails, a cue for where the translation is least trustworthy. Its mean inside the
+head is compared with what the model gave on held-out scans (levels measured on data and stored with the
+model, below), and every input's contrast is checked, so that a T2 slice in the T1 → T2 tab is flagged.
 """
 
 
 # -- the Gradio layout -----------------------------------------------------------
 def _gr_error(func):
-    """Turn the library's errors (and any unexpected failure) into a clean gr.Error."""
+    """Turn the library's errors (and any unexpected failure) into a clean gr.Error.
+
+    An expected input error is logged as one line, with no traceback; only an
+    unexpected failure logs its traceback (the server keeps serving either way).
+    """
     import functools
+
+    def refuse(message: str) -> gr.Error:
+        log.info("refused input: %s", message)
+        return gr.Error(message, print_exception=False)
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -156,91 +293,143 @@ def _gr_error(func):
         except gr.Error:
             raise
         except CycleGANError as err:
-            raise gr.Error(str(err)) from None
+            raise refuse(str(err)) from None
         except MemoryError:
-            raise gr.Error("the input is too large to process") from None
+            raise refuse("the input is too large to process") from None
         except Exception as err:  # keep serving whatever happens
             log.exception("request failed")
-            raise gr.Error(f"the request failed ({type(err).__name__}); try another file") from None
+            raise gr.Error(f"the request failed ({type(err).__name__}); try another file",
+                           print_exception=False) from None
 
     return wrapper
 
 
-def example_files(direction: str) -> list:
+def example_files(direction: str) -> list[str]:
     prefix = "t1w" if direction == "t1_to_t2" else "t2w"
-    return [[str(p)] for p in sorted(EXAMPLES.glob(f"{prefix}_*.png"))]
+    return [str(p) for p in sorted(EXAMPLES.glob(f"{prefix}_*.png"))]
+
+
+def example_volumes() -> list[str]:
+    return [str(p) for p in sorted(EXAMPLES.glob("*.nii.gz"))]
 
 
 def build_demo(app: TranslationApp) -> gr.Blocks:
     with gr.Blocks(title="mri-cyclegan: T1 ↔ T2 brain MRI", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
             "# mri-cyclegan: T1-weighted ↔ T2-weighted brain MRI\n"
-            "Upload an axial brain slice (PNG, JPEG or TIFF; 8- or 16-bit) or a NIfTI volume. "
-            "**Research demo, not for diagnosis.**"
+            "Upload an axial brain slice (PNG, JPEG or TIFF; 8- or 16-bit) or a NIfTI volume, or click an "
+            "example. **Research demo, not for diagnosis.**"
         )
         if app.notice:
             gr.Markdown(f"> ⚠️ {app.notice}")
-        for direction, (source, target) in DIRECTIONS.items():
-            with gr.Tab(f"{source} → {target}"):
-                with gr.Row():
-                    with gr.Column():
-                        upload = gr.File(label=f"{source}-weighted slice", file_types=IMAGE_TYPES, type="filepath")
-                        button = gr.Button(f"Translate to {target}", variant="primary")
-                    with gr.Column():
-                        translated = gr.Image(label=f"{target}-weighted (translation)", format="png",
-                                              type="filepath", interactive=False)
-                with gr.Row():
-                    recon = gr.Image(label=f"Cycle reconstruction ({source} → {target} → {source})",
-                                     format="png", type="filepath", interactive=False)
-                    heat = gr.Image(label="|input − reconstruction| (bright = less reliable)",
-                                    format="png", type="filepath", interactive=False)
-                    files = gr.File(label="16-bit downloads (PNG and TIFF, for 16-bit input)",
-                                    file_count="multiple", interactive=False)
-                handler = _gr_error(lambda path, d=direction: app.translate_file(path, d))
-                outputs = [translated, recon, heat, files]
-                button.click(handler, inputs=upload, outputs=outputs, api_name=direction)
-                examples = example_files(direction)
-                if examples:
-                    gr.Examples(examples, inputs=upload, outputs=outputs, fn=handler,
-                                run_on_click=True, cache_examples=False, label="Examples (simulated phantom slices)")
-        with gr.Tab("Volume (NIfTI)"):
-            with gr.Row():
-                with gr.Column():
-                    volume = gr.File(label="NIfTI volume (.nii / .nii.gz)", file_types=VOLUME_TYPES, type="filepath")
-                    vol_direction = gr.Radio([("T1 → T2", "t1_to_t2"), ("T2 → T1", "t2_to_t1")],
-                                             value="t1_to_t2", label="Direction")
-                    vol_axis = gr.Radio([("axial (2)", 2), ("coronal (1)", 1), ("sagittal (0)", 0)],
-                                        value=2, label="Slice axis")
-                    vol_button = gr.Button("Translate volume", variant="primary")
-                with gr.Column():
-                    vol_file = gr.File(label="Translated volume (NIfTI, input's affine and header)", interactive=False)
-                    vol_slider = gr.Slider(0, 1, value=0, step=1, label="Slice")
-                    vol_view = gr.Image(label="input | translation", format="png", type="filepath",
-                                        interactive=False)
-            vol_state = gr.State(None)
-
-            def render(state, index):
-                if state is None:
-                    return None
-                shown, out = state
-                i = int(np.clip(index, 0, len(out) - 1))
-                view = to_uint8(np.concatenate([shown[i], out[i]], axis=1))
-                return str(OUTPUTS.save_pixels(view, f"slice{i:03d}"))
-
-            def run_volume(path, direction, axis, progress=gr.Progress()):
-                nifti, shown, out = app.translate_volume(path, direction, axis, progress)
-                middle = len(out) // 2
-                state = (shown, out)
-                return (nifti, gr.update(maximum=len(out) - 1, value=middle), render(state, middle), state)
-
-            vol_button.click(_gr_error(run_volume), inputs=[volume, vol_direction, vol_axis],
-                             outputs=[vol_file, vol_slider, vol_view, vol_state], api_name="volume")
-            vol_slider.change(render, inputs=[vol_state, vol_slider], outputs=vol_view,
-                              api_visibility="private")
-        with gr.Tab("About"):
-            gr.Markdown(app.about())
+        tabs = {}
+        with gr.Tabs() as tab_set:
+            for direction, (source, target) in DIRECTIONS.items():
+                with gr.Tab(f"{source} → {target}", id=direction):
+                    tabs[direction] = _image_tab(app, direction, source, target)
+            with gr.Tab("Volume (NIfTI)", id="volume"):
+                _volume_tab(app)
+            with gr.Tab("About", id="about"):
+                gr.Markdown(app.about())
+        for direction, parts in tabs.items():
+            other = tabs[_other(direction)]
+            # One click: the same file in the other tab, translated there.
+            parts["switch"].click(lambda path, d=_other(direction): (gr.Tabs(selected=d), path),
+                                  inputs=parts["upload"], outputs=[tab_set, other["upload"]],
+                                  api_visibility="private").then(
+                other["run"], inputs=other["upload"], outputs=other["outputs"], api_visibility="private"
+            ).then(other["show"], inputs=other["show_inputs"], outputs=other["show_outputs"],
+                   api_visibility="private")
     demo.queue(default_concurrency_limit=2, max_size=64)
     return demo
+
+
+def _image_tab(app: TranslationApp, direction: str, source: str, target: str) -> dict:
+    """One translation tab; returns its parts for wiring across tabs."""
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            upload = gr.File(label=f"{source}-weighted slice", file_types=IMAGE_TYPES, type="filepath")
+            button = gr.Button(f"Translate to {target}", variant="primary")
+            examples = example_files(direction)
+            gallery = gr.Gallery(value=examples, label="Examples (the project's phantom): click one", columns=3,
+                                 height="auto", allow_preview=False, show_label=True, visible=bool(examples),
+                                 interactive=False)
+            verdict = gr.Markdown()
+            switch = gr.Button(f"Translate it as {target} → {source} instead", visible=False)
+        with gr.Column(scale=2):
+            compare = gr.ImageSlider(label=f"Compare: input {source} | translation {target} (drag the handle)",
+                                     type="filepath", interactive=False)
+    with gr.Row(equal_height=True):
+        shown = gr.Image(label=f"Input ({source}, as the model sees it)", format="png", type="filepath",
+                         interactive=False)
+        translated = gr.Image(label=f"{target}-weighted translation", format="png", type="filepath",
+                              interactive=False)
+        recon = gr.Image(label=f"Cycle reconstruction ({source} → {target} → {source})", format="png",
+                         type="filepath", interactive=False)
+        heat = gr.Image(label="Round-trip error |input − reconstruction|", format="png", type="filepath",
+                        interactive=False)
+    gr.HTML(colour_bar_html())
+    files = gr.File(label="16-bit downloads of the translation (PNG and TIFF)", file_count="multiple",
+                    interactive=False, visible=False)
+    report = gr.JSON(label="report", visible=False)
+
+    run = _gr_error(lambda path, d=direction: app.translate_file(path, d))
+
+    def show(input_png, translation_png, result, downloads):
+        mismatch = bool(result and (result.get("contrast") or {}).get("mismatch"))
+        return ((input_png, translation_png) if input_png and translation_png else None,
+                report_markdown(result), gr.update(visible=mismatch), gr.update(visible=bool(downloads)))
+
+    outputs = [shown, translated, recon, heat, files, report]
+    show_inputs, show_outputs = [shown, translated, report, files], [compare, verdict, switch, files]
+    button.click(run, inputs=upload, outputs=outputs, api_name=direction).then(
+        show, inputs=show_inputs, outputs=show_outputs, api_visibility="private")
+
+    def pick(evt: gr.SelectData):
+        return examples[evt.index]
+
+    gallery.select(pick, outputs=upload, api_visibility="private").then(
+        run, inputs=upload, outputs=outputs, api_visibility="private").then(
+        show, inputs=show_inputs, outputs=show_outputs, api_visibility="private")
+    return {"upload": upload, "run": run, "outputs": outputs, "show": show, "show_inputs": show_inputs,
+            "show_outputs": show_outputs, "switch": switch}
+
+
+def _volume_tab(app: TranslationApp) -> None:
+    with gr.Row():
+        with gr.Column():
+            volume = gr.File(label="NIfTI volume (.nii / .nii.gz)", file_types=VOLUME_TYPES, type="filepath")
+            # Dropdowns that let any value through: the app itself refuses a bad one, in one log line.
+            direction = gr.Dropdown([("T1 → T2", "t1_to_t2"), ("T2 → T1", "t2_to_t1")], value="t1_to_t2",
+                                    label="Direction", allow_custom_value=True)
+            plane = gr.Dropdown([("axial", "axial"), ("coronal", "coronal"), ("sagittal", "sagittal")],
+                                value="axial", label="Plane (read from the NIfTI header)", allow_custom_value=True)
+            button = gr.Button("Translate volume", variant="primary")
+            examples = example_volumes()
+            if examples:
+                gr.Examples([[v, "t1_to_t2", "axial"] for v in examples], inputs=[volume, direction, plane],
+                            label="Example volume (the project's phantom, T1-weighted)")
+        with gr.Column():
+            nifti = gr.File(label="Translated volume (NIfTI: the input's shape, affine and header)",
+                            interactive=False)
+            verdict = gr.Markdown()
+            index = gr.Slider(0, 1, value=0, step=1, label="Slice", visible=False)
+            view = gr.Image(label="input | translation", format="png", type="filepath", interactive=False)
+    report = gr.JSON(label="report", visible=False)
+
+    def show(path, result):
+        count = int((result or {}).get("slices") or 0)
+        middle = count // 2
+        return (gr.update(maximum=max(count - 1, 1), value=middle, visible=count > 1),
+                app.volume_view(path, middle), report_markdown(result))
+
+    def translate_volume(path, direction, plane, progress=gr.Progress()):
+        return app.translate_volume(path, direction, plane, progress)
+
+    button.click(_gr_error(translate_volume),
+                 inputs=[volume, direction, plane], outputs=[nifti, report], api_name="volume").then(
+        show, inputs=[nifti, report], outputs=[index, view, verdict], api_visibility="private")
+    index.change(app.volume_view, inputs=[nifti, index], outputs=view, api_visibility="private")
 
 
 def free_port() -> int:

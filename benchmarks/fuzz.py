@@ -84,7 +84,7 @@ def run_fuzz(app_logic, cases: int, seed: int = 0, folder=None) -> dict:
                     if kind == "image":
                         app_logic.translate_file(str(path), "t1_to_t2")
                     else:
-                        app_logic.translate_volume(str(path), "t2_to_t1", 2)
+                        app_logic.translate_volume(str(path), "t2_to_t1", "axial")
                 except InputImageError as err:
                     if str(err):
                         counts["refused"] += 1

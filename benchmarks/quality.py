@@ -47,7 +47,8 @@ def unit(image) -> np.ndarray:
 
 
 def load_pairs_dataset(data: Path, holdout_names: list | None):
-    """[(name, t1 [0,1], t2 [0,1])] held-out pairs and one training image per contrast."""
+    """[(name, t1 [0,1], t2 [0,1])] held-out pairs, one training image per contrast and the
+    held-out files' names."""
     from PIL import Image
 
     from cyclegan.data import choose_holdout, read_pairs
@@ -64,7 +65,7 @@ def load_pairs_dataset(data: Path, holdout_names: list | None):
     train_pairs = [p for p in pairs if p[0] not in held_names]
     middle = train_pairs[len(train_pairs) // 2]
     references = {"t1": load(middle[0]), "t2": load(middle[1])}
-    return held, references
+    return held, references, {Path(n).name for n in held_names}
 
 
 def load_real_subjects(data: Path, subjects: list):
@@ -96,6 +97,33 @@ def load_brats(folder: Path):
             if t1.shape == t2.shape and min(t1.shape) >= 32 and t1.max() > t1.min():
                 out.append((t1_path.name[: -len("_t1.npy")], unit(t1), unit(t2)))
     return out
+
+
+def training_images(folder: Path, held_out: set, subjects=(), limit=None) -> dict:
+    """{"t1": [...], "t2": [...]} images of a data set folder in [0, 1], leaving out the held-out
+    files (by name) and subjects: what the contrast check is fitted on."""
+    from PIL import Image
+
+    from cyclegan.config import DEFAULT_SUBJECT_PATTERN
+    from cyclegan.data import subject_of
+
+    out = {}
+    for key, sub in (("t1", "Tr1/TrainT1"), ("t2", "Tr2/TrainT2")):
+        paths = [p for p in sorted((folder / sub).glob("*.png")) if p.name not in held_out
+                 and (not subjects or subject_of(p.name, DEFAULT_SUBJECT_PATTERN) not in subjects)]
+        out[key] = [unit(np.asarray(Image.open(p))) for p in paths[:limit]]
+    return out
+
+
+def calibrate(translator, held: list, images: dict, brats: list, measured_on: str):
+    """Emit the ``calibration`` row: the contrast check and the cycle-error levels (cyclegan.calibration)."""
+    from cyclegan.calibration import calibrate as fit, contrast_accuracy
+
+    result = fit(translator, held, images["t1"], images["t2"], measured_on=measured_on)
+    if brats:
+        result["contrast_check"]["accuracy"]["brats"] = contrast_accuracy(
+            result["contrast_check"], [t1 for _, t1, _ in brats], [t2 for _, _, t2 in brats])
+    emit(set="calibration", method="calibration", calibration=result)
 
 
 def evaluate_set(name, pairs, translator, references, figures=None):
@@ -140,7 +168,8 @@ def main(argv=None) -> int:
     parser.add_argument("--real-subjects", default="openms-cs-patient07",
                         help="comma-separated real subjects to evaluate when the model's record holds none out")
     parser.add_argument("--figures", default=None, help="write input/translation/truth/|error| figures here")
-    parser.add_argument("--sets", default="holdout,real,phantom,brats", help="comma-separated sets to run")
+    parser.add_argument("--sets", default="holdout,real,phantom,brats,calibration",
+                        help="comma-separated sets to run (calibration: the input checks stored with a model)")
     parser.add_argument("--quick", action="store_true",
                         help="two pairs of each set, two gammas (CI); the phantom's own slices serve as "
                              "histogram references when the users' data set is absent")
@@ -163,9 +192,16 @@ def main(argv=None) -> int:
     sets = args.sets.split(",")
     data = Path(args.data)
     references = None
+    limit = 6 if args.quick else None
+    #: Held-out pairs of the right contrast and training images of both, for the input checks.
+    calib_pairs, calib_images, calib_names = [], {"t1": [], "t2": []}, []
     if (data / "PAIRS.csv").is_file():
-        held, references = load_pairs_dataset(data, holdout_names)
+        held, references, held_files = load_pairs_dataset(data, holdout_names)
         held = first(held)
+        calib_pairs += held
+        for key, images in training_images(data, held_files, limit=limit).items():
+            calib_images[key] += images
+        calib_names.append(f"{len(held)} held-out pairs of {data.name}")
         if "holdout" in sets:
             emit(set="holdout", method="pairs", pairs=[n for n, _, _ in held])
             evaluate_set("holdout", held, translator, references, figures)
@@ -198,16 +234,24 @@ def main(argv=None) -> int:
             emit(set="real", method="subjects", subjects=real_subjects, pairs=len(held_real),
                  model_trained_on_other_subjects_of_this_set=trained_on_real)
             if held_real:
+                calib_pairs += held_real
+                calib_names.append(f"{len(held_real)} slices of held-out subject(s) {', '.join(real_subjects)} "
+                                   f"of {real_dir.name}")
+                if trained_on_real:
+                    for key, images in training_images(real_dir, set(), real_subjects, limit).items():
+                        calib_images[key] += images
                 evaluate_set("real", held_real, translator, real_refs or references, figures)
                 contrast_fidelity("real", held_real, translator)
         else:
             emit(set="real", skipped="real-t1t2 not found")
+    brats = first(load_brats(Path(args.brats)))
     if "brats" in sets:
-        brats = first(load_brats(Path(args.brats)))
         if brats:
             evaluate_set("brats", brats, translator, references, figures)
         else:
             emit(set="brats", skipped="BraTS pairs not found")
+    if "calibration" in sets and calib_pairs and calib_images["t1"] and calib_images["t2"]:
+        calibrate(translator, calib_pairs, calib_images, brats, "; ".join(calib_names))
     return 0
 
 

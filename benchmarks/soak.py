@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     def call(client, kind):
         path = handle_file(inputs[kind])
         if kind == "volume":
-            return client.predict(path, "t1_to_t2", 2, api_name="/volume")
+            return client.predict(path, "t1_to_t2", "axial", api_name="/volume")
         api = "/t2_to_t1" if kind == "t2_to_t1" else "/t1_to_t2"
         return client.predict(path, api_name=api)
 

@@ -226,7 +226,39 @@ to the 0.5-99.5 percentile window.
 ResNet generator, $generator_filters base filters, $generator_blocks residual blocks; PatchGAN
 discriminator, $discriminator_filters filters, $discriminator_layers layers; trained on $size x $size crops.
 
-$training$metrics$samples""")
+$training$metrics$checks$samples""")
+
+
+def calibration_text(calibration: Mapping[str, Any] | None) -> str:
+    """The input checks a model was calibrated with (``calibration`` in config.json), as Markdown."""
+    if not calibration:
+        return ""
+    lines = []
+    levels = calibration.get("cycle_error") or {}
+    if levels:
+        lines += ["Mean round-trip error |input - reconstruction| inside the head: up to *typical* it is "
+                  "as low as on 95 % of held-out slices of the right contrast; above *likely wrong input* "
+                  "it is as high as on slices of the other contrast fed in by mistake (their median).", "",
+                  "| direction | typical up to | likely wrong input above | right inputs (median) "
+                  "| wrong inputs (median) | wrong inputs above typical |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for direction, row in levels.items():
+            wrong = row.get("wrong_above_typical")
+            lines.append(f"| {_ARROW.get(direction, direction)} | {row['typical']:.3f} | {row['likely_wrong']:.3f} "
+                         f"| {row.get('right_median', float('nan')):.3f} | {_fmt(row.get('wrong_median'))} "
+                         f"| {'' if wrong is None else f'{wrong:.0%}'} |")
+    check = calibration.get("contrast_check") or {}
+    if check:
+        accuracy = check.get("accuracy") or {}
+        parts = [f"{name.replace('_', ' ')} {value:.0%}" for name, value in accuracy.items()
+                 if isinstance(value, (int, float))]
+        lines += ["", "Contrast check (does an input look T1- or T2-weighted?): a logistic regression on "
+                  "intensity features inside the head, fitted on "
+                  f"{check.get('fitted_on', {}).get('t1', '?')} T1 and {check.get('fitted_on', {}).get('t2', '?')} "
+                  "T2 training images; right on " + (", ".join(parts) or "?") + "."]
+    if calibration.get("measured_on"):
+        lines += ["", f"Measured on: {calibration['measured_on']}."]
+    return "\n".join(lines).strip() + "\n"
 
 
 def model_card(
@@ -236,6 +268,7 @@ def model_card(
     training: Mapping[str, Any] | None = None,
     has_samples: bool = False,
     repo_id: str | None = None,
+    calibration: Mapping[str, Any] | None = None,
 ) -> str:
     """The model card (README.md with Hub metadata) of a saved model."""
     datasets = datasets_of(training) if training else None
@@ -266,4 +299,5 @@ def model_card(
         generator_filters=config.generator_filters, generator_blocks=config.generator_blocks,
         discriminator_filters=config.discriminator_filters, discriminator_layers=config.discriminator_layers,
         size=config.image_size, training=training_text, metrics=metrics_text, samples=samples_text,
+        checks=("## Input checks\n\n" + calibration_text(calibration) + "\n") if calibration else "",
     ).rstrip() + "\n"

@@ -2,10 +2,11 @@
 
 - :func:`read_image_file`: an uploaded PNG / JPEG / TIFF (8- or 16-bit, grayscale or
   RGB) as grayscale pixels and its bit depth, or :class:`InputImageError`;
-- :func:`read_volume` / :func:`write_volume_like`: a 3-D NIfTI volume as slices along
-  an axis (anterior / superior up), and a translated volume with the input's affine and
-  header;
-- :class:`OutputFolder`: lossless PNG / TIFF outputs under unique names, swept when old;
+- :func:`read_volume` / :func:`write_volume_like`: a 3-D NIfTI volume as slices of a
+  plane read from its header (anterior / superior up), and a translated volume with the
+  input's shape, affine and header;
+- :class:`OutputFolder`: lossless PNG / TIFF outputs named after the input, each in a
+  unique folder, swept when old;
 - :func:`heat_map`: an error map as RGB pixels.
 
 Every expected problem with a file is an :class:`InputImageError` with a message that
@@ -14,7 +15,8 @@ names the file, never another exception.
 
 from __future__ import annotations
 
-import os
+import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -63,12 +65,29 @@ def read_image_file(path, max_bytes: int = MAX_UPLOAD_BYTES) -> tuple[np.ndarray
     return gray, 16 if sixteen else 8
 
 
+def safe_stem(name: str, limit: int = 80) -> str:
+    """A file-name stem from any text: letters, digits, ``.-_`` kept, the rest ``_``."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._") or "image"
+    return stem[:limit]
+
+
+def input_stem(path) -> str:
+    """The stem of an uploaded file's name (``brain.nii.gz`` -> ``brain``), safe for a file name."""
+    name = Path(str(path)).name if path else "image"
+    for suffix in (".nii.gz", ".nii", ".png", ".jpeg", ".jpg", ".tiff", ".tif", ".gz"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return safe_stem(name)
+
+
 def to_uint16(image01: np.ndarray) -> np.ndarray:
     """An image of [0, 1] intensities as 16-bit pixels (clipped, rounded)."""
     return (np.clip(image01, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
 
 
-_HEAT_ANCHORS = np.array(
+#: Colours of the error map from 0 (first) to its scale (last).
+HEAT_COLOURS = np.array(
     [[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66],
      [245, 125, 21], [250, 193, 39], [252, 255, 164]], np.float64,
 )
@@ -76,20 +95,21 @@ _HEAT_ANCHORS = np.array(
 
 def heat_map(error01: np.ndarray, scale: float = 0.25) -> np.ndarray:
     """RGB uint8 heat map of an absolute error (``scale`` maps to the hottest colour)."""
-    t = np.clip(error01 / scale, 0.0, 1.0) * (len(_HEAT_ANCHORS) - 1)
+    t = np.clip(error01 / scale, 0.0, 1.0) * (len(HEAT_COLOURS) - 1)
     low = np.floor(t).astype(int)
-    high = np.minimum(low + 1, len(_HEAT_ANCHORS) - 1)
+    high = np.minimum(low + 1, len(HEAT_COLOURS) - 1)
     frac = (t - low)[..., None]
-    rgb = _HEAT_ANCHORS[low] * (1 - frac) + _HEAT_ANCHORS[high] * frac
+    rgb = HEAT_COLOURS[low] * (1 - frac) + HEAT_COLOURS[high] * frac
     return rgb.astype(np.uint8)
 
 
 class OutputFolder:
-    """Generated files under unique names in one folder, deleted after ``max_age_s``.
+    """Generated files in one folder, each in a unique subfolder, deleted after ``max_age_s``.
 
-    Outputs are always files with unique names: a web app (Gradio) caches returned
+    A file keeps the name its caller gives it (the input's name, so that a download
+    says what it is) inside a subfolder of its own: a web app (Gradio) caches returned
     arrays by content, so two concurrent requests with the same output would rewrite
-    one cache file while the other is being downloaded. A sweep stats every file, so
+    one cache file while the other is being downloaded. A sweep stats every entry, so
     :meth:`clean` sweeps at most once per ``clean_interval_s``.
     """
 
@@ -102,10 +122,9 @@ class OutputFolder:
         self.last_clean = float("-inf")
 
     def path(self, stem: str, suffix: str) -> Path:
+        """A new path ``<unique subfolder>/<stem><suffix>`` (``stem`` made safe for a file name)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(prefix=f"{stem}-", suffix=suffix, dir=self.folder)
-        os.close(handle)
-        return Path(name)
+        return Path(tempfile.mkdtemp(prefix="out-", dir=self.folder)) / f"{safe_stem(stem)}{suffix}"
 
     def clean(self, force: bool = False) -> None:
         """Delete files older than ``max_age_s`` (at most once per interval unless ``force``)."""
@@ -119,7 +138,10 @@ class OutputFolder:
         for item in self.folder.iterdir():
             try:
                 if item.stat().st_mtime < cutoff:
-                    item.unlink()
+                    if item.is_dir():
+                        shutil.rmtree(item, ignore_errors=True)
+                    else:
+                        item.unlink()
             except OSError:
                 pass
 
@@ -142,51 +164,105 @@ class OutputFolder:
         return self.save_pixels(to_uint16(image01), stem, ".tiff")
 
 
-def read_volume(path, axis: int, max_slices: int = MAX_SLICES):
-    """(NIfTI image, float32 data, slices) of a 3-D volume; slices along ``axis``, each with the
-    anterior / superior side up."""
+#: Planes of a volume and the anatomical axis each one is normal to (nibabel axis codes).
+PLANES = {"axial": ("S", "I"), "coronal": ("A", "P"), "sagittal": ("R", "L")}
+_RAS = (("R", "L"), ("A", "P"), ("S", "I"))
+
+
+def volume_name(path) -> str:
+    return Path(str(path)).name if path else "the volume"
+
+
+def plane_axis(affine, plane: str) -> int:
+    """The voxel axis normal to ``plane`` ("axial", "coronal", "sagittal") by the header's affine."""
     import nibabel as nib
 
+    if plane not in PLANES:
+        raise InputImageError(f"plane must be one of {', '.join(PLANES)}, got {plane!r}")
+    codes = nib.aff2axcodes(affine)
+    for axis, code in enumerate(codes):
+        if code in PLANES[plane]:
+            return axis
+    raise InputImageError(f"the volume's header gives no {plane} axis (orientation {''.join(map(str, codes))})")
+
+
+def _to_ras(image):
+    """(orientation of the voxel axes, transform to RAS) of a NIfTI image by its affine."""
+    import nibabel.orientations as orient
+
+    ornt = orient.io_orientation(image.affine)
+    return ornt, orient.ornt_transform(ornt, orient.axcodes2ornt(("R", "A", "S")))
+
+
+def read_volume(path, plane: str = "axial", max_slices: int = MAX_SLICES):
+    """(NIfTI image, float32 data, slices) of a 3-D volume cut in ``plane``.
+
+    The plane comes from the header (the affine's orientation, whatever order the
+    voxel axes are stored in); each slice is shown as a radiologist reads it,
+    anterior (axial) or superior (coronal, sagittal) at the top.
+    """
+    import nibabel as nib
+    import nibabel.orientations as orient
+
+    if plane not in PLANES:
+        raise InputImageError(f"plane must be one of {', '.join(PLANES)}, got {plane!r}")
     if path is None:
-        raise InputImageError("no file was uploaded")
-    name = Path(path).name.lower()
+        raise InputImageError("no volume was uploaded")
+    label = volume_name(path)
+    name = label.lower()
     if not (name.endswith(".nii") or name.endswith(".nii.gz")):
-        raise InputImageError("volumes must be NIfTI files (.nii or .nii.gz)")
+        raise InputImageError(f"{label}: volumes must be NIfTI files (.nii or .nii.gz)")
     try:
         image = nib.load(path)
         shape = image.shape
     except Exception as err:
-        raise InputImageError(f"{Path(path).name} is not a readable NIfTI file ({type(err).__name__})") from None
+        raise InputImageError(f"{label} is not a readable NIfTI file ({type(err).__name__})") from None
     if len(shape) == 4 and shape[3] == 1:
         shape = shape[:3]
     if len(shape) != 3:
-        raise InputImageError(f"the volume must be 3-D, got shape {tuple(image.shape)}")
-    axis = int(axis)
-    if axis not in (0, 1, 2):
-        raise InputImageError(f"axis must be 0, 1 or 2, got {axis}")
+        raise InputImageError(f"the volume {label} must be 3-D, got shape {tuple(image.shape)}")
+    axis = plane_axis(image.affine, plane)
     if shape[axis] > max_slices:
-        raise InputImageError(f"the volume has {shape[axis]} slices along axis {axis}; at most {max_slices} are allowed")
-    if shape[axis] == 0:
-        raise InputImageError("the volume is empty")
+        raise InputImageError(f"the volume {label} has {shape[axis]} {plane} slices; at most {max_slices} "
+                              "are allowed")
+    if min(shape) == 0:
+        raise InputImageError(f"the volume {label} is empty")
     try:
         data = np.asarray(image.dataobj, dtype=np.float32).reshape(shape)
     except Exception as err:
-        raise InputImageError(f"the volume's data cannot be read ({type(err).__name__})") from None
+        raise InputImageError(f"the data of the volume {label} cannot be read ({type(err).__name__})") from None
     if not np.all(np.isfinite(data)):
-        raise InputImageError("the volume contains NaN or infinite values")
-    slices = [np.flipud(s.T) for s in np.moveaxis(data, axis, 0)]
+        raise InputImageError(f"the volume {label} contains NaN or infinite values")
+    _, to_ras = _to_ras(image)
+    ras = orient.apply_orientation(data, to_ras)
+    ras_axis = {"sagittal": 0, "coronal": 1, "axial": 2}[plane]
+    in_plane = [a for a in range(3) if a != ras_axis]
+    sizes = [ras.shape[a] for a in in_plane]
+    if min(sizes) < 32:
+        raise InputImageError(f"the {plane} slices of the volume {label} are {sizes[1]}x{sizes[0]} voxels; "
+                              "each side must be at least 32 (is it a 3-D volume of the brain?)")
+    if max(sizes) > MAX_SIDE:
+        raise InputImageError(f"the {plane} slices of the volume {label} are {sizes[1]}x{sizes[0]} voxels; "
+                              f"each side must be at most {MAX_SIDE}")
+    slices = [np.flipud(s.T) for s in np.moveaxis(ras, ras_axis, 0)]
     return image, data, slices
 
 
-def write_volume_like(image, slices, axis: int, path) -> Path:
-    """Write translated ``slices`` (as :func:`read_volume` gave them) as a float32 NIfTI volume with
-    ``image``'s affine and header."""
+def write_volume_like(image, slices, plane: str, path) -> Path:
+    """Write translated ``slices`` (as :func:`read_volume` gave them for ``plane``) as a float32 NIfTI
+    volume with ``image``'s shape, affine and header."""
     import nibabel as nib
+    import nibabel.orientations as orient
 
-    back = np.stack([np.flipud(s).T for s in slices])
-    result = np.moveaxis(back, 0, int(axis)).astype(np.float32)
+    ras_axis = {"sagittal": 0, "coronal": 1, "axial": 2}[plane]
+    ras = np.moveaxis(np.stack([np.flipud(s).T for s in slices]), 0, ras_axis)
+    ornt, to_ras = _to_ras(image)
+    back = orient.ornt_transform(orient.axcodes2ornt(("R", "A", "S")), ornt)
+    result = orient.apply_orientation(ras, back).astype(np.float32)
     header = image.header.copy()
     header.set_data_dtype(np.float32)
+    if len(image.shape) == 4:
+        result = result[..., None]
     nifti = nib.Nifti1Image(result, image.affine, header)
     nifti.header.set_slope_inter(1.0, 0.0)
     nib.save(nifti, str(path))

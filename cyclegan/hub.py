@@ -60,7 +60,7 @@ def read_config(folder) -> dict:
     if not isinstance(data, dict):
         raise ModelLoadError(f"{path} must hold a JSON object")
     known = {"format_version", "library", "model_config", "train_config", "files",
-             "metrics", "training", "preprocessing"}
+             "metrics", "training", "preprocessing", "calibration"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ModelLoadError(f"{path} has unknown field(s): {', '.join(unknown)}")
@@ -81,7 +81,7 @@ def read_config(folder) -> dict:
     return data
 
 
-def _config_json(model_config, train_config, metrics, training) -> str:
+def _config_json(model_config, train_config, metrics, training, calibration=None) -> str:
     from cyclegan import preprocessing as pp
 
     data = {
@@ -98,6 +98,8 @@ def _config_json(model_config, train_config, metrics, training) -> str:
         "metrics": dict(metrics or {}),
         "training": dict(training or {}),
     }
+    if calibration:
+        data["calibration"] = dict(calibration)
     return json.dumps(data, indent=2, sort_keys=True, default=_json_default)
 
 
@@ -151,12 +153,14 @@ def save_pretrained(
     train_config: TrainConfig | None = None,
     training: Mapping[str, Any] | None = None,
     repo_id: str | None = None,
+    calibration: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write both generators, ``config.json`` and a model card to ``folder``.
 
     ``samples`` is an image (uint8 array, float array in [0, 1] or a PNG path)
     shown in the card. ``training`` is a free-form record (command, epochs,
-    wall time, machine) kept in config.json and the card. Files are written to
+    wall time, machine) kept in config.json and the card; ``calibration`` the
+    input checks measured on data (:mod:`cyclegan.calibration`). Files are written to
     a temporary folder first and moved into place, so an interrupted save never
     leaves a half-written model behind.
     """
@@ -175,10 +179,10 @@ def save_pretrained(
         if has_samples:
             _write_samples(samples, staging / SAMPLES_FILE)
         (staging / CONFIG_FILE).write_text(
-            _config_json(config, train_config, metrics, training), encoding="utf-8"
+            _config_json(config, train_config, metrics, training, calibration), encoding="utf-8"
         )
         (staging / CARD_FILE).write_text(
-            model_card(config, train_config, metrics, training, has_samples, repo_id),
+            model_card(config, train_config, metrics, training, has_samples, repo_id, calibration),
             encoding="utf-8",
         )
         for item in staging.iterdir():
@@ -299,7 +303,11 @@ def load_generators(source=None, revision: str | None = None, warmup: bool = Tru
     with the package. ``revision`` picks a Hub branch, tag or commit.
     ``precision`` is "float32" (XLA), "bfloat16" or "auto" (bfloat16 on CPUs
     with native bf16 units under TensorFlow, else float32).
+
+    TensorFlow's start-up log lines (CUDA probing, CPU features, XLA) are off
+    unless ``TF_CPP_MIN_LOG_LEVEL`` is set: loading a model for inference is quiet.
     """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from cyclegan.inference import Translator
 
     folder = resolve_source(source, revision)

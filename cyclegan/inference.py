@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from typing import Callable, Iterable
 
 import keras
@@ -23,6 +26,24 @@ WARMUP_SIZE = 256
 
 
 PRECISIONS = ("float32", "bfloat16", "auto")
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Send file descriptor 2 (where native libraries log) to the null device for a while."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def cpu_has_native_bf16() -> bool:
@@ -141,10 +162,17 @@ class Translator:
         return f"Translator(source={self.source!r}, precision={self.precision!r}, config={self.config!r})"
 
     def warmup(self, size: int = WARMUP_SIZE) -> None:
-        """Compile both directions for one ``size`` x ``size`` slice."""
+        """Compile both directions for one ``size`` x ``size`` slice.
+
+        XLA's native logger announces its first compilation on the process's
+        stderr whatever the log level; that line is kept out unless
+        ``TF_CPP_MIN_LOG_LEVEL`` asks for info messages.
+        """
         dummy = np.zeros((1, size, size, 1), np.float32)
-        for fn in self._compiled.values():
-            fn(dummy)
+        quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") not in ("0", "")
+        with _native_stderr_silenced() if quiet else contextlib.nullcontext():
+            for fn in self._compiled.values():
+                fn(dummy)
 
     def _run(self, direction: str, batch: np.ndarray) -> np.ndarray:
         return self._compiled[check_direction(direction)](batch)

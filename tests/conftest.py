@@ -44,12 +44,35 @@ def tiny_gan(tiny_config):
     return CycleGAN(tiny_config, TrainConfig(epochs=2, decay_epochs=1, steps_per_epoch=2, pool_size=4))
 
 
+def ellipse_pairs(n=6, size=64, first_seed=100):
+    """[(name, t1, t2)] of the ellipse phantom: the same head in both contrasts, [0, 1]."""
+    from cyclegan.phantom import ellipse_image, ellipse_tissues
+
+    out = []
+    for seed in range(first_seed, first_seed + n):
+        labels = ellipse_tissues(size, seed)
+        out.append((f"head{seed}", ellipse_image(labels, "t1", seed), ellipse_image(labels, "t2", seed + 1)))
+    return out
+
+
 @pytest.fixture(scope="session")
-def tiny_folder(tmp_path_factory, tiny_gan, tiny_config):
+def tiny_calibration(tiny_gan, tiny_config):
+    """The tiny model's input checks, calibrated on ellipse heads (training and held-out ones apart)."""
+    from cyclegan.calibration import calibrate
+    from cyclegan.inference import Translator
+
+    translator = Translator(tiny_gan.t1_to_t2, tiny_gan.t2_to_t1, config=tiny_config, warmup=False)
+    train = ellipse_pairs(8, first_seed=0)
+    return calibrate(translator, ellipse_pairs(4), [t1 for _, t1, _ in train], [t2 for _, _, t2 in train],
+                     measured_on="4 held-out ellipse heads")
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory, tiny_gan, tiny_config, tiny_calibration):
     from cyclegan.hub import save_pretrained
 
     folder = tmp_path_factory.mktemp("tiny-model")
-    save_pretrained(tiny_gan, folder, tiny_config, metrics={"ssim_t1_to_t2": 0.5})
+    save_pretrained(tiny_gan, folder, tiny_config, metrics={"ssim_t1_to_t2": 0.5}, calibration=tiny_calibration)
     return folder
 
 
@@ -153,9 +176,15 @@ def output(proc) -> str:
 
 
 @pytest.fixture(scope="module")
-def app_url(tiny_folder):
+def app_process(tiny_folder):
+    """(process, url) of the app serving the tiny model; ``output(process)`` is its log."""
     proc, url = start_app("--model", str(tiny_folder))
     assert url, output(proc)
-    yield url
+    yield proc, url
     proc.terminate()
     proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def app_url(app_process):
+    return app_process[1]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import output, phantom_slice, start_app
+from conftest import ellipse_pairs, output, phantom_slice, start_app
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -30,30 +30,87 @@ def test_api_names(client):
     assert {"/t1_to_t2", "/t2_to_t1", "/volume"} <= names
 
 
+def plain(value) -> bool:
+    """JSON-like data only: no Gradio update dicts or other internals."""
+    if isinstance(value, dict):
+        return "__type__" not in value and all(plain(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(plain(v) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
 @pytest.mark.parametrize("api", ["/t1_to_t2", "/t2_to_t1"])
 def test_translate_8_bit(client, tmp_path, api):
-    path = write_png(tmp_path / "in.png", phantom_slice(181, 217))
-    translated, recon, heat, downloads = client.predict(handle_file(path), api_name=api)
-    with Image.open(translated) as image:
-        assert image.format == "PNG" and image.mode == "L" and image.size == (217, 181)
-    with Image.open(recon) as image:
-        assert image.size == (217, 181)
+    path = write_png(tmp_path / "brain slice #3.png", phantom_slice(181, 217))
+    result = client.predict(handle_file(path), api_name=api)
+    assert plain(result)
+    shown, translated, recon, heat, downloads, report = result
+    for png in (shown, translated, recon):
+        with Image.open(png) as image:
+            assert image.format == "PNG" and image.mode == "L" and image.size == (217, 181)
     with Image.open(heat) as image:
         assert image.mode == "RGB" and image.size == (217, 181)
+    # Every output is named after the input (which was sanitised), and says what it is.
+    target = "t2w-from-t1w" if api == "/t1_to_t2" else "t1w-from-t2w"
+    assert os.path.basename(translated) == f"brain_slice_3_{target}.png"
+    assert os.path.basename(shown) == "brain_slice_3_input.png"
+    assert os.path.basename(heat) == "brain_slice_3_round-trip-error.png"
     # 8-bit input: the translation PNG itself is the lossless download.
     assert not downloads
+    assert report["direction"] == api[1:] and report["bit_depth"] == 8
+    assert report["height"] == 181 and report["width"] == 217
+    assert 0 <= report["mean_cycle_error"] <= 1
+    assert report["verdict"] in ("typical", "unusual", "likely wrong input")
 
 
 def test_translate_16_bit(client, tmp_path):
     path = write_png(tmp_path / "in16.png", phantom_slice(96, 80).astype(np.uint16) * 257)
-    translated, _, _, downloads = client.predict(handle_file(path), api_name="/t1_to_t2")
-    suffixes = sorted(os.path.splitext(d)[1] for d in downloads)
-    assert suffixes == [".png", ".tiff"]
+    _, translated, _, _, downloads, report = client.predict(handle_file(path), api_name="/t1_to_t2")
+    assert report["bit_depth"] == 16
+    names = sorted(os.path.basename(d) for d in downloads)
+    assert names == ["in16_t2w-from-t1w-16bit.png", "in16_t2w-from-t1w.tiff"]
     for d in downloads:
         with Image.open(d) as image:
             assert image.mode.startswith("I;16") or image.mode == "I", image.mode
             assert image.size == (80, 96)
             assert np.asarray(image).max() > 255  # real 16-bit range
+
+
+def test_verdict_levels_come_from_the_model(client, tmp_path, tiny_calibration):
+    path = write_png(tmp_path / "in.png", phantom_slice())
+    report = client.predict(handle_file(path), api_name="/t2_to_t1")[-1]
+    levels = tiny_calibration["cycle_error"]["t2_to_t1"]
+    assert report["levels"] == levels
+    error = report["mean_cycle_error"]
+    expected = ("typical" if error <= levels["typical"] else
+                "unusual" if error <= levels["likely_wrong"] else "likely wrong input")
+    assert report["verdict"] == expected
+
+
+def test_contrast_check_flags_the_other_contrast(client, tmp_path):
+    _, t1, t2 = ellipse_pairs(1, first_seed=77)[0]
+    as_png = lambda image, name: write_png(tmp_path / name, (image * 255).astype(np.uint8))  # noqa: E731
+    right = client.predict(handle_file(as_png(t1, "t1.png")), api_name="/t1_to_t2")[-1]["contrast"]
+    wrong = client.predict(handle_file(as_png(t2, "t2.png")), api_name="/t1_to_t2")[-1]["contrast"]
+    assert right["expected"] == "T1" and right["looks_like"] == "T1" and not right["mismatch"]
+    assert wrong["looks_like"] == "T2" and wrong["mismatch"] and wrong["t2_probability"] > 0.5
+    swapped = client.predict(handle_file(as_png(t2, "t2.png")), api_name="/t2_to_t1")[-1]["contrast"]
+    assert swapped["expected"] == "T2" and not swapped["mismatch"]
+
+
+def test_report_reads_in_plain_language(tiny_translator):
+    import app
+
+    report = {"mean_cycle_error": 0.31, "verdict": "likely wrong input",
+              "levels": {"typical": 0.05, "likely_wrong": 0.2},
+              "contrast": {"expected": "T1", "looks_like": "T2", "t2_probability": 0.93, "mismatch": True}}
+    text = app.report_markdown(report)
+    assert "0.310" in text and "Likely a wrong input" in text and "at most 0.050" in text
+    assert "looks T2-weighted, not T1-weighted" in text and "93% T2" in text
+    calm = app.report_markdown({**report, "verdict": "typical", "contrast": {**report["contrast"], "mismatch": False,
+                                                                             "looks_like": "T1"}})
+    assert "Typical" in calm and "looks" not in calm
+    assert "no calibrated levels" in app.report_markdown({"mean_cycle_error": 0.1, "verdict": None})
 
 
 def nifti_bytes(data, affine=None):
@@ -69,18 +126,40 @@ def test_translate_nifti_volume(client, tmp_path):
     slices = [phantom_slice(40, 48, seed=i).T for i in range(6)]
     data = np.stack(slices, axis=-1).astype(np.float32)  # (48, 40, 6): 6 axial slices
     data[..., 0] = 0  # a blank slice at the end of the volume
-    path = tmp_path / "vol.nii.gz"
+    path = tmp_path / "head scan.nii.gz"
     nib.save(nifti_bytes(data), path)
-    nifti, slider, view, *_ = client.predict(handle_file(str(path)), "t1_to_t2", 2, api_name="/volume")
+    result = client.predict(handle_file(str(path)), "t1_to_t2", "axial", api_name="/volume")
+    assert plain(result)
+    nifti, report = result
+    assert os.path.basename(nifti) == "head_scan_t2w-from-t1w.nii.gz"
     out = nib.load(nifti)
     assert out.shape == data.shape
     assert np.allclose(out.affine, np.diag([1.2, 1.0, 1.5, 1.0]))
     values = out.get_fdata()
     assert np.isfinite(values).all() and values.min() >= 0 and values.max() <= 1
     assert not values[..., 0].any() and values[..., 3].std() > 0
-    assert slider["value"] == 3 and slider["maximum"] == 5
-    with Image.open(view) as image:
-        assert image.size == (2 * 48, 40)
+    assert report["plane"] == "axial" and report["slices"] == 6 and report["translated_slices"] == 5
+    assert report["shape"] == [48, 40, 6] and report["direction"] == "t1_to_t2"
+    assert 0 < report["mean_cycle_error"] < 1 and report["verdict"] in ("typical", "unusual", "likely wrong input")
+
+
+def test_volume_plane_comes_from_the_header(client, tmp_path):
+    """The same head stored (R, A, S) and (S, R, A): the axial plane is the same either way."""
+    import nibabel as nib
+
+    ras = np.stack([phantom_slice(40, 48, seed=i).T for i in range(5)], axis=-1).astype(np.float32)  # (48, 40, 5)
+    sra = np.transpose(ras, (2, 0, 1))  # (5, 48, 40)
+    permute = np.array([[0, 1, 0, 0], [0, 0, 1, 0], [1, 0, 0, 0], [0, 0, 0, 1]], float)
+    nib.save(nib.Nifti1Image(ras, np.eye(4)), tmp_path / "ras.nii.gz")
+    nib.save(nib.Nifti1Image(sra, permute), tmp_path / "sra.nii.gz")
+    a, report_a = client.predict(handle_file(str(tmp_path / "ras.nii.gz")), "t2_to_t1", "axial", api_name="/volume")
+    b, report_b = client.predict(handle_file(str(tmp_path / "sra.nii.gz")), "t2_to_t1", "axial", api_name="/volume")
+    assert report_a["slices"] == report_b["slices"] == 5
+    out_a, out_b = nib.load(a), nib.load(b)
+    assert out_b.shape == sra.shape and np.allclose(out_b.affine, permute)
+    assert np.allclose(np.transpose(out_a.get_fdata(), (2, 0, 1)), out_b.get_fdata(), atol=1e-5)
+    with pytest.raises(Exception, match="coronal slices of the volume sra.nii.gz are 5x48"):
+        client.predict(handle_file(str(tmp_path / "sra.nii.gz")), "t2_to_t1", "coronal", api_name="/volume")
 
 
 BAD = {
@@ -116,20 +195,26 @@ def test_bad_volumes(client, tmp_path):
     data[3, 3, 1] = np.nan
     nib.save(nifti_bytes(data), tmp_path / "nan.nii")
     with pytest.raises(Exception, match="NaN"):
-        client.predict(handle_file(str(tmp_path / "nan.nii")), "t1_to_t2", 2, api_name="/volume")
+        client.predict(handle_file(str(tmp_path / "nan.nii")), "t1_to_t2", "axial", api_name="/volume")
     big = nib.Nifti1Image(np.zeros((40, 40, 513), np.uint8), np.eye(4))
     nib.save(big, tmp_path / "big.nii.gz")
-    with pytest.raises(Exception, match="at most 512"):
-        client.predict(handle_file(str(tmp_path / "big.nii.gz")), "t1_to_t2", 2, api_name="/volume")
+    with pytest.raises(Exception, match="big.nii.gz has 513 axial slices; at most 512"):
+        client.predict(handle_file(str(tmp_path / "big.nii.gz")), "t1_to_t2", "axial", api_name="/volume")
     (tmp_path / "broken.nii.gz").write_bytes(gzip.compress(b"not nifti at all") [:20])
     with pytest.raises(Exception, match="not a readable NIfTI"):
-        client.predict(handle_file(str(tmp_path / "broken.nii.gz")), "t1_to_t2", 2, api_name="/volume")
+        client.predict(handle_file(str(tmp_path / "broken.nii.gz")), "t1_to_t2", "axial", api_name="/volume")
+    with pytest.raises(Exception, match="plane must be one of axial, coronal, sagittal, got 'oblique'"):
+        client.predict(handle_file(str(tmp_path / "big.nii.gz")), "t1_to_t2", "oblique", api_name="/volume")
 
 
-def test_still_serving_after_bad_input(client, tmp_path):
+def test_still_serving_after_bad_input(client, tmp_path, app_process):
     path = write_png(tmp_path / "ok.png", phantom_slice())
-    translated = client.predict(handle_file(path), api_name="/t1_to_t2")[0]
+    translated = client.predict(handle_file(path), api_name="/t1_to_t2")[1]
     assert os.path.getsize(translated) > 0
+    # Expected input errors are one log line each, with no traceback.
+    log = output(app_process[0])
+    assert "refused input: text.png is not a readable PNG, JPEG or TIFF image" in log
+    assert "Traceback" not in log
 
 
 def test_concurrent_clients(app_url, tmp_path):
@@ -141,7 +226,7 @@ def test_concurrent_clients(app_url, tmp_path):
             h, w = 40 + 4 * k, 40 + 4 * j
             path = write_png(tmp_path / f"c{k}_{j}.png", phantom_slice(h, w, seed=k * 10 + j))
             api = "/t1_to_t2" if (k + j) % 2 else "/t2_to_t1"
-            with Image.open(local.predict(handle_file(path), api_name=api)[0]) as image:
+            with Image.open(local.predict(handle_file(path), api_name=api)[1]) as image:
                 sizes.append(image.size == (w, h))
         return sizes
 
@@ -179,3 +264,6 @@ def test_about_shows_quality_tables_and_training_data(tiny_translator, monkeypat
     assert "Held-out real patients" in text
     assert "`nitishpandey04/MRI-Unpaired-T1-and-T2-Images`" in text and "`real-t1t2`: real T1-weighted" in text
     assert "CC-BY" in text
+    from cyclegan import __version__
+
+    assert f"mri-cyclegan {__version__}" in text and "### The model" in text

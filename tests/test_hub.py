@@ -270,7 +270,7 @@ def test_card_renders_metrics_as_tables_not_raw_keys(tiny_config):
     assert "| direction | gamma 0.5 | gamma 2 |" in varied and "| T1 → T2 | 0.600 | 0.700 |" in varied
 
 
-def test_loading_for_inference_imports_nothing_of_training(tiny_folder):
+def test_loading_for_inference_imports_nothing_of_training_and_is_quiet(tiny_folder):
     import subprocess
     import sys
 
@@ -279,7 +279,10 @@ def test_loading_for_inference_imports_nothing_of_training(tiny_folder):
     code = ("import sys, numpy as np; from cyclegan import load_generators; t = load_generators(sys.argv[1]); "
             "t.t1_to_t2(np.eye(40)); heavy = [m for m in ('cyclegan.training', 'cyclegan.data', 'cyclegan.losses', "
             "'datasets', 'cyclegan.callbacks') if m in sys.modules]; print('heavy:', heavy)")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     proc = subprocess.run([sys.executable, "-c", code, str(tiny_folder)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+                          cwd=ROOT, timeout=120, env={**env, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "heavy: []" in proc.stdout
+    # Not one line of TensorFlow's start-up logging (CUDA probing, CPU features, XLA).
+    assert proc.stderr.strip() == ""

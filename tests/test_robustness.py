@@ -108,9 +108,13 @@ def test_wrong_kind_of_file(app_logic, tmp_path):
     png = tmp_path / "image.nii.gz"
     Image.fromarray(phantom_slice()).save(png, format="PNG")
     with pytest.raises(InputImageError, match="not a readable NIfTI"):
-        app_logic.translate_volume(str(png), "t1_to_t2", 2)
-    with pytest.raises(InputImageError, match="NIfTI files"):
-        app_logic.translate_volume(str(tmp_path / "x.png"), "t1_to_t2", 2)
+        app_logic.translate_volume(str(png), "t1_to_t2", "axial")
+    with pytest.raises(InputImageError, match="x.png: volumes must be NIfTI files"):
+        app_logic.translate_volume(str(tmp_path / "x.png"), "t1_to_t2", "axial")
+    with pytest.raises(InputImageError, match="plane must be one of axial, coronal, sagittal"):
+        app_logic.translate_volume(str(png), "t1_to_t2", "oblique")
+    with pytest.raises(InputImageError, match="direction"):
+        app_logic.translate_volume(str(png), "t1_to_t3", "axial")
     with pytest.raises(InputImageError, match="no file"):
         app_logic.translate_file(None, "t1_to_t2")
 
@@ -136,10 +140,13 @@ def test_old_outputs_are_swept_at_most_once_per_interval(tmp_path):
     old, young = tmp_path / "old.png", tmp_path / "young.png"
     for item in (old, young):
         item.write_bytes(b"x")
+    old_folder = outputs.path("scan", ".png").parent  # outputs live in folders of their own
+    (old_folder / "scan.png").write_bytes(b"x")
     hour_ago = time.time() - 2 * outputs.max_age_s
-    os.utime(old, (hour_ago, hour_ago))
+    for item in (old, old_folder):
+        os.utime(item, (hour_ago, hour_ago))
     outputs.clean(force=True)
-    assert not old.exists() and young.exists()
+    assert not old.exists() and not old_folder.exists() and young.exists()
     # Within the interval a sweep is skipped (each one stats the whole folder) ...
     os.utime(young, (hour_ago, hour_ago))
     outputs.clean()
@@ -148,6 +155,7 @@ def test_old_outputs_are_swept_at_most_once_per_interval(tmp_path):
     outputs.last_clean = time.monotonic() - outputs.clean_interval_s - 1
     outputs.clean()
     assert not young.exists()
-    # Every saved file has its own name, even for the same pixels.
+    # Every saved file has its own path, even for the same name and pixels.
     pixels = np.zeros((4, 4), np.uint8)
-    assert outputs.save_pixels(pixels, "x") != outputs.save_pixels(pixels, "x")
+    first, second = outputs.save_pixels(pixels, "x"), outputs.save_pixels(pixels, "x")
+    assert first != second and first.name == second.name == "x.png"

@@ -2,7 +2,8 @@
 
 Copies the generators, config and training record of a run folder into ``DEST`` (for instance
 ``cyclegan/default_model`` to ship it in the package), with the quality benchmark's results
-(the JSON lines of ``benchmarks/quality.py``) added to config.json and the model card.
+(the JSON lines of ``benchmarks/quality.py``) added to config.json and the model card, and the
+input checks it calibrated (``calibration`` in config.json, see :mod:`cyclegan.calibration`).
 """
 
 from __future__ import annotations
@@ -14,11 +15,21 @@ import sys
 from pathlib import Path
 
 
+def quality_rows(lines) -> list[dict]:
+    return [json.loads(line) for line in map(str.strip, lines) if line.startswith("{")]
+
+
 def quality_metrics(lines) -> dict:
     """Card metrics of the quality benchmark's JSON lines (see :func:`cyclegan.evaluation.rows_to_metrics`)."""
     from cyclegan.evaluation import rows_to_metrics
 
-    return rows_to_metrics(json.loads(line) for line in map(str.strip, lines) if line.startswith("{"))
+    return rows_to_metrics(quality_rows(lines))
+
+
+def quality_calibration(lines) -> dict | None:
+    """The input checks the quality benchmark calibrated (its ``calibration`` row), if any."""
+    found = [row["calibration"] for row in quality_rows(lines) if row.get("method") == "calibration"]
+    return found[-1] if found else None
 
 
 def main(argv=None) -> int:
@@ -36,8 +47,11 @@ def main(argv=None) -> int:
         data = read_config(args.run)
         translator = load_generators(args.run, warmup=False)
         metrics = dict(data.get("metrics") or {})
+        calibration = data.get("calibration")
         if args.quality:
-            metrics.update(quality_metrics(Path(args.quality).read_text().splitlines()))
+            lines = Path(args.quality).read_text().splitlines()
+            metrics.update(quality_metrics(lines))
+            calibration = quality_calibration(lines) or calibration
         training = dict(data.get("training") or {})
         if args.command:
             training["command"] = args.command
@@ -49,7 +63,7 @@ def main(argv=None) -> int:
         samples = Path(args.run) / "samples.png"
         save_pretrained(translator.generators, args.dest, data["model_config"], metrics,
                         samples if samples.is_file() else None,
-                        train_config=data["train_config"], training=training)
+                        train_config=data["train_config"], training=training, calibration=calibration)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
