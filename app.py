@@ -54,6 +54,13 @@ def load_model(source: str | None, precision: str = "auto"):
     return load_generators(None, precision=precision), None
 
 
+def _digest(path) -> str:
+    import hashlib
+
+    with open(path, "rb") as handle:
+        return hashlib.sha1(handle.read()).hexdigest()
+
+
 def _other(direction: str) -> str:
     return "t2_to_t1" if direction == "t1_to_t2" else "t1_to_t2"
 
@@ -68,7 +75,8 @@ class TranslationApp:
         #: The input checks measured on held-out data and stored with the model (config.json).
         self.levels = calibration.get("cycle_error") or {}
         self.contrast_check = calibration.get("contrast_check") or None
-        #: Volumes translated lately (output path -> (input slices, translations)), for the slice viewer.
+        #: Volumes translated lately (digest of the output file -> (input slices, translations)), for the
+        #: slice viewer: the web app hands the viewer a copy of the file, so the key is its content.
         self.volumes: dict = {}
 
     def check(self, scaled: np.ndarray, back: np.ndarray, direction: str, bits: int | None = None) -> dict:
@@ -156,7 +164,7 @@ class TranslationApp:
                     errors.append(mean_cycle_error(shown[i], back[i]))
         error = float(np.mean(errors)) if errors else 0.0
         levels = self.levels.get(direction)
-        self.volumes[str(out_path)] = (shown, out)
+        self.volumes[_digest(out_path)] = (shown, out)
         while len(self.volumes) > 4:
             self.volumes.pop(next(iter(self.volumes)))
         return str(out_path), {
@@ -167,9 +175,10 @@ class TranslationApp:
 
     def volume_view(self, nifti: str | None, index) -> str | None:
         """A PNG of input | translation of one slice of a volume translated lately."""
-        if not nifti or str(nifti) not in self.volumes:
+        key = _digest(nifti) if nifti and os.path.isfile(nifti) else None
+        if key not in self.volumes:
             return None
-        shown, out = self.volumes[str(nifti)]
+        shown, out = self.volumes[key]
         i = int(np.clip(index or 0, 0, len(out) - 1))
         view = to_uint8(np.concatenate([shown[i], out[i]], axis=1))
         return str(OUTPUTS.save_pixels(view, f"slice{i:03d}"))
@@ -352,7 +361,7 @@ def _image_tab(app: TranslationApp, direction: str, source: str, target: str) ->
             button = gr.Button(f"Translate to {target}", variant="primary")
             examples = example_files(direction)
             gallery = gr.Gallery(value=examples, label="Examples (the project's phantom): click one", columns=3,
-                                 height="auto", allow_preview=False, show_label=True, visible=bool(examples),
+                                 height=170, allow_preview=False, show_label=True, visible=bool(examples),
                                  interactive=False)
             verdict = gr.Markdown()
             switch = gr.Button(f"Translate it as {target} → {source} instead", visible=False)

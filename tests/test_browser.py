@@ -1,10 +1,14 @@
-"""A real headless Chromium opens the app, clicks an example in each tab and sees an output image."""
+"""A real headless Chromium uses the app as a newcomer would: example thumbnails, the compare view,
+the verdict, the contrast warning and its one-click switch, the volume tab and About."""
 
 import os
 import shutil
 
+import numpy as np
 import pytest
+from PIL import Image
 
+from conftest import ellipse_pairs
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api")
@@ -15,23 +19,99 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def test_click_examples_in_both_tabs(app_url, tmp_path):
-    shots = os.environ.get("SCREENSHOT_DIR", str(tmp_path))
+@pytest.fixture(scope="module")
+def page(app_url):
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1100})
             page.goto(app_url, wait_until="domcontentloaded")
             page.get_by_role("tab", name="T1 → T2").wait_for(timeout=60_000)
-            for tab, example, produced in (("T1 → T2", "t1w_z080.png", "t1_to_t2-translation"),
-                                           ("T2 → T1", "t2w_z095.png", "t2_to_t1-translation")):
-                page.get_by_role("tab", name=tab).click()
-                page.get_by_text(example, exact=False).first.click()
-                image = page.locator(f"img[src*='{produced}']").first
-                image.wait_for(state="visible", timeout=60_000)
-                assert page.evaluate("(img) => img.naturalWidth", image.element_handle()) == 181
-                path = os.path.join(shots, f"app-{produced}.png")
-                page.screenshot(path=path, full_page=True)
-                assert os.path.getsize(path) > 10_000
+            yield page
         finally:
             browser.close()
+
+
+class Visible:
+    """What is shown of the page (the other tabs' elements are hidden)."""
+
+    def __init__(self, page):
+        self.page = page
+
+    def locator(self, css):
+        return self.page.locator(f"{css} >> visible=true")
+
+    def get_by_text(self, text):
+        return self.page.get_by_text(text).locator("visible=true")
+
+    def get_by_role(self, role, name):
+        return self.page.get_by_role(role, name=name).locator("visible=true")
+
+
+def width_of(page, locator):
+    return page.evaluate("(img) => img.naturalWidth", locator.element_handle())
+
+
+def shot(page, tmp_path, name):
+    path = os.path.join(os.environ.get("SCREENSHOT_DIR", str(tmp_path)), name)
+    page.screenshot(path=path, full_page=True)
+    assert os.path.getsize(path) > 10_000
+
+
+@pytest.mark.parametrize("tab, example, produced", [
+    ("T1 → T2", "t1w_z080", "t1w_z080_t2w-from-t1w"),
+    ("T2 → T1", "t2w_z095", "t2w_z095_t1w-from-t2w"),
+])
+def test_example_thumbnail_gives_input_translation_and_verdict(page, tmp_path, tab, example, produced):
+    page.get_by_role("tab", name=tab).click()
+    panel = Visible(page)
+    panel.locator(f"img[src*='{example}.png']").first.click()  # a thumbnail, not a file name
+    translated = panel.locator(f"img[src*='{produced}']")
+    translated.first.wait_for(state="visible", timeout=60_000)
+    # The input as the model saw it, beside the translation at the same size, and in the compare slider.
+    inputs = panel.locator(f"img[src*='{example}_input']")
+    inputs.nth(1).wait_for(state="visible", timeout=30_000)
+    translated.nth(1).wait_for(state="visible", timeout=30_000)
+    assert width_of(page, inputs.first) == width_of(page, translated.first) == 181
+    assert panel.locator("img[src*='round-trip-error']").first.is_visible()
+    panel.get_by_text("Mean round-trip error inside the head").wait_for(timeout=30_000)
+    assert panel.get_by_text("≥ 0.25").first.is_visible()  # the colour bar's scale
+    assert page.get_by_text("16-bit downloads").locator("visible=true").count() == 0  # no empty box
+    shot(page, tmp_path, f"app-{produced}.png")
+
+
+def test_wrong_contrast_is_flagged_and_switched_in_one_click(page, tmp_path):
+    _, _, t2 = ellipse_pairs(1, first_seed=91)[0]
+    path = tmp_path / "looks_t2.png"
+    Image.fromarray((t2 * 255).astype(np.uint8)).save(path)
+    page.reload(wait_until="domcontentloaded")  # empty upload boxes again
+    page.get_by_role("tab", name="T1 → T2").click()
+    panel = Visible(page)
+    page.locator("input[type=file]").first.set_input_files(str(path))
+    panel.get_by_role("button", name="Translate to T2").click()
+    panel.get_by_text("This image looks T2-weighted, not T1-weighted").wait_for(timeout=60_000)
+    panel.get_by_role("button", name="Translate it as T2 → T1 instead").click()
+    other = Visible(page)
+    other.locator("img[src*='looks_t2_t1w-from-t2w']").first.wait_for(state="visible", timeout=60_000)
+    assert other.get_by_text("looks T1-weighted").count() == 0
+
+
+def test_volume_example_translates_with_a_verdict(page, tmp_path):
+    page.get_by_role("tab", name="Volume (NIfTI)").click()
+    panel = Visible(page)
+    panel.get_by_text("t1w_phantom.nii.gz").first.click()
+    panel.get_by_role("button", name="Translate volume").click()
+    view = panel.locator("img[src*='slice']").first
+    view.wait_for(state="visible", timeout=120_000)
+    assert width_of(page, view) == 2 * 197  # input | translation of one axial slice
+    panel.get_by_text("Mean round-trip error inside the head").wait_for(timeout=30_000)
+    assert panel.locator("a[href*='t1w_phantom_t2w-from-t1w.nii.gz']").count() >= 1  # named after the input
+    shot(page, tmp_path, "app-volume.png")
+
+
+def test_about_names_the_model_and_its_checks(page, tmp_path):
+    page.get_by_role("tab", name="About").click()
+    panel = Visible(page)
+    panel.get_by_text("Input checks").first.wait_for(timeout=30_000)
+    assert panel.get_by_text("mri-cyclegan 0.").first.is_visible()
+    shot(page, tmp_path, "app-about.png")
