@@ -35,6 +35,11 @@ def test_speed_quick_times_every_part():
 def test_quality_quick_reports_model_and_baselines():
     proc, rows = run_benchmark("quality")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    if any(r.get("set") == "holdout" and r.get("method") == "model" for r in rows):
+        # With the users' data set at hand the input checks are calibrated too.
+        calibration = [r["calibration"] for r in rows if r.get("method") == "calibration"]
+        assert calibration and set(calibration[0]["cycle_error"]) == {"t1_to_t2", "t2_to_t1"}
+        assert 0 <= calibration[0]["contrast_check"]["accuracy"]["held_out"] <= 1
     phantom = [r for r in rows if r.get("set") == "phantom" and "method" in r]
     if not phantom:
         pytest.skip("nilearn is not installed: the phantom cannot be made")

@@ -47,3 +47,19 @@ def test_export_adds_quality_to_card(tmp_path, tiny_folder):
 def test_export_of_missing_run_is_a_clear_error(tmp_path, capsys):
     assert main([str(tmp_path / "nope"), str(tmp_path / "d")]) == 2
     assert "config.json is missing" in capsys.readouterr().err
+
+
+def test_export_keeps_or_replaces_the_calibration(tmp_path, tiny_folder, tiny_calibration):
+    kept = tmp_path / "kept"
+    assert main([str(tiny_folder), str(kept)]) == 0
+    assert json.loads((kept / "config.json").read_text())["calibration"] == json.loads(json.dumps(tiny_calibration))
+    changed = json.loads(json.dumps(tiny_calibration))
+    changed["cycle_error"]["t1_to_t2"]["typical"] = 0.123
+    quality = tmp_path / "q.jsonl"
+    quality.write_text("\n".join(json.dumps(r) for r in ROWS + [
+        {"set": "calibration", "method": "calibration", "calibration": changed}]))
+    replaced = tmp_path / "replaced"
+    assert main([str(tiny_folder), str(replaced), "--quality", str(quality)]) == 0
+    config = json.loads((replaced / "config.json").read_text())
+    assert config["calibration"]["cycle_error"]["t1_to_t2"]["typical"] == 0.123
+    assert "| T1 → T2 | 0.123 |" in (replaced / "README.md").read_text()
