@@ -166,7 +166,8 @@ def recipe(train_config: TrainConfig) -> str:
     """One sentence of the training recipe, augmentations included."""
     tc = train_config
     parts = [f"LSGAN, cycle weight {tc.cycle_weight:g}, identity weight {tc.identity_weight:g} x cycle, "
-             f"paired L1 weight {tc.paired_weight:g}"]
+             f"paired L1 weight {tc.paired_weight:g}"
+             + (f", MIND structure weight {tc.structure_weight:g}" if tc.structure_weight else "")]
     for cls in AUGMENTATIONS:
         fraction = getattr(tc, cls.field)
         if fraction:

@@ -243,6 +243,9 @@ class TrainConfig(_JsonConfig):
                                     "learns the wrong tissue order)")
     paired_weight: float = option(0.0, "weight of a paired L1 term on aligned pairs (needs --holdout-pairs; "
                                   "0 = pure CycleGAN)")
+    structure_weight: float = option(0.0, "weight of a MIND structure term between each generator input and "
+                                     "its translation (modality independent: it keeps the anatomy and leaves "
+                                     "the contrast to the discriminators; needs no pairs)")
     skull_strip: float = option(0.0, "fraction of aligned pairs shown skull-stripped, so that brain-only "
                                 "inputs translate well too (needs --paired-weight)", metavar="FRACTION")
     blur: float = option(0.0, "fraction of training images shown Gaussian-blurred (sigma 0.5-2 px; both "
@@ -273,6 +276,7 @@ class TrainConfig(_JsonConfig):
             raise ConfigError(f"gan_loss must be 'lsgan' (the only one supported), got {self.gan_loss!r}")
         _check_float("cycle_weight", self.cycle_weight, 0.0)
         _check_float("identity_weight", self.identity_weight, 0.0)
+        _check_float("structure_weight", self.structure_weight, 0.0)
         _check_float("paired_weight", self.paired_weight, 0.0)
         _check_float("skull_strip", self.skull_strip, 0.0, 1.0)
         if self.skull_strip > 0 and self.paired_weight <= 0:

@@ -22,7 +22,7 @@ from keras import ops
 
 from cyclegan.config import ModelConfig, TrainConfig
 from cyclegan.errors import ConfigError
-from cyclegan.losses import l1_loss, lsgan_loss
+from cyclegan.losses import l1_loss, lsgan_loss, mind_loss
 from cyclegan.models import build_discriminator, build_generator
 
 PACKAGE = "cyclegan"
@@ -273,6 +273,8 @@ class CycleGAN(keras.Model):
             "identity_t2": zero,
             "paired_t1": zero,
             "paired_t2": zero,
+            "structure_t1": zero,
+            "structure_t2": zero,
         }
         identity = tc.cycle_weight * tc.identity_weight
         if identity > 0:
@@ -281,6 +283,9 @@ class CycleGAN(keras.Model):
         if tc.paired_weight > 0:
             logs["paired_t1"] = tc.paired_weight * l1_loss(fake_t1, real_t1, aligned)
             logs["paired_t2"] = tc.paired_weight * l1_loss(fake_t2, real_t2, aligned)
+        if tc.structure_weight > 0:
+            logs["structure_t1"] = tc.structure_weight * mind_loss(fake_t1, input_t2)
+            logs["structure_t2"] = tc.structure_weight * mind_loss(fake_t2, input_t1)
         total = sum(logs.values())
         logs["gen_loss"] = total
         return total, logs, (fake_t1, fake_t2)
