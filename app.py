@@ -229,7 +229,7 @@ def report_markdown(report: dict | None) -> str:
     if contrast and contrast["mismatch"]:
         p = contrast["t2_probability"]
         sure = p if contrast["looks_like"] == "T2" else 1 - p
-        lines.insert(0, f"⚠️ **This image looks {contrast['looks_like']}-weighted, not "
+        lines.insert(0, f"**Warning: this image looks {contrast['looks_like']}-weighted, not "
                         f"{contrast['expected']}-weighted** (contrast check: {sure:.0%} "
                         f"{contrast['looks_like']}). Its translation is likely wrong; use the button below to "
                         f"translate it as {contrast['looks_like']} instead.")
@@ -239,9 +239,9 @@ def report_markdown(report: dict | None) -> str:
 #: Mean cycle error at the hottest colour of the error map.
 ERROR_SCALE = 0.25
 VERDICTS = {
-    "typical": "✅ **Typical**: as low as on held-out scans the model translates well.",
-    "unusual": "🟡 **Unusual**: higher than on held-out scans; check the translation against the input.",
-    "likely wrong input": "🔴 **Likely a wrong input**: as high as for scans of the other contrast (or not a "
+    "typical": "**Typical**: as low as on held-out scans the model translates well.",
+    "unusual": "**Unusual**: higher than on held-out scans; check the translation against the input.",
+    "likely wrong input": "**Likely a wrong input**: as high as for scans of the other contrast (or not a "
                           "brain slice); do not trust this translation.",
     None: "(This model stores no calibrated levels, so there is no verdict.)",
 }

@@ -37,19 +37,20 @@ def take(url: str, out: Path, chromium: str) -> list[Path]:
                 ("T2 → T1", "t2w_z095", "t2w_z095_t1w-from-t2w", "t2-to-t1.png"),
             ):
                 page.get_by_role("tab", name=tab).click()
-                page.locator(f"img[src*='{example}.png']").first.click()
-                page.locator(f"img[src*='{produced}']").first.wait_for(state="visible", timeout=120_000)
-                page.get_by_text("Mean round-trip error").first.wait_for(timeout=60_000)
+                page.locator(f"img[src*='{example}.png'] >> visible=true").first.click()
+                page.locator(f"img[src*='{produced}'] >> visible=true").first.wait_for(timeout=120_000)
+                page.get_by_text("Mean round-trip error").locator("visible=true").first.wait_for(timeout=60_000)
+                page.wait_for_timeout(1000)  # the compare slider's images
                 shots.append(out / name)
                 page.screenshot(path=str(shots[-1]), full_page=True)
             page.get_by_role("tab", name="Volume (NIfTI)").click()
-            page.get_by_text("t1w_phantom.nii.gz").first.click()
+            page.get_by_text("t1w_phantom.nii.gz").locator("visible=true").first.click()
             page.get_by_role("button", name="Translate volume").click()
-            page.locator("img[src*='slice']").first.wait_for(state="visible", timeout=300_000)
+            page.locator("img[src*='slice'] >> visible=true").first.wait_for(timeout=300_000)
             shots.append(out / "volume.png")
             page.screenshot(path=str(shots[-1]), full_page=True)
             page.get_by_role("tab", name="About").click()
-            page.get_by_text("Training data").first.wait_for(timeout=60_000)
+            page.get_by_text("Training data").locator("visible=true").first.wait_for(timeout=60_000)
             shots.append(out / "about.png")
             page.screenshot(path=str(shots[-1]), full_page=True)
         finally:

@@ -106,7 +106,7 @@ def test_report_reads_in_plain_language(tiny_translator):
               "contrast": {"expected": "T1", "looks_like": "T2", "t2_probability": 0.93, "mismatch": True}}
     text = app.report_markdown(report)
     assert "0.310" in text and "Likely a wrong input" in text and "at most 0.050" in text
-    assert "looks T2-weighted, not T1-weighted" in text and "93% T2" in text
+    assert "this image looks T2-weighted, not T1-weighted" in text and "93% T2" in text
     calm = app.report_markdown({**report, "verdict": "typical", "contrast": {**report["contrast"], "mismatch": False,
                                                                              "looks_like": "T1"}})
     assert "Typical" in calm and "looks" not in calm

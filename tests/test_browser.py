@@ -89,7 +89,7 @@ def test_wrong_contrast_is_flagged_and_switched_in_one_click(page, tmp_path):
     panel = Visible(page)
     page.locator("input[type=file]").first.set_input_files(str(path))
     panel.get_by_role("button", name="Translate to T2").click()
-    panel.get_by_text("This image looks T2-weighted, not T1-weighted").wait_for(timeout=60_000)
+    panel.get_by_text("this image looks T2-weighted, not T1-weighted").wait_for(timeout=60_000)
     panel.get_by_role("button", name="Translate it as T2 → T1 instead").click()
     other = Visible(page)
     other.locator("img[src*='looks_t2_t1w-from-t2w']").first.wait_for(state="visible", timeout=60_000)

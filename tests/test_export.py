@@ -35,6 +35,7 @@ def test_export_adds_quality_to_card(tmp_path, tiny_folder):
     assert main([str(tiny_folder), str(dest), "--quality", str(quality)]) == 0
     config = json.loads((dest / "config.json").read_text())
     assert config["metrics"]["holdout_t1_to_t2_ssim"] == 0.9
+    assert "ssim_t1_to_t2" not in config["metrics"]  # the run's own report, measured again, is replaced
     card = (dest / "README.md").read_text()
     assert "Held-out pairs of the training data" in card
     assert "| T1 → T2 | 0.900 |" in card and "holdout_t1_to_t2_ssim" not in card

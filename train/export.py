@@ -2,7 +2,8 @@
 
 Copies the generators, config and training record of a run folder into ``DEST`` (for instance
 ``cyclegan/default_model`` to ship it in the package), with the quality benchmark's results
-(the JSON lines of ``benchmarks/quality.py``) added to config.json and the model card, and the
+(the JSON lines of ``benchmarks/quality.py``, which replace the run's own held-out report) in
+config.json and the model card, and the
 input checks it calibrated (``calibration`` in config.json, see :mod:`cyclegan.calibration`).
 """
 
@@ -49,8 +50,10 @@ def main(argv=None) -> int:
         metrics = dict(data.get("metrics") or {})
         calibration = data.get("calibration")
         if args.quality:
+            # The quality benchmark measures every set again (the run's own held-out report included):
+            # its results replace the run's, so that no set is reported twice.
             lines = Path(args.quality).read_text().splitlines()
-            metrics.update(quality_metrics(lines))
+            metrics = quality_metrics(lines)
             calibration = quality_calibration(lines) or calibration
         training = dict(data.get("training") or {})
         if args.command:
