@@ -360,7 +360,9 @@ def _image_tab(app: TranslationApp, direction: str, source: str, target: str) ->
             upload = gr.File(label=f"{source}-weighted slice", file_types=IMAGE_TYPES, type="filepath")
             button = gr.Button(f"Translate to {target}", variant="primary")
             examples = example_files(direction)
-            gallery = gr.Gallery(value=examples, label="Examples (the project's phantom): click one", columns=3,
+            gallery = gr.Gallery(value=examples, columns=3,
+                                 label="Examples (the project's simulated phantom; its textbook tissue contrast "
+                                       "is unlike real scans'): click one",
                                  height=170, allow_preview=False, show_label=True, visible=bool(examples),
                                  interactive=False)
             verdict = gr.Markdown()

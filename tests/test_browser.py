@@ -115,3 +115,25 @@ def test_about_names_the_model_and_its_checks(page, tmp_path):
     panel.get_by_text("Input checks").first.wait_for(timeout=30_000)
     assert panel.get_by_text("mri-cyclegan 0.").first.is_visible()
     shot(page, tmp_path, "app-about.png")
+
+
+def test_volume_stored_s_r_a_is_cut_in_the_plane_its_header_names(page, tmp_path):
+    import nibabel as nib
+
+    from conftest import phantom_slice
+
+    ras = np.stack([phantom_slice(48, 56, seed=i).T for i in range(4)], axis=-1).astype(np.float32)  # (56, 48, 4)
+    sra = np.transpose(ras, (2, 0, 1))  # stored (S, R, A)
+    permute = np.array([[0, 1, 0, 0], [0, 0, 1, 0], [1, 0, 0, 0], [0, 0, 0, 1]], float)
+    path = tmp_path / "stored_sra.nii.gz"
+    nib.save(nib.Nifti1Image(sra, permute), path)
+    page.reload(wait_until="domcontentloaded")
+    page.get_by_role("tab", name="Volume (NIfTI)").click()
+    panel = Visible(page)
+    page.locator("input[type=file]").nth(2).set_input_files(str(path))  # the volume tab's upload
+    panel.get_by_role("button", name="Translate volume").click()
+    view = panel.locator("img[src*='slice']").first
+    view.wait_for(state="visible", timeout=120_000)
+    # Axial slices of 56 (R) x 48 (A) voxels: input | translation is 2 x 56 wide, not 181 x 3 pixels.
+    assert width_of(page, view) == 2 * 56
+    assert panel.locator("a[href*='stored_sra_t2w-from-t1w.nii.gz']").count() >= 1
