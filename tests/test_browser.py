@@ -130,7 +130,7 @@ def test_volume_stored_s_r_a_is_cut_in_the_plane_its_header_names(page, tmp_path
     page.reload(wait_until="domcontentloaded")
     page.get_by_role("tab", name="Volume (NIfTI)").click()
     panel = Visible(page)
-    page.locator("input[type=file]").nth(2).set_input_files(str(path))  # the volume tab's upload
+    page.locator("input[type=file]").last.set_input_files(str(path))  # the volume tab (the last) has it
     panel.get_by_role("button", name="Translate volume").click()
     view = panel.locator("img[src*='slice']").first
     view.wait_for(state="visible", timeout=120_000)
