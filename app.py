@@ -133,7 +133,7 @@ class TranslationApp:
     def translate_volume(self, path, direction: str, plane: str = "axial", progress=None):
         """Translate a NIfTI volume slice by slice in ``plane`` (read from its header) and back (the cycle
         check); returns (NIfTI path with the input's shape, affine and header, report)."""
-        from cyclegan.calibration import verdict
+        from cyclegan.calibration import mean_cycle_error, verdict
         from cyclegan.inference import check_direction
         from cyclegan.preprocessing import scale_intensities
 
@@ -159,8 +159,6 @@ class TranslationApp:
             if np.ptp(s) > 0:
                 shown[i] = (scale_intensities(np.asarray(s, np.float64))[0] + 1.0) / 2.0
                 if out[i].any():
-                    from cyclegan.calibration import mean_cycle_error
-
                     errors.append(mean_cycle_error(shown[i], back[i]))
         error = float(np.mean(errors)) if errors else 0.0
         levels = self.levels.get(direction)

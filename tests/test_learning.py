@@ -8,7 +8,6 @@ input's contrast (see benchmarks/NOTES.md).
 """
 
 import keras
-import numpy as np
 
 from cyclegan.config import ModelConfig, TrainConfig
 from cyclegan.data import Slice, TrainingStream
