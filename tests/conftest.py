@@ -175,9 +175,10 @@ def output(proc) -> str:
     return proc.log.read()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def app_process(tiny_folder):
-    """(process, url) of the app serving the tiny model; ``output(process)`` is its log."""
+    """(process, url) of the app serving the tiny model, one for the whole run (each start costs
+    seconds of TensorFlow import and compilation); ``output(process)`` is its log."""
     proc, url = start_app("--model", str(tiny_folder))
     assert url, output(proc)
     yield proc, url
@@ -185,6 +186,6 @@ def app_process(tiny_folder):
     proc.wait(timeout=30)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def app_url(app_process):
     return app_process[1]
