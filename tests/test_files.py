@@ -72,6 +72,6 @@ def test_volume_errors_name_the_volume(tmp_path):
 
 
 def test_output_names_come_from_the_input():
-    assert input_stem("/tmp/x/My Scan (2).nii.gz") == "My_Scan_2"
+    assert input_stem("uploads/My Scan (2).nii.gz") == "My_Scan_2"
     assert input_stem("slice.PNG") == "slice" and input_stem(None) == "image"
     assert safe_stem("../../etc/passwd") == "etc_passwd" and safe_stem("") == "image"
