@@ -193,14 +193,16 @@ def main(argv=None) -> int:
     data = Path(args.data)
     references = None
     limit = 6 if args.quick else None
+    calibrating = "calibration" in sets
     #: Held-out pairs of the right contrast and training images of both, for the input checks.
     calib_pairs, calib_images, calib_names = [], {"t1": [], "t2": []}, []
     if (data / "PAIRS.csv").is_file():
         held, references, held_files = load_pairs_dataset(data, holdout_names)
         held = first(held)
         calib_pairs += held
-        for key, images in training_images(data, held_files, limit=limit).items():
-            calib_images[key] += images
+        if calibrating:
+            for key, images in training_images(data, held_files, limit=limit).items():
+                calib_images[key] += images
         calib_names.append(f"{len(held)} held-out pairs of {data.name}")
         if "holdout" in sets:
             emit(set="holdout", method="pairs", pairs=[n for n, _, _ in held])
@@ -237,20 +239,20 @@ def main(argv=None) -> int:
                 calib_pairs += held_real
                 calib_names.append(f"{len(held_real)} slices of held-out subject(s) {', '.join(real_subjects)} "
                                    f"of {real_dir.name}")
-                if trained_on_real:
+                if trained_on_real and calibrating:
                     for key, images in training_images(real_dir, set(), real_subjects, limit).items():
                         calib_images[key] += images
                 evaluate_set("real", held_real, translator, real_refs or references, figures)
                 contrast_fidelity("real", held_real, translator)
         else:
             emit(set="real", skipped="real-t1t2 not found")
-    brats = first(load_brats(Path(args.brats)))
+    brats = first(load_brats(Path(args.brats))) if {"brats", "calibration"} & set(sets) else []
     if "brats" in sets:
         if brats:
             evaluate_set("brats", brats, translator, references, figures)
         else:
             emit(set="brats", skipped="BraTS pairs not found")
-    if "calibration" in sets and calib_pairs and calib_images["t1"] and calib_images["t2"]:
+    if calibrating and calib_pairs and calib_images["t1"] and calib_images["t2"]:
         calibrate(translator, calib_pairs, calib_images, brats, "; ".join(calib_names))
     return 0
 

@@ -75,7 +75,7 @@ def fit_contrast_check(t1_images: Iterable, t2_images: Iterable, steps: int = 40
         bias -= learning_rate * float(grad.mean())
     check = {"features": list(FEATURES), "mean": mean.tolist(), "scale": scale.tolist(),
              "weights": weights.tolist(), "bias": bias, "fitted_on": {"t1": n_t1, "t2": len(x) - n_t1}}
-    check["accuracy"] = {"training": contrast_accuracy(check, x_features=(x, y))}
+    check["accuracy"] = {"training": _accuracy(check, x, y)}
     return check
 
 
@@ -91,17 +91,17 @@ def t2_probability(check: Mapping, image01: np.ndarray) -> float:
     return float(1.0 / (1.0 + np.exp(-_logit(check, contrast_features(image01)))))
 
 
-def contrast_accuracy(check: Mapping, t1_images=(), t2_images=(), x_features=None) -> float:
+def contrast_accuracy(check: Mapping, t1_images=(), t2_images=()) -> float:
     """Fraction of images whose contrast the check names rightly."""
-    if x_features is None:
-        t1_images, t2_images = list(t1_images), list(t2_images)
-        x = np.array([contrast_features(i) for i in t1_images + t2_images])
-        y = np.r_[np.zeros(len(t1_images)), np.ones(len(t2_images))]
-    else:
-        x, y = x_features
-    if len(x) == 0:
+    t1_images, t2_images = list(t1_images), list(t2_images)
+    x = np.array([contrast_features(i) for i in t1_images + t2_images])
+    return _accuracy(check, x, np.r_[np.zeros(len(t1_images)), np.ones(len(t2_images))])
+
+
+def _accuracy(check: Mapping, features: np.ndarray, is_t2: np.ndarray) -> float:
+    if len(features) == 0:
         return float("nan")
-    return round(float(np.mean((_logit(check, x) > 0) == (y > 0.5))), 4)
+    return round(float(np.mean((_logit(check, features) > 0) == (is_t2 > 0.5))), 4)
 
 
 def mean_cycle_error(source: np.ndarray, reconstruction: np.ndarray) -> float:

@@ -166,19 +166,24 @@ class OutputFolder:
 
 #: Planes of a volume and the anatomical axis each one is normal to (nibabel axis codes).
 PLANES = {"axial": ("S", "I"), "coronal": ("A", "P"), "sagittal": ("R", "L")}
-_RAS = (("R", "L"), ("A", "P"), ("S", "I"))
+#: The axis normal to each plane once a volume is reoriented to RAS.
+_RAS_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}
 
 
 def volume_name(path) -> str:
     return Path(str(path)).name if path else "the volume"
 
 
+def _check_plane(plane: str) -> None:
+    if plane not in PLANES:
+        raise InputImageError(f"plane must be one of {', '.join(PLANES)}, got {plane!r}")
+
+
 def plane_axis(affine, plane: str) -> int:
     """The voxel axis normal to ``plane`` ("axial", "coronal", "sagittal") by the header's affine."""
     import nibabel as nib
 
-    if plane not in PLANES:
-        raise InputImageError(f"plane must be one of {', '.join(PLANES)}, got {plane!r}")
+    _check_plane(plane)
     codes = nib.aff2axcodes(affine)
     for axis, code in enumerate(codes):
         if code in PLANES[plane]:
@@ -204,8 +209,7 @@ def read_volume(path, plane: str = "axial", max_slices: int = MAX_SLICES):
     import nibabel as nib
     import nibabel.orientations as orient
 
-    if plane not in PLANES:
-        raise InputImageError(f"plane must be one of {', '.join(PLANES)}, got {plane!r}")
+    _check_plane(plane)  # before the file is read
     if path is None:
         raise InputImageError("no volume was uploaded")
     label = volume_name(path)
@@ -235,7 +239,7 @@ def read_volume(path, plane: str = "axial", max_slices: int = MAX_SLICES):
         raise InputImageError(f"the volume {label} contains NaN or infinite values")
     _, to_ras = _to_ras(image)
     ras = orient.apply_orientation(data, to_ras)
-    ras_axis = {"sagittal": 0, "coronal": 1, "axial": 2}[plane]
+    ras_axis = _RAS_AXIS[plane]
     in_plane = [a for a in range(3) if a != ras_axis]
     sizes = [ras.shape[a] for a in in_plane]
     if min(sizes) < 32:
@@ -254,7 +258,7 @@ def write_volume_like(image, slices, plane: str, path) -> Path:
     import nibabel as nib
     import nibabel.orientations as orient
 
-    ras_axis = {"sagittal": 0, "coronal": 1, "axial": 2}[plane]
+    ras_axis = _RAS_AXIS[plane]
     ras = np.moveaxis(np.stack([np.flipud(s).T for s in slices]), 0, ras_axis)
     ornt, to_ras = _to_ras(image)
     back = orient.ornt_transform(orient.axcodes2ornt(("R", "A", "S")), ornt)
