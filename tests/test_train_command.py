@@ -181,14 +181,22 @@ def test_users_dataset_few_steps_with_holdout(tmp_path):
     assert len(json.loads((out / "holdout_pairs.json").read_text())) == 6
 
 
-def test_data_parallel_on_two_host_devices_jax(tmp_path, data_zip):
+def test_data_parallel_on_two_host_devices_jax_without_tensorflow(tmp_path, data_zip):
+    """A JAX-only install (a GPU machine, say) trains too: TensorFlow is made unimportable here."""
     pytest.importorskip("jax")
     out = tmp_path / "run"
-    env = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    blocker = tmp_path / "no_tensorflow"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['tensorflow'] = None\n")
+    env = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+           "PYTHONPATH": f"{blocker}{os.pathsep}{ROOT}"}
     proc = run_train(*tiny_args(data_zip, out, "--epochs", "1", "--batch-size", "2"), env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "(jax, 2 device(s))" in proc.stderr
+    assert "no TensorBoard logs: they are written through tensorflow, which is not installed" in proc.stderr
+    assert not (out / "logs").exists()
     assert json.loads((out / "config.json").read_text())["training"]["devices"] == 2
+    assert (out / "history.csv").is_file()
 
 
 def test_init_from_copies_generators(tiny_folder, tiny_gan, tiny_config):

@@ -214,6 +214,20 @@ def _init_generators(model, source) -> None:
     log.info("generators initialised from %s", source)
 
 
+def tensorboard_callbacks(logs: Path) -> list:
+    """Keras's TensorBoard callback, where it can run: it writes through TensorFlow, which a JAX-only
+    install (a GPU machine, say) may lack. Without it the curves stay in history.csv and progress.json."""
+    import importlib.util
+
+    import keras
+
+    if importlib.util.find_spec("tensorflow") is None:
+        log.info("no TensorBoard logs: they are written through tensorflow, which is not installed "
+                 "(history.csv and progress.json keep the curves)")
+        return []
+    return [keras.callbacks.TensorBoard(str(logs), write_graph=False)]
+
+
 def _process_index() -> int:
     """This host's index in a multi-host run (0 otherwise): each host draws its own batches."""
     import keras
@@ -363,7 +377,7 @@ def _run(args, argv) -> int:
         samples,
         progress,
         keras.callbacks.CSVLogger(str(output / "history.csv"), append=True),
-        keras.callbacks.TensorBoard(str(output / "logs"), write_graph=False),
+        *tensorboard_callbacks(output / "logs"),
         cb.EveryNEpochs(run.save_every, export),
     ]
     if run.push_to_hub and run.push_every:
