@@ -16,7 +16,10 @@ Methods: the model, the model on inputs with another contrast (``gamma``: the he
 intensities raised to each of GAMMAS, as another scanner or sequence would weight the tissues), and
 the baselines ``identity`` (the input itself), ``inversion`` (1 - input
 inside the head) and ``histmatch`` (the input's histogram matched to a training image of the target
-contrast). Metrics: SSIM, PSNR (dB) and MAE inside the head mask on [0, 1] intensities.
+contrast). Metrics: SSIM, PSNR (dB) and MAE inside the head mask on [0, 1] intensities. The
+``edge`` rows check the head's (or brain's) edge: the error in a band just inside it against the
+rest of the head, and what the model draws just outside it, on inputs as given, skull-stripped
+and as 16-bit integers (``cyclegan.evaluation.edge_artefacts``).
 """
 
 from __future__ import annotations
@@ -159,6 +162,11 @@ def gamma_sweep(name, pairs, translator, gammas=evaluation.GAMMAS):
         emit(**row)
 
 
+def edge_check(name, pairs, translator, inputs=evaluation.EDGE_INPUTS):
+    for row in evaluation.edge_artefacts(name, pairs, translator, inputs):
+        emit(**row)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="model folder or Hub repo (default: the shipped model)")
@@ -209,6 +217,7 @@ def main(argv=None) -> int:
             evaluate_set("holdout", held, translator, references, figures)
             contrast_fidelity("holdout", held, translator)
             gamma_sweep("holdout", held, translator, gammas)
+            edge_check("holdout", held, translator)
     else:
         emit(set="holdout", skipped="users' data set not found")
     if "phantom" in sets:
@@ -224,6 +233,7 @@ def main(argv=None) -> int:
                 references = {"t1": t1, "t2": t2}
             evaluate_set("phantom", phantom, translator, references, figures)
             contrast_fidelity("phantom", phantom, translator)
+            edge_check("phantom", phantom, translator, ("as_given", "16bit"))  # brain only already
     if references is None:
         return 0
     if "real" in sets:
@@ -244,12 +254,14 @@ def main(argv=None) -> int:
                         calib_images[key] += images
                 evaluate_set("real", held_real, translator, real_refs or references, figures)
                 contrast_fidelity("real", held_real, translator)
+                edge_check("real", held_real, translator, ("as_given", "16bit"))  # skull-stripped already
         else:
             emit(set="real", skipped="real-t1t2 not found")
     brats = first(load_brats(Path(args.brats))) if {"brats", "calibration"} & set(sets) else []
     if "brats" in sets:
         if brats:
             evaluate_set("brats", brats, translator, references, figures)
+            edge_check("brats", brats, translator, ("as_given", "16bit"))  # skull-stripped already
         else:
             emit(set="brats", skipped="BraTS pairs not found")
     if calibrating and calib_pairs and calib_images["t1"] and calib_images["t2"]:

@@ -10,8 +10,10 @@ named one way: ``<set>_<direction>_<metric>`` (see :func:`rows_to_metrics`).
   an image of the target contrast;
 - :func:`segment`, :func:`in_tissue_order`: CSF / grey / white matter classes and
   whether a translation orders them as the target contrast demands;
-- :func:`evaluate_set`, :func:`tissue_order`, :func:`gamma_sweep`: report rows
-  (one dict per result) for a set of pairs.
+- :func:`edge_metrics`: error at the head's edge against its core, and what a
+  translation puts just outside the head;
+- :func:`evaluate_set`, :func:`tissue_order`, :func:`gamma_sweep`,
+  :func:`edge_artefacts`: report rows (one dict per result) for a set of pairs.
 
 NumPy, SciPy and scikit-image only; the translator is anything with
 ``translate(image, direction)`` and ``translate_with_cycle(image, direction)``
@@ -207,6 +209,95 @@ def gamma_sweep(name: str, pairs: Iterable, translator, gammas=GAMMAS) -> list[d
                                              head_mask(truth, source)))
             rows.append(dict(set=name, direction=direction, method="gamma", gamma=gamma, n=len(values),
                              **{k: round(v, 4) for k, v in mean_metrics(values).items()}))
+    return rows
+
+
+#: Width in pixels of the bands either side of the head's edge that :func:`edge_metrics` compares.
+EDGE_BAND = 3
+#: Inputs of the edge check: the images as given, skull-stripped (both images of a pair cut to
+#: the brain mask of its T1, :func:`cyclegan.augment.brain_mask`) and as 16-bit integers.
+EDGE_INPUTS = ("as_given", "skull_stripped", "16bit")
+
+
+def edge_bands(mask: np.ndarray, width: int = EDGE_BAND) -> tuple:
+    """(the ``width`` pixels just inside the edge of ``mask``, the ``width`` pixels just outside
+    it, the rest inside)."""
+    core = ndimage.binary_erosion(mask, iterations=width)
+    outside = ndimage.binary_dilation(mask, iterations=width) & ~mask
+    return mask & ~core, outside, core
+
+
+def edge_metrics(prediction: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dict:
+    """How a translation behaves at the edge of the head (or brain) ``mask``.
+
+    ``edge_mae`` is the error in the band just inside the edge, ``core_mae`` the error in the rest
+    of the head; ``halo`` is the mean translation in the band just outside (background, where the
+    truth is about 0: ``halo_truth``). A rim or halo artefact raises ``edge_mae`` and ``halo``.
+    """
+    inside, outside, core = edge_bands(mask)
+    if not inside.any() or not core.any() or not outside.any():
+        raise ValueError("the mask is too small or touches the image border")
+    error = np.abs(np.asarray(prediction, np.float64) - truth)
+    return {"edge_mae": float(error[inside].mean()), "core_mae": float(error[core].mean()),
+            "halo": float(np.asarray(prediction)[outside].mean()), "halo_truth": float(truth[outside].mean())}
+
+
+def edge_artefacts(name: str, pairs: Iterable, translator, inputs=EDGE_INPUTS) -> list[dict]:
+    """:func:`edge_metrics` of the model on each input variant of :data:`EDGE_INPUTS`.
+
+    ``edge_ratio`` is the mean ``edge_mae`` over the mean ``core_mae`` (None where the core is
+    exact). ``skull_stripped`` cuts both
+    images of a pair to the brain mask of its T1 and sets each image's intensity window anew (as a
+    skull-stripped scan would have it); its ``with_skull_edge_mae`` is the error in the same band
+    when the model sees the whole head (its translation then cut to the brain the same way), so
+    that an edge artefact caused by the missing skull shows as ``edge_mae`` above it. Pairs whose T1
+    gives no trustworthy brain mask are left out. For ``16bit`` inputs (the [0, 1] image as 0-65535
+    integers) ``scale_max_diff`` is the largest difference inside the head from the translation
+    of the same image as floats: the model sees both through the same robust window.
+    """
+    from cyclegan.augment import brain_mask
+    from cyclegan.preprocessing import scale_intensities
+
+    def window(image):
+        return (scale_intensities(image)[0].astype(np.float64) + 1.0) / 2.0
+
+    pairs = list(pairs)
+    rows = []
+    for variant in inputs:
+        if variant not in EDGE_INPUTS:
+            raise ValueError(f"edge check inputs are {', '.join(EDGE_INPUTS)}, not {variant!r}")
+    for direction in DIRECTIONS:
+        for variant in inputs:
+            values, extra = [], []
+            for _, t1, t2 in pairs:
+                source, truth = source_and_target(direction, t1, t2)
+                if variant == "skull_stripped":
+                    brain = brain_mask(np.asarray(t1) * 2.0 - 1.0)
+                    if brain is None:
+                        continue
+                    whole = translator.translate(source, direction)
+                    source, truth = window(source * brain), window(truth * brain)
+                mask = head_mask(truth, source)
+                prediction = translator.translate(source, direction)
+                if variant == "skull_stripped":
+                    inside = edge_bands(mask)[0]
+                    extra.append(float(np.abs(window(whole * brain) - truth)[inside].mean()))
+                elif variant == "16bit":
+                    as_float = prediction
+                    prediction = translator.translate(np.round(source * 65535).astype(np.uint16), direction)
+                    extra.append(float(np.abs(prediction - as_float)[mask].max()))
+                values.append(edge_metrics(prediction, truth, mask))
+            if not values:
+                continue
+            means = {k: float(np.mean([v[k] for v in values])) for k in values[0]}
+            row = dict(set=name, direction=direction, method="edge", input=variant, n=len(values),
+                       **{k: round(v, 4) for k, v in means.items()},
+                       edge_ratio=round(means["edge_mae"] / means["core_mae"], 3) if means["core_mae"] > 1e-6 else None)
+            if variant == "skull_stripped":
+                row["with_skull_edge_mae"] = round(float(np.mean(extra)), 4)
+            elif variant == "16bit":
+                row["scale_max_diff"] = round(max(extra), 4)
+            rows.append(row)
     return rows
 
 

@@ -48,6 +48,13 @@ def test_quality_quick_reports_model_and_baselines():
     for row in phantom:
         if row["method"] == "model":
             assert row["n"] == 2 and -1 <= row["ssim"] <= 1 and row["psnr"] > 0
+    edges = {(r["direction"], r["input"]): r for r in phantom if r["method"] == "edge"}
+    assert set(edges) == {(d, v) for d in ("t1_to_t2", "t2_to_t1") for v in ("as_given", "16bit")}
+    for (direction, variant), row in edges.items():
+        assert row["n"] == 2 and row["edge_mae"] >= 0 and row["core_mae"] > 0
+        if variant == "16bit":  # the same slices as 16-bit integers translate the same
+            assert row["scale_max_diff"] < 0.01 and row["edge_mae"] == pytest.approx(
+                edges[direction, "as_given"]["edge_mae"], abs=0.002)
 
 
 def test_fuzz_quick_finds_no_failure():

@@ -74,3 +74,78 @@ def test_hist_match_takes_the_reference_distribution_and_keeps_the_order():
     out = evaluation.hist_match(source, reference, mask, mask)
     assert np.allclose(np.sort(out.ravel()), np.sort(reference.ravel()), atol=1e-9)
     assert (np.argsort(out.ravel()) == np.argsort(source.ravel())).all()
+
+
+def skull_head(size=96):
+    """A round head with skull: brain (white matter inside grey), a CSF rim, dark bone and a scalp."""
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    r = np.hypot(yy / 1.1, xx)
+    rings = [r < 12, r < 28, r < 30, r < 34, r < 40]
+    t1 = np.select(rings, [0.85, 0.65, 0.12, 0.04, 0.9], 0.0)
+    t2 = np.select(rings, [0.3, 0.45, 0.95, 0.04, 0.6], 0.0)
+    return t1, t2
+
+
+class RingTranslator:
+    """Knows the skull head's two contrasts (a lookup by intensity after its own robust window,
+    as the real translator windows its input) and can draw a bright rim just inside the head's
+    edge, or a halo just outside it."""
+
+    def __init__(self, rim=0.0, halo=0.0, window=True):
+        self.rim, self.halo, self.window = rim, halo, window
+
+    def translate(self, image, direction):
+        from cyclegan.preprocessing import scale_intensities
+
+        image = np.asarray(image, np.float64)
+        x = (scale_intensities(image)[0] + 1.0) / 2.0 if self.window else image
+        t1, t2 = skull_head()
+        source, target = (t1, t2) if direction == "t1_to_t2" else (t2, t1)
+        levels = np.unique(np.round(source / source.max(), 2))
+        lookup = {lv: float(target[np.round(source / source.max(), 2) == lv].mean()) for lv in levels}
+        nearest = levels[np.abs(x[..., None] - levels).argmin(-1)]
+        out = np.vectorize(lookup.get)(nearest).astype(np.float64)
+        head = evaluation.head_mask(x)
+        inside, outside, _ = evaluation.edge_bands(head)
+        return np.clip(out + self.rim * inside + self.halo * outside, 0, 1)
+
+
+def test_edge_bands_split_the_mask_and_its_surroundings():
+    mask = np.zeros((40, 40), bool)
+    mask[10:30, 12:28] = True
+    inside, outside, core = evaluation.edge_bands(mask, width=3)
+    assert not (inside & core).any() and ((inside | core) == mask).all()
+    assert not (outside & mask).any() and outside.sum() > 0
+    assert core.sum() == (20 - 6) * (16 - 6)  # 3 pixels off every side
+    assert outside[7, 20] and not outside[6, 20]
+
+
+def test_edge_metrics_see_a_rim_and_a_halo():
+    t1, t2 = skull_head()
+    mask = evaluation.head_mask(t1, t2)
+    clean = evaluation.edge_metrics(t2, t2, mask)
+    assert clean["edge_mae"] == 0 and clean["core_mae"] == 0 and clean["halo"] == clean["halo_truth"]
+    inside, outside, _ = evaluation.edge_bands(mask)
+    rim = evaluation.edge_metrics(np.clip(t2 + 0.3 * inside, 0, 1), t2, mask)
+    assert rim["edge_mae"] > 0.1 and rim["core_mae"] == 0 and rim["halo"] == clean["halo"]
+    halo = evaluation.edge_metrics(t2 + 0.2 * outside, t2, mask)
+    assert halo["halo"] == pytest.approx(clean["halo_truth"] + 0.2) and halo["edge_mae"] == 0
+
+
+def test_edge_artefacts_rows_flag_a_rim_stripping_and_scale():
+    t1, t2 = skull_head()
+    data = [("head", t1, t2)]
+    good = {(r["direction"], r["input"]): r for r in evaluation.edge_artefacts("toy", data, RingTranslator())}
+    assert set(good) == {(d, v) for d in evaluation.DIRECTIONS for v in evaluation.EDGE_INPUTS}
+    for direction in evaluation.DIRECTIONS:
+        assert good[direction, "16bit"]["scale_max_diff"] < 0.01  # the same image at another scale
+        assert good[direction, "as_given"]["edge_mae"] == 0 and good[direction, "as_given"]["edge_ratio"] is None
+        stripped = good[direction, "skull_stripped"]
+        assert stripped["n"] == 1 and "with_skull_edge_mae" in stripped
+    rimmed = {(r["direction"], r["input"]): r for r in evaluation.edge_artefacts("toy", data, RingTranslator(rim=0.4))}
+    for key, row in rimmed.items():
+        assert row["edge_mae"] > good[key]["edge_mae"] + 0.05 and row["core_mae"] == good[key]["core_mae"]
+    raw = evaluation.edge_artefacts("toy", data, RingTranslator(window=False), ("16bit",))
+    assert all(r["scale_max_diff"] > 0.5 for r in raw)  # a model that does not window 16-bit input fails
+    with pytest.raises(ValueError, match="edge check inputs"):
+        evaluation.edge_artefacts("toy", data, RingTranslator(), ("8bit",))
