@@ -117,3 +117,67 @@ class EveryNEpochs(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.every and (epoch + 1) % self.every == 0:
             self.action(epoch + 1)
+
+
+def unpaired_score(metrics: dict, name: str = "unpaired") -> tuple[float, float]:
+    """(mean tissue-order pass fraction of both directions, minus the mean cycle error): the larger
+    the better; how :class:`UnpairedCheck` ranks exports."""
+    order = [metrics.get(f"{name}_{d}_contrast_order_pass", 0.0) for d in ("t1_to_t2", "t2_to_t1")]
+    cycle = [metrics.get(f"{name}_{d}_cycle_mae", 1.0) for d in ("t1_to_t2", "t2_to_t1")]
+    return float(np.mean(order)), -float(np.mean(cycle))
+
+
+class UnpairedCheck(keras.callbacks.Callback):
+    """Checks the generators every ``every`` epochs on images of each contrast, with no pairs:
+    the tissue order of their translations and the round-trip error
+    (:func:`cyclegan.evaluation.unpaired_checks`). Each check is logged and appended to ``path``
+    (JSON lines); when one ranks best so far (:func:`unpaired_score`), ``on_best(epoch, metrics)``
+    runs (the train command exports that model to ``best/``). The best score survives a resume.
+    """
+
+    def __init__(self, every: int, images: dict, path, on_best=None, name: str = "unpaired"):
+        super().__init__()
+        self.every = every
+        self.images = images
+        self.path = Path(path)
+        self.on_best = on_best
+        self.name = name
+        self.best = None
+        if self.path.is_file():
+            for line in self.path.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if record.get("best"):
+                    self.best = tuple(record["score"])
+
+    def check(self) -> dict:
+        from cyclegan.evaluation import rows_to_metrics, unpaired_checks
+        from cyclegan.hub import float32_copy
+        from cyclegan.inference import Translator
+
+        config = self.model.model_config
+        translator = Translator(*(float32_copy(g, config, g.name) for g in self.model.generators),
+                                config=config, warmup=False)
+        return rows_to_metrics(unpaired_checks(self.name, self.images, translator))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.every or (epoch + 1) % self.every:
+            return
+        metrics = self.check()
+        score = unpaired_score(metrics, self.name)
+        best = self.best is None or score > self.best
+        log.info("epoch %d, checks without pairs: tissue order right on %.0f%% of T1 -> T2 and %.0f%% of "
+                 "T2 -> T1 translations, round-trip error %.3f / %.3f%s", epoch + 1,
+                 100 * metrics.get(f"{self.name}_t1_to_t2_contrast_order_pass", 0),
+                 100 * metrics.get(f"{self.name}_t2_to_t1_contrast_order_pass", 0),
+                 metrics.get(f"{self.name}_t1_to_t2_cycle_mae", float("nan")),
+                 metrics.get(f"{self.name}_t2_to_t1_cycle_mae", float("nan")),
+                 " (best so far)" if best else "")
+        with self.path.open("a") as f:
+            f.write(json.dumps({"epoch": epoch + 1, "metrics": metrics, "score": list(score), "best": best}) + "\n")
+        if best:
+            self.best = score
+            if self.on_best is not None:
+                self.on_best(epoch + 1, metrics)

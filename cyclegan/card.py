@@ -54,6 +54,7 @@ SET_TITLES = {
     "real": "Held-out real patients (whole subjects never seen in training)",
     "phantom": "The project's spin-echo phantom (paired, skull-stripped)",
     "brats": "Real co-registered BraTS slices (tumour patients; evaluation only)",
+    "unpaired": "Training images, checks that need no pairs (tissue order from the physics of T1 and T2)",
 }
 _KEY = re.compile(r"^(?P<set>[a-z0-9_]+?)_(?P<direction>t1_to_t2|t2_to_t1)_(?P<metric>[a-z0-9_.]+)$")
 _ARROW = {"t1_to_t2": "T1 → T2", "t2_to_t1": "T2 → T1"}

@@ -13,7 +13,9 @@ named one way: ``<set>_<direction>_<metric>`` (see :func:`rows_to_metrics`).
 - :func:`edge_metrics`: error at the head's edge against its core, and what a
   translation puts just outside the head;
 - :func:`evaluate_set`, :func:`tissue_order`, :func:`gamma_sweep`,
-  :func:`edge_artefacts`: report rows (one dict per result) for a set of pairs.
+  :func:`edge_artefacts`: report rows (one dict per result) for a set of pairs;
+  :func:`unpaired_checks`: rows that need no pairs at all (the train command's
+  check of each export on unpaired data).
 
 NumPy, SciPy and scikit-image only; the translator is anything with
 ``translate(image, direction)`` and ``translate_with_cycle(image, direction)``
@@ -190,6 +192,38 @@ def tissue_order(name: str, pairs: Iterable, translator) -> list[dict]:
                          target_pass_fraction=round(truth_passed / max(len(pairs), 1), 4),
                          translated_csf_gm_wm=[round(float(x), 4) for x in np.mean(class_means, axis=0)],
                          real_target_csf_gm_wm=[round(float(x), 4) for x in np.mean(truth_means, axis=0)]))
+    return rows
+
+
+def unpaired_checks(name: str, images: dict, translator) -> list[dict]:
+    """Rows that need no pairs, so that a run on unpaired data can be checked as it trains.
+
+    ``images`` holds images of each contrast (``{"t1": [...], "t2": [...]}``, [0, 1]). For each
+    direction: how often a translation orders CSF / grey / white matter as the physics of the
+    target contrast demands (:func:`in_tissue_order` on the classes of the input,
+    :func:`tissue_classes`), and the mean round-trip error inside the head. A CycleGAN that keeps
+    the input's contrast (the unpaired failure) scores 0 on the first, however low its cycle error.
+    """
+    rows = []
+    for direction in DIRECTIONS:
+        sources = list(images.get(direction[:2]) or [])
+        if not sources:
+            continue
+        passed, cycle, class_means = 0, [], []
+        for source in sources:
+            source = np.asarray(source, np.float64)
+            mask = head_mask(source)
+            seg = tissue_classes(direction, source, mask)
+            prediction, back = translator.translate_with_cycle(source, direction)
+            means = [float(prediction[seg == k].mean()) if (seg == k).any() else 0.0 for k in (1, 2, 3)]
+            passed += in_tissue_order(direction, means)
+            class_means.append(means)
+            cycle.append(float(np.mean(np.abs(back - source)[mask])))
+        rows.append(dict(set=name, direction=direction, method="contrast_order", n=len(sources),
+                         pass_fraction=round(passed / len(sources), 4),
+                         translated_csf_gm_wm=[round(float(x), 4) for x in np.mean(class_means, axis=0)]))
+        rows.append(dict(set=name, direction=direction, method="cycle", n=len(sources),
+                         cycle_mae=round(float(np.mean(cycle)), 4)))
     return rows
 
 

@@ -149,3 +149,36 @@ def test_edge_artefacts_rows_flag_a_rim_stripping_and_scale():
     assert all(r["scale_max_diff"] > 0.5 for r in raw)  # a model that does not window 16-bit input fails
     with pytest.raises(ValueError, match="edge check inputs"):
         evaluation.edge_artefacts("toy", data, RingTranslator(), ("8bit",))
+
+
+class Rule:
+    """A 'translator' by rule: ``invert`` flips intensities inside the head (the tissue order of
+    the other contrast), otherwise it returns its input (keeps the input's contrast)."""
+
+    def __init__(self, invert):
+        self.invert = invert
+
+    def translate(self, image, direction):
+        image = np.asarray(image, np.float64)
+        return np.where(evaluation.head_mask(image), 1.0 - image, 0.0) if self.invert else image
+
+    def translate_with_cycle(self, image, direction):
+        out = self.translate(image, direction)
+        return out, self.translate(out, direction)
+
+
+def test_unpaired_checks_need_no_pairs_and_see_a_kept_contrast():
+    from conftest import ellipse_pairs
+
+    heads = ellipse_pairs(4)
+    images = {"t1": [t1 for _, t1, _ in heads], "t2": [t2 for _, _, t2 in heads[:3]]}
+    right = {(r["direction"], r["method"]): r for r in evaluation.unpaired_checks("u", images, Rule(True))}
+    kept = {(r["direction"], r["method"]): r for r in evaluation.unpaired_checks("u", images, Rule(False))}
+    for direction, n in (("t1_to_t2", 4), ("t2_to_t1", 3)):
+        assert right[direction, "contrast_order"]["pass_fraction"] == 1.0
+        assert right[direction, "contrast_order"]["n"] == n
+        assert kept[direction, "contrast_order"]["pass_fraction"] == 0.0  # the unpaired failure
+        assert kept[direction, "cycle"]["cycle_mae"] == 0.0  # ... however good its cycle
+    metrics = evaluation.rows_to_metrics(evaluation.unpaired_checks("u", {"t1": images["t1"]}, Rule(True)))
+    assert metrics == {"u_t1_to_t2_contrast_order_pass": 1.0,
+                       "u_t1_to_t2_cycle_mae": right["t1_to_t2", "cycle"]["cycle_mae"]}

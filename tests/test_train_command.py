@@ -75,6 +75,19 @@ def test_full_run_then_load(tmp_path, data_zip):
     rows = list(csv.DictReader(open(out / "history.csv")))
     assert [r["epoch"] for r in rows] == ["0", "1"]
     assert all(np.isfinite(float(rows[-1][k])) for k in ("gen_loss", "disc_loss", "cycle_t1"))
+    # Every export is checked without pairs; the best-checked one is kept in best/.
+    checks = [json.loads(line) for line in (out / "checks.jsonl").read_text().splitlines()]
+    assert [c["epoch"] for c in checks] == [1, 2] and checks[0]["best"]
+    for check in checks:
+        for direction in ("t1_to_t2", "t2_to_t1"):
+            assert 0 <= check["metrics"][f"unpaired_{direction}_contrast_order_pass"] <= 1
+            assert check["metrics"][f"unpaired_{direction}_cycle_mae"] > 0
+    assert proc.stderr.count("checks without pairs: tissue order right on") == 2
+    best_epoch = max(c["epoch"] for c in checks if c["best"])
+    best = json.loads((out / "best" / "config.json").read_text())
+    assert best["training"]["epochs_done"] == best_epoch and "ranked best" in best["training"]["note"]
+    assert set(best["metrics"]) >= {"unpaired_t1_to_t2_contrast_order_pass", "unpaired_t2_to_t1_cycle_mae"}
+    assert load_generators(out / "best").t2_to_t1(image).shape == (181, 217)
 
 
 def test_kill_9_then_resume(tmp_path, data_zip):
@@ -127,6 +140,7 @@ def test_other_config_in_same_output_is_refused(tmp_path, data_zip):
     (["--contrast", "2"], "contrast must be between"),
     (["--image-size", "30"], "image_size must be"),
     (["--push-to-hub", "../evil"], "owner/name"),
+    (["--check-images", "-1"], "check-images must be 0 or more"),
     (["--holdout-pairs", "missing.csv"], "cannot read the pairs file"),
 ])
 def test_bad_options_give_clear_errors(tmp_path, data_zip, extra, message):
@@ -333,3 +347,19 @@ def test_a_run_started_before_a_default_changed_resumes_with_its_recorded_value(
     # An option given on the command line is never overridden: a different value is another run.
     other = run_train(*args[:-2], "--epochs", "1", "--identity-weight", "0")
     assert other.returncode == 2 and "train_config.identity_weight: 0.5 -> 0.0" in other.stderr
+
+
+def test_unpaired_check_ranks_by_tissue_order_then_cycle_and_survives_a_resume(tmp_path):
+    from cyclegan.callbacks import UnpairedCheck, unpaired_score
+
+    def metrics(order, cycle):
+        return {f"unpaired_{d}_{k}": v for d in ("t1_to_t2", "t2_to_t1")
+                for k, v in (("contrast_order_pass", order), ("cycle_mae", cycle))}
+
+    assert unpaired_score(metrics(1.0, 0.2)) > unpaired_score(metrics(0.5, 0.01))  # order first
+    assert unpaired_score(metrics(1.0, 0.05)) > unpaired_score(metrics(1.0, 0.2))  # then the cycle
+    path = tmp_path / "checks.jsonl"
+    path.write_text(json.dumps({"epoch": 5, "score": [1.0, -0.05], "best": True}) + "\n"
+                    + json.dumps({"epoch": 10, "score": [0.5, -0.01], "best": False}) + "\nnot json\n")
+    assert UnpairedCheck(5, {}, path).best == (1.0, -0.05)
+    assert UnpairedCheck(5, {}, tmp_path / "none.jsonl").best is None

@@ -43,11 +43,21 @@ class RunOptions:
     multi_host: bool = option(False, "join a multi-host JAX run (keras.distribution.initialize; reads "
                               "KERAS_DISTRIBUTION_JOB_ADDRESSES, _NUM_PROCESSES, _PROCESS_ID)")
     save_every: int = option(5, "export the model folder every N epochs")
+    check_images: int = option(8, "images of each contrast (spread over the training images) checked at every "
+                               "export without pairs: the tissue order of their translations and the round-trip "
+                               "error; the best-checked export is kept in best/ (0: no checks)")
     verbose: int = option(1, "0 silent, 1 progress bar, 2 one line per epoch", choices=[0, 1, 2])
     push_to_hub: str | None = option(None, "push the model to this Hub repo at the end (token: HF_TOKEN or the "
                                      "saved login)", item=str, metavar="USER/REPO")
     push_every: int = option(0, "also push every N epochs (0: only at the end)")
     private: bool = option(False, "create the Hub repo as private")
+
+    def __post_init__(self):
+        from cyclegan.errors import ConfigError
+
+        for name in ("save_every", "push_every", "check_images"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
 
 
 #: Argument groups of the command line, each built from one dataclass's fields.
@@ -214,6 +224,17 @@ def _init_generators(model, source) -> None:
     log.info("generators initialised from %s", source)
 
 
+def check_images(train: dict, count: int) -> dict:
+    """``count`` training images of each contrast, spread evenly over the file order, in [0, 1]:
+    what :class:`cyclegan.callbacks.UnpairedCheck` translates at every export."""
+    out = {}
+    for domain, slices in train.items():
+        step = max(len(slices) / max(count, 1), 1.0)
+        picked = [slices[int(i * step)] for i in range(min(count, len(slices)))]
+        out[domain] = [(np.asarray(s.image, np.float64) + 1.0) / 2.0 for s in picked]
+    return out
+
+
 def tensorboard_callbacks(logs: Path) -> list:
     """Keras's TensorBoard callback, where it can run: it writes through TensorFlow, which a JAX-only
     install (a GPU machine, say) may lack. Without it the curves stay in history.csv and progress.json."""
@@ -344,7 +365,7 @@ def _run(args, argv) -> int:
     samples = cb.SampleGrid(output / "samples", pick("t1"), pick("t2"))
     progress = cb.Progress(output / "progress.json")
 
-    def export(epoch: int, metrics=None) -> Path:
+    def export(epoch: int, metrics=None, dest: Path = output, note: str | None = None) -> Path:
         training = {
             "command": command,
             "epochs_done": epoch,
@@ -357,7 +378,13 @@ def _run(args, argv) -> int:
         }
         if run.init_from:
             training["init_from"] = run.init_from
-        return save_pretrained(model, output, model_config, metrics, samples.latest,
+        if note:
+            training["note"] = note
+        held_out = output / "holdout_pairs.json"
+        if dest != output and held_out.is_file():  # beside the model, as in the run folder
+            dest.mkdir(parents=True, exist_ok=True)
+            (dest / held_out.name).write_text(held_out.read_text())
+        return save_pretrained(model, dest, model_config, metrics, samples.latest,
                                train_config=train_config, training=training)
 
     def push(epoch: int) -> bool:
@@ -380,6 +407,12 @@ def _run(args, argv) -> int:
         *tensorboard_callbacks(output / "logs"),
         cb.EveryNEpochs(run.save_every, export),
     ]
+    if run.check_images and run.save_every:
+        callbacks.insert(-1, cb.UnpairedCheck(
+            run.save_every, check_images(split.train, run.check_images), output / "checks.jsonl",
+            on_best=lambda epoch, metrics: export(epoch, metrics, output / "best", note=(
+                f"the export of epoch {epoch}, kept because its checks without pairs ranked best so far "
+                "(tissue order of the translations, then round-trip error; see checks.jsonl)"))))
     if run.push_to_hub and run.push_every:
         callbacks.append(cb.EveryNEpochs(run.push_every, lambda e: (export(e), push(e))))
     log.info("training %s on %s (%s, %d device(s)) into %s", run.preset, " + ".join(datasets),
