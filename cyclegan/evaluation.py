@@ -280,12 +280,12 @@ def edge_artefacts(name: str, pairs: Iterable, translator, inputs=EDGE_INPUTS) -
     """:func:`edge_metrics` of the model on each input variant of :data:`EDGE_INPUTS`.
 
     ``edge_ratio`` is the mean ``edge_mae`` over the mean ``core_mae`` (None where the core is
-    exact). ``skull_stripped`` cuts both
-    images of a pair to the brain mask of its T1 and sets each image's intensity window anew (as a
-    skull-stripped scan would have it); its ``with_skull_edge_mae`` is the error in the same band
-    when the model sees the whole head (its translation then cut to the brain the same way), so
-    that an edge artefact caused by the missing skull shows as ``edge_mae`` above it. Pairs whose T1
-    gives no trustworthy brain mask are left out. For ``16bit`` inputs (the [0, 1] image as 0-65535
+    exact). ``skull_stripped`` cuts both images of a pair to the brain mask of its T1 and sets
+    each image's intensity window anew (as a skull-stripped scan would have it); its
+    ``with_skull_edge_mae`` is the error in the same band when the model sees the whole head (its
+    translation then cut to the brain the same way), so that an edge artefact caused by the
+    missing skull shows as ``edge_mae`` above it. Pairs whose T1 gives no trustworthy brain mask
+    are left out. For ``16bit`` inputs (the [0, 1] image as 0-65535
     integers) ``scale_max_diff`` is the largest difference inside the head from the translation
     of the same image as floats: the model sees both through the same robust window.
     """
@@ -324,9 +324,10 @@ def edge_artefacts(name: str, pairs: Iterable, translator, inputs=EDGE_INPUTS) -
             if not values:
                 continue
             means = {k: float(np.mean([v[k] for v in values])) for k in values[0]}
+            ratio = means["edge_mae"] / means["core_mae"] if means["core_mae"] > 1e-6 else None
             row = dict(set=name, direction=direction, method="edge", input=variant, n=len(values),
                        **{k: round(v, 4) for k, v in means.items()},
-                       edge_ratio=round(means["edge_mae"] / means["core_mae"], 3) if means["core_mae"] > 1e-6 else None)
+                       edge_ratio=round(ratio, 3) if ratio is not None else None)
             if variant == "skull_stripped":
                 row["with_skull_edge_mae"] = round(float(np.mean(extra)), 4)
             elif variant == "16bit":
