@@ -119,6 +119,15 @@ class EveryNEpochs(keras.callbacks.Callback):
             self.action(epoch + 1)
 
 
+def translator_of(model):
+    """A float32 :class:`cyclegan.inference.Translator` of a training model's current generators."""
+    from cyclegan.hub import float32_copy
+    from cyclegan.inference import Translator
+
+    config = model.model_config
+    return Translator(*(float32_copy(g, config, g.name) for g in model.generators), config=config, warmup=False)
+
+
 def unpaired_score(metrics: dict, name: str = "unpaired") -> tuple[float, float]:
     """(mean tissue-order pass fraction of both directions, minus the mean cycle error): the larger
     the better; how :class:`UnpairedCheck` ranks exports."""
@@ -154,13 +163,8 @@ class UnpairedCheck(keras.callbacks.Callback):
 
     def check(self) -> dict:
         from cyclegan.evaluation import rows_to_metrics, unpaired_checks
-        from cyclegan.hub import float32_copy
-        from cyclegan.inference import Translator
 
-        config = self.model.model_config
-        translator = Translator(*(float32_copy(g, config, g.name) for g in self.model.generators),
-                                config=config, warmup=False)
-        return rows_to_metrics(unpaired_checks(self.name, self.images, translator))
+        return rows_to_metrics(unpaired_checks(self.name, self.images, translator_of(self.model)))
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.every or (epoch + 1) % self.every:

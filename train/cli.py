@@ -264,12 +264,10 @@ def _evaluate_holdout(model, pairs, sources=()) -> dict:
     """Metrics of both directions on held-out pairs, as ``benchmarks/quality.py`` computes
     and names them: ``holdout_<direction>_<metric>`` over every held-out pair and, when
     they come from several data sets, ``holdout_<data set>_<direction>_<metric>`` each."""
+    from cyclegan.callbacks import translator_of
     from cyclegan.evaluation import evaluate_set, rows_to_metrics
-    from cyclegan.hub import float32_copy
-    from cyclegan.inference import Translator
 
-    translator = Translator(*(float32_copy(g, model.model_config, g.name) for g in model.generators),
-                            config=model.model_config, warmup=False)
+    translator = translator_of(model)
     unit = lambda image: (np.asarray(image, np.float64) + 1.0) / 2.0  # noqa: E731
     groups = {"holdout": pairs}
     by_source = {}
