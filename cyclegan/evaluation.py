@@ -301,37 +301,40 @@ def edge_artefacts(name: str, pairs: Iterable, translator, inputs=EDGE_INPUTS) -
         if variant not in EDGE_INPUTS:
             raise ValueError(f"edge check inputs are {', '.join(EDGE_INPUTS)}, not {variant!r}")
     for direction in DIRECTIONS:
+        values = {variant: [] for variant in inputs}
+        extra = {variant: [] for variant in inputs}
+        for _, t1, t2 in pairs:
+            source, truth = source_and_target(direction, t1, t2)
+            mask = head_mask(truth, source)
+            plain = translator.translate(source, direction)  # the input as given, translated once
+            if "as_given" in inputs:
+                values["as_given"].append(edge_metrics(plain, truth, mask))
+            if "16bit" in inputs:
+                raw = translator.translate(np.round(source * 65535).astype(np.uint16), direction)
+                extra["16bit"].append(float(np.abs(raw - plain)[mask].max()))
+                values["16bit"].append(edge_metrics(raw, truth, mask))
+            if "skull_stripped" in inputs:
+                brain = brain_mask(np.asarray(t1) * 2.0 - 1.0)
+                if brain is None:
+                    continue
+                stripped, stripped_truth = window(source * brain), window(truth * brain)
+                brain_edge = head_mask(stripped_truth, stripped)
+                extra["skull_stripped"].append(float(
+                    np.abs(window(plain * brain) - stripped_truth)[edge_bands(brain_edge)[0]].mean()))
+                values["skull_stripped"].append(edge_metrics(
+                    translator.translate(stripped, direction), stripped_truth, brain_edge))
         for variant in inputs:
-            values, extra = [], []
-            for _, t1, t2 in pairs:
-                source, truth = source_and_target(direction, t1, t2)
-                if variant == "skull_stripped":
-                    brain = brain_mask(np.asarray(t1) * 2.0 - 1.0)
-                    if brain is None:
-                        continue
-                    whole = translator.translate(source, direction)
-                    source, truth = window(source * brain), window(truth * brain)
-                mask = head_mask(truth, source)
-                prediction = translator.translate(source, direction)
-                if variant == "skull_stripped":
-                    inside = edge_bands(mask)[0]
-                    extra.append(float(np.abs(window(whole * brain) - truth)[inside].mean()))
-                elif variant == "16bit":
-                    as_float = prediction
-                    prediction = translator.translate(np.round(source * 65535).astype(np.uint16), direction)
-                    extra.append(float(np.abs(prediction - as_float)[mask].max()))
-                values.append(edge_metrics(prediction, truth, mask))
-            if not values:
+            if not values[variant]:
                 continue
-            means = {k: float(np.mean([v[k] for v in values])) for k in values[0]}
+            means = {k: float(np.mean([v[k] for v in values[variant]])) for k in values[variant][0]}
             ratio = means["edge_mae"] / means["core_mae"] if means["core_mae"] > 1e-6 else None
-            row = dict(set=name, direction=direction, method="edge", input=variant, n=len(values),
+            row = dict(set=name, direction=direction, method="edge", input=variant, n=len(values[variant]),
                        **{k: round(v, 4) for k, v in means.items()},
                        edge_ratio=round(ratio, 3) if ratio is not None else None)
             if variant == "skull_stripped":
-                row["with_skull_edge_mae"] = round(float(np.mean(extra)), 4)
+                row["with_skull_edge_mae"] = round(float(np.mean(extra[variant])), 4)
             elif variant == "16bit":
-                row["scale_max_diff"] = round(max(extra), 4)
+                row["scale_max_diff"] = round(max(extra[variant]), 4)
             rows.append(row)
     return rows
 
