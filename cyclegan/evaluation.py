@@ -131,6 +131,12 @@ def tissue_classes(direction: str, source: np.ndarray, mask: np.ndarray) -> np.n
     return segment(source if direction == "t1_to_t2" else 1.0 - source, brain)
 
 
+def class_means(image: np.ndarray, classes: np.ndarray) -> list[float]:
+    """Mean of ``image`` in each of the CSF / GM / WM classes (1, 2, 3) of :func:`tissue_classes`;
+    0 for a class that is empty."""
+    return [float(image[classes == k].mean()) if (classes == k).any() else 0.0 for k in (1, 2, 3)]
+
+
 # -- report rows ------------------------------------------------------------------------------
 def evaluate_set(name: str, pairs: Iterable, translator, references: dict | None = None,
                  on_pair: Callable | None = None) -> list[dict]:
@@ -176,21 +182,20 @@ def tissue_order(name: str, pairs: Iterable, translator) -> list[dict]:
     pairs = list(pairs)
     rows = []
     for direction in DIRECTIONS:
-        passed, truth_passed, class_means, truth_means = 0, 0, [], []
+        passed, truth_passed, all_means, truth_means = 0, 0, [], []
         for _, t1, t2 in pairs:
             source, truth = source_and_target(direction, t1, t2)
             seg = tissue_classes(direction, source, head_mask(truth, source))
             prediction = translator.translate(source, direction)
-            means = [float(prediction[seg == k].mean()) for k in (1, 2, 3)]
-            real = [float(truth[seg == k].mean()) for k in (1, 2, 3)]
+            means, real = class_means(prediction, seg), class_means(truth, seg)
             passed += in_tissue_order(direction, means)
             truth_passed += in_tissue_order(direction, real)
-            class_means.append(means)
+            all_means.append(means)
             truth_means.append(real)
         rows.append(dict(set=name, direction=direction, method="contrast_order", n=len(pairs),
                          pass_fraction=round(passed / max(len(pairs), 1), 4),
                          target_pass_fraction=round(truth_passed / max(len(pairs), 1), 4),
-                         translated_csf_gm_wm=[round(float(x), 4) for x in np.mean(class_means, axis=0)],
+                         translated_csf_gm_wm=[round(float(x), 4) for x in np.mean(all_means, axis=0)],
                          real_target_csf_gm_wm=[round(float(x), 4) for x in np.mean(truth_means, axis=0)]))
     return rows
 
@@ -209,19 +214,19 @@ def unpaired_checks(name: str, images: dict, translator) -> list[dict]:
         sources = list(images.get(direction[:2]) or [])
         if not sources:
             continue
-        passed, cycle, class_means = 0, [], []
+        passed, cycle, all_means = 0, [], []
         for source in sources:
             source = np.asarray(source, np.float64)
             mask = head_mask(source)
             seg = tissue_classes(direction, source, mask)
             prediction, back = translator.translate_with_cycle(source, direction)
-            means = [float(prediction[seg == k].mean()) if (seg == k).any() else 0.0 for k in (1, 2, 3)]
+            means = class_means(prediction, seg)
             passed += in_tissue_order(direction, means)
-            class_means.append(means)
+            all_means.append(means)
             cycle.append(float(np.mean(np.abs(back - source)[mask])))
         rows.append(dict(set=name, direction=direction, method="contrast_order", n=len(sources),
                          pass_fraction=round(passed / len(sources), 4),
-                         translated_csf_gm_wm=[round(float(x), 4) for x in np.mean(class_means, axis=0)]))
+                         translated_csf_gm_wm=[round(float(x), 4) for x in np.mean(all_means, axis=0)]))
         rows.append(dict(set=name, direction=direction, method="cycle", n=len(sources),
                          cycle_mae=round(float(np.mean(cycle)), 4)))
     return rows

@@ -66,6 +66,12 @@ def test_tissue_order_of_each_target_contrast():
         evaluation.source_and_target("t1_to_t1", "a", "b")
 
 
+def test_class_means_per_tissue_class_and_zero_for_an_empty_class():
+    image = np.array([[0.1, 0.2], [0.6, 0.9]])
+    classes = np.array([[1, 1], [3, 0]])  # no grey matter
+    assert evaluation.class_means(image, classes) == pytest.approx([0.15, 0.0, 0.6])
+
+
 def test_hist_match_takes_the_reference_distribution_and_keeps_the_order():
     rng = np.random.default_rng(1)
     source = rng.uniform(0, 1, (32, 32))
