@@ -210,10 +210,12 @@ class DataConfig(_JsonConfig):
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(_JsonConfig):
-    """Training hyper-parameters; the defaults are the reference CycleGAN's but for the
-    identity term, which is off (``identity_weight`` 0): on unpaired T1/T2 data it
-    pulls each generator toward keeping its input's contrast (tests/test_learning.py,
-    benchmarks/NOTES.md).
+    """Training hyper-parameters; the defaults are the reference CycleGAN's but for two
+    terms, the recipe that learns the right contrast without pairs (benchmarks/NOTES.md,
+    tests/test_learning.py): the identity term is off (``identity_weight`` 0), as on
+    unpaired T1/T2 data it pulls each generator toward keeping its input's contrast, and
+    a MIND structure term between each input and its translation is on
+    (``structure_weight`` 5), which keeps the anatomy whatever the contrast.
 
     The learning rate stays constant for ``epochs - decay_epochs`` epochs, then
     decays linearly to zero over the last ``decay_epochs`` epochs.
@@ -243,9 +245,9 @@ class TrainConfig(_JsonConfig):
                                     "learns the wrong tissue order)")
     paired_weight: float = option(0.0, "weight of a paired L1 term on aligned pairs (needs --holdout-pairs; "
                                   "0 = pure CycleGAN)")
-    structure_weight: float = option(0.0, "weight of a MIND structure term between each generator input and "
+    structure_weight: float = option(5.0, "weight of a MIND structure term between each generator input and "
                                      "its translation (modality independent: it keeps the anatomy and leaves "
-                                     "the contrast to the discriminators; needs no pairs)")
+                                     "the contrast to the discriminators; needs no pairs; 0 = off)")
     skull_strip: float = option(0.0, "fraction of aligned pairs shown skull-stripped, so that brain-only "
                                 "inputs translate well too (needs --paired-weight)", metavar="FRACTION")
     blur: float = option(0.0, "fraction of training images shown Gaussian-blurred (sigma 0.5-2 px; both "
@@ -288,6 +290,16 @@ class TrainConfig(_JsonConfig):
         if not isinstance(self.mixed_precision, bool):
             raise ConfigError(f"mixed_precision must be true or false, got {self.mixed_precision!r}")
         _check_int("seed", self.seed, 0)
+
+    # What a field absent from a record means: records written before the field existed ran
+    # without it, whatever its default is now.
+    ABSENT_MEANS = {"structure_weight": 0.0}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]):
+        if isinstance(data, Mapping):
+            data = {**cls.ABSENT_MEANS, **data}
+        return super().from_dict(data)
 
     @property
     def constant_epochs(self) -> int:

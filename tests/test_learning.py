@@ -1,4 +1,5 @@
-"""The train command's default recipe learns the right contrast without pairs.
+"""The train command's default recipe (no identity term, the MIND structure term) learns the right
+contrast without pairs.
 
 A short unpaired fit on the project's ellipse phantom: T1 images of some heads, T2 images of
 others (never the same head), and the tissue order reversed between the two contrasts. On
@@ -25,7 +26,9 @@ def test_unpaired_fit_learns_the_tissue_order_of_each_contrast():
     defaults = TrainConfig()
     train_config = TrainConfig(epochs=1, decay_epochs=0, steps_per_epoch=400, batch_size=4, learning_rate=5e-4,
                                pool_size=10)
-    assert train_config.identity_weight == defaults.identity_weight  # the default recipe's losses
+    # the default recipe's losses
+    assert (train_config.identity_weight, train_config.structure_weight) == (defaults.identity_weight,
+                                                                              defaults.structure_weight)
     heads = {"t1": range(0, 64), "t2": range(100, 164)}  # unpaired: no head is seen in both contrasts
     train = {domain: [Slice(f"{domain}/{s}.png", domain, ellipse_image(ellipse_tissues(SIZE, s), domain, s) * 2 - 1)
                       for s in seeds] for domain, seeds in heads.items()}

@@ -120,6 +120,8 @@ def _recorded_defaults(output: Path, train_config, argv) -> "TrainConfig":
         recorded = json.loads(path.read_text()).get("train_config") or {}
     except (OSError, ValueError):
         return train_config
+    if isinstance(recorded, dict) and recorded:
+        recorded = {**TrainConfig.ABSENT_MEANS, **recorded}  # fields the run's record predates
     given = set(vars(build_parser(explicit_only=True).parse_args(argv if argv is not None else sys.argv[1:])))
     changes = {k: v for k, v in recorded.items()
                if k not in given and k in TrainConfig.__dataclass_fields__ and getattr(train_config, k) != v}
@@ -165,13 +167,14 @@ def _check_same_run(output: Path, record: dict) -> None:
     if not path.is_file():
         return
     previous = json.loads(path.read_text())
-    # Fields added to a config after a run started take their defaults.
+    # Fields added to a config after a run started take their defaults, or what their absence
+    # means where the default has changed since (``ABSENT_MEANS``).
     for section, cls in (("model_config", ModelConfig), ("train_config", TrainConfig),
                          ("data_config", DataConfig)):
         if isinstance(previous.get(section), dict):
             defaults = {f.name: f.default for f in dataclasses.fields(cls)
                         if f.default is not dataclasses.MISSING}
-            previous[section] = {**defaults, **previous[section]}
+            previous[section] = {**defaults, **getattr(cls, "ABSENT_MEANS", {}), **previous[section]}
     diffs = []
     # Records written before the data options were recorded compare by data set only.
     sections = ["model_config", "train_config", "dataset", "init_from"]
