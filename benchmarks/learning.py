@@ -52,8 +52,8 @@ def fit_and_check(identity_weight: float, seed: int, steps: int, learning_rate: 
     start = time.perf_counter()
     gan.fit(TrainingStream(train, SIZE, 4, steps, seed=seed), epochs=1, verbose=0)
     seconds = time.perf_counter() - start
-    result = {"identity_weight": identity_weight, "structure_weight": structure_weight, "seed": seed, "steps": steps, "learning_rate": learning_rate,
-              "fit_s": round(seconds, 1)}
+    result = {"identity_weight": identity_weight, "structure_weight": structure_weight, "seed": seed,
+              "steps": steps, "learning_rate": learning_rate, "fit_s": round(seconds, 1)}
     for direction, source, generator in (("t1_to_t2", "t1", gan.t1_to_t2), ("t2_to_t1", "t2", gan.t2_to_t1)):
         right, means = 0, []
         for head in HELD_OUT:

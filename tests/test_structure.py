@@ -40,9 +40,13 @@ def test_structure_term_in_the_generator_loss(tiny_config):
     assert value(logs["structure_t1"]) == pytest.approx(3.0 * value(mind_loss(fake_t1, real_t2)), rel=1e-4)
     others = sum(value(v) for k, v in logs.items() if k != "gen_loss")
     assert value(total) == pytest.approx(others, rel=1e-5)
-    off = CycleGAN(tiny_config, TrainConfig(epochs=1, decay_epochs=0))._generator_losses(
+    off = CycleGAN(tiny_config, TrainConfig(epochs=1, decay_epochs=0, structure_weight=0.0))._generator_losses(
         real_t1, real_t2, real_t1, real_t2)[1]
-    assert value(off["structure_t1"]) == 0.0
+    assert value(off["structure_t1"]) == 0.0 and value(off["structure_t2"]) == 0.0
+    # On by default (the unpaired recipe).
+    default = CycleGAN(tiny_config, TrainConfig(epochs=1, decay_epochs=0))._generator_losses(
+        real_t1, real_t2, real_t1, real_t2)[1]
+    assert value(default["structure_t1"]) > 0.0
 
 
 def test_structure_weight_is_a_checked_option():
