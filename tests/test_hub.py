@@ -229,13 +229,15 @@ def test_card_states_the_training_recipe(tiny_config):
     from cyclegan.config import TrainConfig
 
     card = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2, paired_weight=100.0, skull_strip=0.3))
-    assert ("paired L1 weight 100, 30% of the aligned pairs with a brain mask shown skull-stripped, "
-            "Adam 0.0002") in card
+    assert ("paired L1 weight 100, MIND structure weight 5, 30% of the aligned pairs with a brain mask shown "
+            "skull-stripped, Adam 0.0002") in card
     plain = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2))
-    assert "paired L1 weight 0, Adam 0.0002" in plain and "skull-stripped" not in plain
+    assert "paired L1 weight 0, MIND structure weight 5, Adam 0.0002" in plain and "skull-stripped" not in plain
+    without = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2, structure_weight=0.0))
+    assert "paired L1 weight 0, Adam 0.0002" in without and "MIND" not in without
     assert "blurred" not in plain and "gamma" not in plain
     soft = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2, blur=0.25))
-    assert "paired L1 weight 0, 25% of the training images Gaussian-blurred (sigma 0.5-2 px; both" in soft
+    assert "MIND structure weight 5, 25% of the training images Gaussian-blurred (sigma 0.5-2 px; both" in soft
     varied = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2, blur=0.25, contrast=0.5))
     assert "alike), 50% of the generator inputs with a random gamma (0.5-2; their targets stay), Adam" in varied
 
