@@ -47,6 +47,16 @@ def option(default, help: str, **cli):
 class _JsonConfig:
     """Shared JSON round trip with strict field checking."""
 
+    # What a field absent from a record means, where that is not its default: records written
+    # before the field existed ran without it, whatever its default is now.
+    ABSENT_MEANS: "dict[str, Any]" = {}
+
+    @classmethod
+    def complete(cls, record: Mapping[str, Any]) -> dict:
+        """A record's fields with those it predates filled in: their default, or ``ABSENT_MEANS``."""
+        defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+        return {**defaults, **cls.ABSENT_MEANS, **record}
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -64,7 +74,7 @@ class _JsonConfig:
                 f"unknown field(s) in {cls.__name__}: {', '.join(unknown)} "
                 f"(known fields: {', '.join(sorted(known))})"
             )
-        return cls(**dict(data))
+        return cls(**{**cls.ABSENT_MEANS, **data})
 
     @classmethod
     def from_json(cls, text: str):
@@ -291,15 +301,7 @@ class TrainConfig(_JsonConfig):
             raise ConfigError(f"mixed_precision must be true or false, got {self.mixed_precision!r}")
         _check_int("seed", self.seed, 0)
 
-    # What a field absent from a record means: records written before the field existed ran
-    # without it, whatever its default is now.
-    ABSENT_MEANS = {"structure_weight": 0.0}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]):
-        if isinstance(data, Mapping):
-            data = {**cls.ABSENT_MEANS, **data}
-        return super().from_dict(data)
+    ABSENT_MEANS = {"structure_weight": 0.0}  # the MIND term was off before it existed
 
     @property
     def constant_epochs(self) -> int:

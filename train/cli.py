@@ -121,7 +121,7 @@ def _recorded_defaults(output: Path, train_config, argv) -> "TrainConfig":
     except (OSError, ValueError):
         return train_config
     if isinstance(recorded, dict) and recorded:
-        recorded = {**TrainConfig.ABSENT_MEANS, **recorded}  # fields the run's record predates
+        recorded = TrainConfig.complete(recorded)  # fields the run's record predates
     given = set(vars(build_parser(explicit_only=True).parse_args(argv if argv is not None else sys.argv[1:])))
     changes = {k: v for k, v in recorded.items()
                if k not in given and k in TrainConfig.__dataclass_fields__ and getattr(train_config, k) != v}
@@ -158,8 +158,6 @@ def _configs(args):
 
 def _check_same_run(output: Path, record: dict) -> None:
     """Refuse to resume a run made with another configuration."""
-    import dataclasses
-
     from cyclegan.config import DataConfig, ModelConfig, TrainConfig
     from cyclegan.errors import ConfigError
 
@@ -172,9 +170,7 @@ def _check_same_run(output: Path, record: dict) -> None:
     for section, cls in (("model_config", ModelConfig), ("train_config", TrainConfig),
                          ("data_config", DataConfig)):
         if isinstance(previous.get(section), dict):
-            defaults = {f.name: f.default for f in dataclasses.fields(cls)
-                        if f.default is not dataclasses.MISSING}
-            previous[section] = {**defaults, **getattr(cls, "ABSENT_MEANS", {}), **previous[section]}
+            previous[section] = cls.complete(previous[section])
     diffs = []
     # Records written before the data options were recorded compare by data set only.
     sections = ["model_config", "train_config", "dataset", "init_from"]
