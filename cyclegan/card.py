@@ -225,10 +225,15 @@ to the 0.5-99.5 percentile window.
 
 ## Architecture
 
-ResNet generator, $generator_filters base filters, $generator_blocks residual blocks; PatchGAN
+ResNet generator, $generator_filters base filters, $generator_blocks residual blocks, $upsampling; PatchGAN
 discriminator, $discriminator_filters filters, $discriminator_layers layers; trained on $size x $size crops.
 
 $training$metrics$checks$samples""")
+
+
+#: The card's words for each ``ModelConfig.upsampling``.
+UPSAMPLING_TEXT = {"transpose": "transposed-convolution upsampling",
+                   "resize": "resize-convolution upsampling (nearest neighbour, then a 3x3 convolution)"}
 
 
 def calibration_text(calibration: Mapping[str, Any] | None) -> str:
@@ -299,6 +304,7 @@ def model_card(
         datasets_meta=("datasets:\n" + "".join(f"- {h}\n" for h in hub_ids)) if hub_ids else "",
         load_line=load_line,
         generator_filters=config.generator_filters, generator_blocks=config.generator_blocks,
+        upsampling=UPSAMPLING_TEXT[config.upsampling],
         discriminator_filters=config.discriminator_filters, discriminator_layers=config.discriminator_layers,
         size=config.image_size, training=training_text, metrics=metrics_text, samples=samples_text,
         checks=("## Input checks\n\n" + calibration_text(calibration) + "\n") if calibration else "",

@@ -92,13 +92,17 @@ class _JsonConfig:
         return dataclasses.replace(self, **changes)
 
 
+#: Generator upsampling layers (:class:`ModelConfig` ``upsampling``).
+UPSAMPLING = ("transpose", "resize")
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig(_JsonConfig):
     """Architecture of both generators and both discriminators.
 
     The generator is the reference ResNet generator: a 7x7 convolution with
     ``generator_filters`` channels, two stride-2 downsamples, ``generator_blocks``
-    residual blocks, two upsamples and a 7x7 convolution with tanh. The
+    residual blocks, two upsamples (``upsampling``) and a 7x7 convolution with tanh. The
     discriminator is the PatchGAN with ``discriminator_layers`` stride-2 layers
     (3 gives the 70x70 receptive field of the reference).
     """
@@ -110,8 +114,16 @@ class ModelConfig(_JsonConfig):
     discriminator_filters: int = option(64, "discriminator base filters (default: the preset's)", cli_default=None)
     discriminator_layers: int = option(3, "discriminator stride-2 layers; 3 gives the 70x70 PatchGAN "
                                           "(default: the preset's)", cli_default=None)
+    upsampling: str = option("transpose", "generator upsampling: 'transpose' (the reference's stride-2 "
+                                          "transposed convolutions) or 'resize' (nearest-neighbour resize, "
+                                          "then a 3x3 convolution: no checkerboard artefacts) "
+                                          "(default: the preset's)", choices=UPSAMPLING, cli_default=None)
+
+    ABSENT_MEANS = {"upsampling": "transpose"}  # models saved before the option existed
 
     def __post_init__(self):
+        if self.upsampling not in UPSAMPLING:
+            raise ConfigError(f"upsampling must be one of {', '.join(UPSAMPLING)}, got {self.upsampling!r}")
         _check_int("image_size", self.image_size, 32, 2048)
         if self.image_size % 4:
             raise ConfigError(f"image_size must be a multiple of 4, got {self.image_size}")

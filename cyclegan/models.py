@@ -27,7 +27,8 @@ def build_generator(config: ModelConfig, name: str, dtype=None) -> keras.Model:
     """ResNet generator of the reference CycleGAN, sized by ``config``.
 
     7x7 conv -> 2 stride-2 convs -> ``generator_blocks`` residual blocks
-    (reflection padding, instance norm) -> 2 transposed convs -> 7x7 conv -> tanh.
+    (reflection padding, instance norm) -> 2 upsamples (stride-2 transposed convs, or with
+    ``upsampling="resize"`` a nearest-neighbour resize and a 3x3 conv) -> 7x7 conv -> tanh.
     The output is float32 in [-1, 1] whatever the compute ``dtype`` policy.
     """
     f = config.generator_filters
@@ -58,10 +59,15 @@ def build_generator(config: ModelConfig, name: str, dtype=None) -> keras.Model:
         x = keras.layers.Add(name=f"{name}_{tag}_add", dtype=dtype)([x, y])
 
     for i, mult in enumerate((2, 1)):
-        x = keras.layers.Conv2DTranspose(
-            f * mult, 3, strides=2, padding="same", kernel_initializer=_init(),
-            name=f"{name}_up{i}_conv", dtype=dtype,
-        )(x)
+        if config.upsampling == "resize":
+            x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up{i}_resize", dtype=dtype)(x)
+            x = ReflectionPadding2D(1, name=f"{name}_up{i}_pad", dtype=dtype)(x)
+            x = conv(x, f * mult, 3, 1, f"up{i}", padding="valid")
+        else:
+            x = keras.layers.Conv2DTranspose(
+                f * mult, 3, strides=2, padding="same", kernel_initializer=_init(),
+                name=f"{name}_up{i}_conv", dtype=dtype,
+            )(x)
         x = norm_relu(x, f"up{i}")
 
     x = ReflectionPadding2D(3, name=f"{name}_head_pad", dtype=dtype)(x)

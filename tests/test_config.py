@@ -34,6 +34,7 @@ def test_unknown_field_is_named(cls):
         (ModelConfig, "channels", 3),
         (ModelConfig, "generator_blocks", -1),
         (ModelConfig, "generator_filters", "64"),
+        (ModelConfig, "upsampling", "bilinear"),
         (TrainConfig, "epochs", 0),
         (TrainConfig, "decay_epochs", 500),
         (TrainConfig, "learning_rate", float("nan")),
@@ -65,6 +66,13 @@ def test_a_record_written_before_the_structure_term_existed_reads_as_without_it(
     assert TrainConfig.from_dict(old).structure_weight == 0.0
     assert TrainConfig.from_dict({**old, "structure_weight": 2.0}).structure_weight == 2.0
     assert TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()  # the round trip keeps the default
+
+
+def test_a_model_saved_before_the_upsampling_option_existed_reads_as_transposed():
+    old = ModelConfig(upsampling="resize").to_dict()
+    del old["upsampling"]
+    assert ModelConfig.from_dict(old).upsampling == "transpose"
+    assert ModelConfig.from_dict({**old, "upsampling": "resize"}).upsampling == "resize"
 
 
 def test_unknown_preset():

@@ -242,6 +242,12 @@ def test_card_states_the_training_recipe(tiny_config):
     assert "alike), 50% of the generator inputs with a random gamma (0.5-2; their targets stay), Adam" in varied
 
 
+def test_card_states_the_generator_upsampling(tiny_config):
+    assert "1 residual blocks, transposed-convolution upsampling; PatchGAN" in hub.model_card(tiny_config)
+    card = hub.model_card(tiny_config.replace(upsampling="resize"))
+    assert "1 residual blocks, resize-convolution upsampling (nearest neighbour, then a 3x3 convolution)" in card
+
+
 def test_card_names_and_cites_the_data_sets_the_run_read(tiny_config):
     from cyclegan.config import DEFAULT_DATASET, TrainConfig
 

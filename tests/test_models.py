@@ -32,6 +32,34 @@ def test_generator_shapes(tiny_config, size):
     assert out.dtype == np.float32 and np.abs(out).max() <= 1.0
 
 
+@pytest.mark.parametrize("upsampling, layer", [("transpose", "Conv2DTranspose"), ("resize", "UpSampling2D")])
+def test_generator_upsampling(tiny_config, upsampling, layer):
+    gen = build_generator(tiny_config.replace(upsampling=upsampling), "t1_to_t2")
+    kinds = {type(l).__name__ for l in gen.layers}
+    assert layer in kinds and not {"Conv2DTranspose", "UpSampling2D"} - {layer} & kinds
+    out = keras.ops.convert_to_numpy(gen(np.zeros((1, 36, 52, 1), "float32")))
+    assert out.shape == (1, 36, 52, 1)
+
+
+def test_resize_upsampling_has_no_checkerboard():
+    # A stride-2 transposed 3x3 convolution gives every other output pixel another number of
+    # kernel taps, so a constant input comes out as a checkerboard; a resize and a convolution
+    # give a constant input a constant output.
+    def upsample(upsampling):
+        gen = build_generator(preset("tiny").replace(upsampling=upsampling), "t1_to_t2")
+        names = [l.name for l in gen.layers if l.name.startswith("t1_to_t2_up0_") and "norm" not in l.name
+                 and "relu" not in l.name]
+        x = np.full((1, 8, 8, gen.get_layer(names[0]).input.shape[-1]), 0.5, "float32")
+        for name in names:
+            x = gen.get_layer(name)(x)
+        return keras.ops.convert_to_numpy(x)[0, 1:-1, 1:-1]
+
+    resized = upsample("resize")
+    assert resized.shape[:2] == (14, 14) and np.allclose(resized, resized[:1, :1], atol=1e-6)
+    transposed = upsample("transpose")
+    assert not np.allclose(transposed[0::2, 0::2], transposed[1::2, 1::2], atol=1e-4)
+
+
 def test_reference_generator_size():
     gen = build_generator(preset("reference"), "t1_to_t2")
     # The reference ResNet-9 (11,378,179 parameters on RGB) minus the two
@@ -56,7 +84,8 @@ def test_mixed_precision_generator_outputs_float32(tiny_config):
 def test_keras_file_round_trip_safe_mode(tmp_path, tiny_config):
     rng = np.random.default_rng(3)
     x = rng.uniform(-1, 1, (1, 48, 40, 1)).astype("float32")
-    for model in (build_generator(tiny_config, "t1_to_t2"), build_discriminator(tiny_config, "disc_t2")):
+    for model in (build_generator(tiny_config, "t1_to_t2"), build_discriminator(tiny_config, "disc_t2"),
+                  build_generator(tiny_config.replace(upsampling="resize"), "t2_to_t1")):
         path = tmp_path / f"{model.name}.keras"
         model.save(path)
         loaded = keras.saving.load_model(path, safe_mode=True, compile=False)

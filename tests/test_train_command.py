@@ -326,8 +326,8 @@ def test_every_config_field_is_a_flag_and_the_defaults_are_the_configs():
     model, train, data, run = _configs(parser.parse_args([
         "--preset", "tiny", "--generator-blocks", "3", "--epochs", "8", "--beta-1", "0.4",
         "--dataset", "a", "--dataset", "b", "--holdout-pairs", "none", "--holdout-pairs", "b.csv",
-        "--holdout-subjects", "s1", "s2", "--mixed-precision", "--private"]))
-    assert model == preset("tiny").replace(generator_blocks=3)
+        "--holdout-subjects", "s1", "s2", "--mixed-precision", "--private", "--upsampling", "resize"]))
+    assert model == preset("tiny").replace(generator_blocks=3, upsampling="resize")
     assert (train.epochs, train.decay_epochs, train.beta_1, train.mixed_precision) == (8, 4, 0.4, True)
     assert data.datasets == ("a", "b") and data.pairs == ("", "b.csv") and data.holdout_subjects == ("s1", "s2")
     assert run.private is True
