@@ -38,6 +38,8 @@ LOSS_NAMES = (
     "identity_t2",
     "paired_t1",
     "paired_t2",
+    "structure_t1",
+    "structure_t2",
     "disc_loss",
     "disc_t1_loss",
     "disc_t2_loss",

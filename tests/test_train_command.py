@@ -74,7 +74,8 @@ def test_full_run_then_load(tmp_path, data_zip):
     assert result.shape == (181, 217) and np.isfinite(result).all()
     rows = list(csv.DictReader(open(out / "history.csv")))
     assert [r["epoch"] for r in rows] == ["0", "1"]
-    assert all(np.isfinite(float(rows[-1][k])) for k in ("gen_loss", "disc_loss", "cycle_t1"))
+    assert all(np.isfinite(float(rows[-1][k])) for k in ("gen_loss", "disc_loss", "cycle_t1", "structure_t2"))
+    assert float(rows[-1]["structure_t1"]) > 0  # the MIND term is on by default, and logged
     # Every export is checked without pairs; the best-checked one is kept in best/.
     checks = [json.loads(line) for line in (out / "checks.jsonl").read_text().splitlines()]
     assert [c["epoch"] for c in checks] == [1, 2] and checks[0]["best"]
@@ -331,6 +332,26 @@ def test_every_config_field_is_a_flag_and_the_defaults_are_the_configs():
     assert (train.epochs, train.decay_epochs, train.beta_1, train.mixed_precision) == (8, 4, 0.4, True)
     assert data.datasets == ("a", "b") and data.pairs == ("", "b.csv") and data.holdout_subjects == ("s1", "s2")
     assert run.private is True
+
+
+def test_history_written_with_other_losses_is_kept_aside_not_appended_to(tmp_path):
+    from cyclegan.training import LOSS_NAMES
+    from train.cli import history_logger
+
+    path = tmp_path / "history.csv"
+    old = "epoch,adv_t1,gen_loss,val_adv_t1,val_gen_loss\n0,0.5,8.0,NA,NA\n"  # before other losses were logged
+    path.write_text(old)
+    logger = history_logger(path)
+    assert not path.exists() and (tmp_path / "history-1.csv").read_text() == old
+    assert logger.filename == str(path) and logger.append
+    # A file with this version's columns is appended to, and a second old file does not overwrite the first.
+    header = ["epoch", *LOSS_NAMES, *(f"val_{n}" for n in LOSS_NAMES)]
+    path.write_text(",".join(header) + "\n")
+    history_logger(path)
+    assert path.read_text() == ",".join(header) + "\n"
+    path.write_text(old)
+    history_logger(path)
+    assert (tmp_path / "history-2.csv").read_text() == old and (tmp_path / "history-1.csv").read_text() == old
 
 
 def test_a_run_started_before_a_default_changed_resumes_with_its_recorded_value(tmp_path, data_zip):

@@ -8,6 +8,7 @@ learning-rate schedule and image pools.
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import logging
@@ -234,6 +235,30 @@ def check_images(train: dict, count: int) -> dict:
     return out
 
 
+def history_logger(path: Path):
+    """Keras's CSVLogger, appending to ``path`` across resumes. Its columns are the losses of
+    :data:`cyclegan.training.LOSS_NAMES` and their ``val_`` twins; a file with other columns (written
+    by a version that logged other losses) is kept aside as ``history-<n>.csv`` rather than appended
+    to under a header that no longer fits its rows."""
+    import keras
+
+    from cyclegan.training import LOSS_NAMES
+
+    columns = {"epoch", *LOSS_NAMES, *(f"val_{name}" for name in LOSS_NAMES)}
+    if path.is_file():
+        with path.open(newline="") as f:
+            header = next(csv.reader(f), [])
+        if header and set(header) != columns:
+            n = 1
+            while (kept := path.with_name(f"{path.stem}-{n}{path.suffix}")).exists():
+                n += 1
+            path.rename(kept)
+            log.info("%s: the logged losses changed (%s); the earlier epochs are kept in %s", path.name,
+                     ", ".join(f"{'+' if c in columns else '-'}{c}" for c in sorted(columns ^ set(header))),
+                     kept.name)
+    return keras.callbacks.CSVLogger(str(path), append=True)
+
+
 def tensorboard_callbacks(logs: Path) -> list:
     """Keras's TensorBoard callback, where it can run: it writes through TensorFlow, which a JAX-only
     install (a GPU machine, say) may lack. Without it the curves stay in history.csv and progress.json."""
@@ -400,7 +425,7 @@ def _run(args, argv) -> int:
         cb.SetStreamEpoch(stream),
         samples,
         progress,
-        keras.callbacks.CSVLogger(str(output / "history.csv"), append=True),
+        history_logger(output / "history.csv"),
         *tensorboard_callbacks(output / "logs"),
         cb.EveryNEpochs(run.save_every, export),
     ]
