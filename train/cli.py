@@ -217,7 +217,7 @@ def _init_generators(model, source) -> None:
     if saved.config.replace(image_size=model.model_config.image_size) != model.model_config:
         raise ConfigError(
             f"--init-from {source}: its architecture {saved.config} differs from this run's "
-            f"{model.model_config} (choose the matching --preset)"
+            f"{model.model_config} (choose the matching --preset and --upsampling)"
         )
     for name in ("t1_to_t2", "t2_to_t1"):
         getattr(model, name).set_weights(saved.generators[name].get_weights())
