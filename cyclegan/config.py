@@ -27,6 +27,14 @@ def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None
         raise ConfigError(f"{name} must be {bound}, got {value}")
 
 
+def _check_choice(config, name: str) -> None:
+    """The field ``name`` of ``config`` holds one of the ``choices`` its declaration names."""
+    choices = config.__dataclass_fields__[name].metadata["choices"]
+    value = getattr(config, name)
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
 def _check_float(name: str, value: Any, low: float, high: float | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ConfigError(f"{name} must be a finite number, got {value!r}")
@@ -119,11 +127,8 @@ class ModelConfig(_JsonConfig):
                                           "then a 3x3 convolution: no checkerboard artefacts) "
                                           "(default: the preset's)", choices=UPSAMPLING, cli_default=None)
 
-    ABSENT_MEANS = {"upsampling": "transpose"}  # models saved before the option existed
-
     def __post_init__(self):
-        if self.upsampling not in UPSAMPLING:
-            raise ConfigError(f"upsampling must be one of {', '.join(UPSAMPLING)}, got {self.upsampling!r}")
+        _check_choice(self, "upsampling")  # absent from models saved before it: their default, transpose
         _check_int("image_size", self.image_size, 32, 2048)
         if self.image_size % 4:
             raise ConfigError(f"image_size must be a multiple of 4, got {self.image_size}")
@@ -296,8 +301,7 @@ class TrainConfig(_JsonConfig):
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
         _check_float("beta_1", self.beta_1, 0.0, 1.0)
         _check_float("beta_2", self.beta_2, 0.0, 1.0)
-        if self.gan_loss != "lsgan":
-            raise ConfigError(f"gan_loss must be 'lsgan' (the only one supported), got {self.gan_loss!r}")
+        _check_choice(self, "gan_loss")
         _check_float("cycle_weight", self.cycle_weight, 0.0)
         _check_float("identity_weight", self.identity_weight, 0.0)
         _check_float("structure_weight", self.structure_weight, 0.0)
