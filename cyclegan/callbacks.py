@@ -142,24 +142,40 @@ class UnpairedCheck(keras.callbacks.Callback):
     (:func:`cyclegan.evaluation.unpaired_checks`). Each check is logged and appended to ``path``
     (JSON lines); when one ranks best so far (:func:`unpaired_score`), ``on_best(epoch, metrics)``
     runs (the train command exports that model to ``best/``). The best score survives a resume.
+
+    With ``decide_after`` (a number of optimizer steps) the first check made after that many steps
+    judges the start: if it finds the tissue order right on fewer than half of the translations
+    (the start kept the input's contrast), ``failed_start`` records the check and, with
+    ``may_restart``, training stops so that the train command can start again from another seed;
+    without it, a warning says so and training goes on. A resumed start that was judged already is
+    not judged again.
     """
 
-    def __init__(self, every: int, images: dict, path, on_best=None, name: str = "unpaired"):
+    def __init__(self, every: int, images: dict, path, on_best=None, name: str = "unpaired",
+                 decide_after: int | None = None, may_restart: bool = False):
         super().__init__()
         self.every = every
         self.images = images
         self.path = Path(path)
         self.on_best = on_best
         self.name = name
+        self.decide_after = decide_after
+        self.may_restart = may_restart
+        self.failed_start: dict | None = None
         self.best = None
+        self.judged = False
         if self.path.is_file():
             for line in self.path.read_text().splitlines():
                 try:
                     record = json.loads(line)
                 except ValueError:
                     continue
+                if not isinstance(record, dict):
+                    continue
                 if record.get("best"):
                     self.best = tuple(record["score"])
+                if decide_after is not None and record.get("step", 0) >= decide_after:
+                    self.judged = True
 
     def check(self) -> dict:
         from cyclegan.evaluation import rows_to_metrics, unpaired_checks
@@ -179,9 +195,23 @@ class UnpairedCheck(keras.callbacks.Callback):
                  metrics.get(f"{self.name}_t1_to_t2_cycle_mae", float("nan")),
                  metrics.get(f"{self.name}_t2_to_t1_cycle_mae", float("nan")),
                  " (best so far)" if best else "")
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         with self.path.open("a") as f:
-            f.write(json.dumps({"epoch": epoch + 1, "metrics": metrics, "score": list(score), "best": best}) + "\n")
+            f.write(json.dumps({"epoch": epoch + 1, "step": step, "metrics": metrics, "score": list(score),
+                                "best": best}) + "\n")
         if best:
             self.best = score
             if self.on_best is not None:
                 self.on_best(epoch + 1, metrics)
+        if self.decide_after is not None and not self.judged and step >= self.decide_after:
+            self.judged = True
+            if score[0] < 0.5:
+                self.failed_start = {"epoch": epoch + 1, "step": step, "metrics": metrics}
+                if self.may_restart:
+                    log.warning("epoch %d: the translations keep the input's tissue order (a start that has "
+                                "never recovered in our runs); starting again from the next seed", epoch + 1)
+                    self.model.stop_training = True
+                else:
+                    log.warning("epoch %d: the translations keep the input's tissue order, and no restarts "
+                                "are left (--restarts); training goes on. A start from a model that knows the "
+                                "contrast (--init-from) learns it reliably", epoch + 1)

@@ -175,8 +175,22 @@ def recipe(train_config: TrainConfig) -> str:
             parts.append(cls(fraction).describe())
     parts.append(f"Adam {tc.learning_rate:g} (beta1 {tc.beta_1:g}), {tc.epochs} epochs of {tc.steps_per_epoch} "
                  f"steps (linear decay over the last {tc.decay_epochs}), batch {tc.batch_size}, image pool "
-                 f"{tc.pool_size}")
+                 f"{tc.pool_size}, seed {tc.seed}"
+                 + (f", up to {tc.restarts} restart{'s' if tc.restarts != 1 else ''} from the next seed when a "
+                    "start keeps the input's contrast" if tc.restarts else ""))
     return ", ".join(parts) + "."
+
+
+def failed_starts_text(starts) -> str:
+    """What the card says of the starts a run set aside (``TrainConfig.restarts``)."""
+    if not starts:
+        return ""
+    pct = lambda v: "?" if v is None else f"{100 * v:.0f} %"  # noqa: E731
+    items = [f"seed {s.get('seed')} (checked after {s.get('step')} steps: tissue order right on "
+             f"{pct(s.get('tissue_order_t1_to_t2'))} of T1 -> T2 and {pct(s.get('tissue_order_t2_to_t1'))} of "
+             f"T2 -> T1 translations)" for s in starts]
+    return ("Starts set aside because their translations kept the input's tissue order: " + "; ".join(items)
+            + ". Their files are in the run folder's `failed_starts/`; this model is the next start.")
 
 
 def _data_section(datasets: list[str] | None) -> str:
@@ -284,8 +298,11 @@ def model_card(
     training_text = ""
     if train_config is not None:
         training_text = "## Training\n\n" + _data_section(datasets) + "\n" + recipe(train_config) + "\n\n"
+    if training and training.get("failed_starts"):
+        training_text += failed_starts_text(training["failed_starts"]) + "\n\n"
     if training:
-        rows = [f"| {k} | {_fmt(v)} |" for k, v in training.items() if k not in ("data_config", "holdout_pairs")]
+        rows = [f"| {k} | {_fmt(v)} |" for k, v in training.items()
+                if k not in ("data_config", "holdout_pairs", "failed_starts")]
         training_text += "| record | value |\n| --- | --- |\n" + "\n".join(rows) + "\n\n"
     metrics_text = ""
     if metrics:

@@ -141,6 +141,9 @@ class ModelConfig(_JsonConfig):
 
 #: The users' data set on the Hub: the train command's default.
 DEFAULT_DATASET = "nitishpandey04/MRI-Unpaired-T1-and-T2-Images"
+#: Training steps a start runs before its checks without pairs may set it aside (``TrainConfig.restarts``):
+#: at 400-500 steps they agreed with held-out pairs on every run measured (benchmarks/NOTES.md).
+RESTART_CHECK_STEPS = 300
 #: Default subject pattern: the part of a file name before ``_z<slice number>``.
 DEFAULT_SUBJECT_PATTERN = r"^(.+?)_z\d+"
 
@@ -285,7 +288,12 @@ class TrainConfig(_JsonConfig):
                              metavar="FRACTION")
     pool_size: int = option(50, "image pool size (0 disables the pool)")
     mixed_precision: bool = option(False, "bf16 mixed precision (GPUs, CPUs with bf16 units)")
-    seed: int = option(0, "random seed")
+    seed: int = option(0, "random seed (weight initialisation, data order, image pools)")
+    restarts: int = option(2, "start again, from the next seed, when the first check without pairs made "
+                           f"after {RESTART_CHECK_STEPS} steps finds the tissue order right on fewer than half "
+                           "of the translations (the start kept the input's contrast, which no run has "
+                           "recovered from); at most this many times; the set-aside starts stay in "
+                           "failed_starts/ (needs --check-images and --save-every; 0: never)")
 
     def __post_init__(self):
         _check_int("epochs", self.epochs, 1)
@@ -316,8 +324,10 @@ class TrainConfig(_JsonConfig):
         if not isinstance(self.mixed_precision, bool):
             raise ConfigError(f"mixed_precision must be true or false, got {self.mixed_precision!r}")
         _check_int("seed", self.seed, 0)
+        _check_int("restarts", self.restarts, 0, 100)
 
-    ABSENT_MEANS = {"structure_weight": 0.0}  # the MIND term was off before it existed
+    # The MIND term was off before it existed; runs never started again before restarts existed.
+    ABSENT_MEANS = {"structure_weight": 0.0, "restarts": 0}
 
     @property
     def constant_epochs(self) -> int:

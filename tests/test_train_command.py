@@ -387,3 +387,103 @@ def test_unpaired_check_ranks_by_tissue_order_then_cycle_and_survives_a_resume(t
                     + json.dumps({"epoch": 10, "score": [0.5, -0.01], "best": False}) + "\nnot json\n")
     assert UnpairedCheck(5, {}, path).best == (1.0, -0.05)
     assert UnpairedCheck(5, {}, tmp_path / "none.jsonl").best is None
+
+
+def _order_metrics(order, cycle=0.05):
+    return {f"unpaired_{d}_{k}": v for d in ("t1_to_t2", "t2_to_t1")
+            for k, v in (("contrast_order_pass", order), ("cycle_mae", cycle))}
+
+
+def test_the_first_check_after_enough_steps_judges_the_start(tmp_path, tiny_config, monkeypatch):
+    from cyclegan.callbacks import UnpairedCheck
+    from cyclegan.training import CycleGAN
+
+    tiny_gan = CycleGAN(tiny_config)
+    tiny_gan.compile()
+
+    def judged(order, may_restart, path):
+        check = UnpairedCheck(1, {}, path, decide_after=10, may_restart=may_restart)
+        monkeypatch.setattr(check, "check", lambda: _order_metrics(order))
+        check.set_model(tiny_gan)
+        tiny_gan.stop_training = False
+        tiny_gan.optimizer.iterations.assign(4)
+        check.on_epoch_end(0)  # too early to judge: a start is not judged on its first few steps
+        assert check.failed_start is None and not tiny_gan.stop_training and not check.judged
+        tiny_gan.optimizer.iterations.assign(12)
+        check.on_epoch_end(1)
+        return check
+
+    kept = judged(0.25, True, tmp_path / "a.jsonl")  # the input's tissue order on most translations
+    assert tiny_gan.stop_training and kept.failed_start["epoch"] == 2 and kept.failed_start["step"] == 12
+    assert [json.loads(l)["step"] for l in (tmp_path / "a.jsonl").read_text().splitlines()] == [4, 12]
+    learned = judged(0.75, True, tmp_path / "b.jsonl")
+    assert learned.failed_start is None and not tiny_gan.stop_training and learned.judged
+    last = judged(0.0, False, tmp_path / "c.jsonl")  # no restarts left: say so, train on
+    assert last.failed_start is not None and not tiny_gan.stop_training
+    # A resumed start that was judged already is not judged again; one that was not, is.
+    assert UnpairedCheck(1, {}, tmp_path / "a.jsonl", decide_after=10).judged
+    assert not UnpairedCheck(1, {}, tmp_path / "a.jsonl", decide_after=20).judged
+
+
+def test_a_start_that_keeps_the_input_contrast_is_set_aside_and_the_next_seed_trains(
+        tmp_path, data_zip, monkeypatch, caplog):
+    import cyclegan.config
+    from cyclegan.callbacks import UnpairedCheck
+
+    # Seeds 0 and 1 keep the input's tissue order, seed 2 would learn it; --restarts 1 allows one new start.
+    monkeypatch.setattr(UnpairedCheck, "check", lambda self: _order_metrics(float(self.model.train_config.seed >= 2)))
+    monkeypatch.setattr(cyclegan.config, "RESTART_CHECK_STEPS", 3)
+    out = tmp_path / "run"
+    args = tiny_args(data_zip, out, "--epochs", "3", "--check-images", "2", "--restarts", "1")
+    with caplog.at_level("INFO"):
+        assert main(args) == 0
+    records = json.loads((out / "failed_starts.json").read_text())
+    assert [(r["seed"], r["epoch"], r["step"], r["set_aside"]) for r in records] == [(0, 2, 4, True)]
+    aside = out / "failed_starts" / "seed_0"
+    for name in ("checks.jsonl", "config.json", "t1_to_t2.keras", "history.csv", "progress.json", "backup"):
+        assert (aside / name).exists(), name
+    assert json.loads((aside / "config.json").read_text())["train_config"]["seed"] == 0
+    # The next start began afresh (epoch 1, its own checks) and, with no restarts left, trained to the end.
+    config = json.loads((out / "config.json").read_text())
+    assert config["train_config"]["seed"] == 1 and config["training"]["epochs_done"] == 3
+    assert config["training"]["failed_starts"][0]["seed"] == 0
+    assert [json.loads(l)["epoch"] for l in (out / "checks.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert json.loads((out / "progress.json").read_text())["epoch"] == 3
+    assert "starting again from the next seed" in caplog.text and "no restarts are left" in caplog.text
+    card = (out / "README.md").read_text()
+    assert "Starts set aside because their translations kept the input's tissue order: seed 0 (checked after 4" in card
+    assert "seed 1, up to 1 restart from the next seed" in card
+    # The same command again resumes the finished run: nothing is set aside or trained again.
+    before = (out / "t1_to_t2.keras").stat().st_mtime_ns
+    assert main(args) == 0
+    assert len(json.loads((out / "failed_starts.json").read_text())) == 1
+    assert json.loads((out / "config.json").read_text())["train_config"]["seed"] == 1
+    assert (out / "t1_to_t2.keras").stat().st_mtime_ns >= before
+
+
+def test_an_interrupted_set_aside_is_finished_by_the_next_run(tmp_path):
+    from train.cli import FailedStarts
+
+    (tmp_path / "run.json").write_text("{}")
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "checks.jsonl").write_text("")
+    (tmp_path / "failed_starts.json").write_text(json.dumps([{"seed": 0, "epoch": 5, "set_aside": False}]))
+    starts = FailedStarts(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["failed_starts", "failed_starts.json", "run.json"]
+    assert (tmp_path / "failed_starts" / "seed_0" / "backup").is_dir()
+    assert starts.records[0]["set_aside"] and json.loads((tmp_path / "failed_starts.json").read_text())[0]["set_aside"]
+    (tmp_path / "failed_starts.json").write_text("not json")
+    with pytest.raises(ValueError, match="failed_starts.json is not readable"):
+        FailedStarts(tmp_path)
+
+
+def test_the_seed_sets_the_initial_weights(tiny_config):
+    import keras
+
+    from cyclegan.training import CycleGAN
+
+    def weights(seed):
+        keras.utils.set_random_seed(seed)
+        return np.concatenate([w.ravel() for w in CycleGAN(tiny_config).t1_to_t2.get_weights()])
+
+    assert np.array_equal(weights(3), weights(3)) and not np.array_equal(weights(3), weights(4))

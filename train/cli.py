@@ -192,6 +192,71 @@ def _check_same_run(output: Path, record: dict) -> None:
         )
 
 
+class FailedStarts:
+    """The starts of a run that kept the input's contrast and were set aside (``TrainConfig.restarts``).
+
+    ``failed_starts.json`` in the output folder lists them; each start's files (exports, checks,
+    backup, samples, logs) move to ``failed_starts/seed_<n>/``. The record is written before the
+    files move, so an interruption during the move is finished by the next run of the command.
+    """
+
+    FILE, FOLDER = "failed_starts.json", "failed_starts"
+    #: What stays in the output folder across starts: the run's own record.
+    KEEP = {"run.json", "holdout_pairs.json", FILE, FOLDER}
+
+    def __init__(self, output: Path):
+        self.output = Path(output)
+        self.path = self.output / self.FILE
+        self.records: list[dict] = []
+        if self.path.is_file():
+            try:
+                records = json.loads(self.path.read_text())
+            except (OSError, ValueError) as err:
+                from cyclegan.errors import ConfigError
+
+                raise ConfigError(f"{self.path} is not readable ({err}); restore it, or use another "
+                                  "--output") from None
+            if not isinstance(records, list):
+                records = []
+            self.records = [r for r in records if isinstance(r, dict) and isinstance(r.get("seed"), int)]
+        for record in self.records:
+            if not record.get("set_aside"):
+                self._move(record)
+
+    def folder(self, record: dict) -> Path:
+        return self.output / self.FOLDER / f"seed_{record['seed']}"
+
+    def _write(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.records, indent=2))
+        os.replace(tmp, self.path)
+
+    def _move(self, record: dict) -> None:
+        dest = self.folder(record)
+        dest.mkdir(parents=True, exist_ok=True)
+        for item in sorted(self.output.iterdir()):
+            if item.name not in self.KEEP:
+                os.replace(item, dest / item.name)
+        record["set_aside"] = True
+        self._write()
+
+    def set_aside(self, record: dict) -> Path:
+        """Record a failed start, then move its files aside; returns where they went."""
+        record = {**record, "folder": str(Path(self.FOLDER) / f"seed_{record['seed']}"), "set_aside": False}
+        self.records.append(record)
+        self._write()
+        self._move(record)
+        return self.folder(record)
+
+    def summary(self) -> list[dict]:
+        """What the model card and config say of the set-aside starts."""
+        order = lambda m, d: m.get(f"unpaired_{d}_contrast_order_pass")  # noqa: E731
+        return [{"seed": r["seed"], "epoch": r.get("epoch"), "step": r.get("step"),
+                 "tissue_order_t1_to_t2": order(r.get("metrics") or {}, "t1_to_t2"),
+                 "tissue_order_t2_to_t1": order(r.get("metrics") or {}, "t2_to_t1"),
+                 "folder": r.get("folder")} for r in self.records]
+
+
 def _setup_distribution(multi_host: bool = False):
     """Data parallel over all accelerators (JAX), when there are several."""
     import keras
@@ -324,9 +389,8 @@ def main(argv=None) -> int:
 
 
 def _run(args, argv) -> int:
-    from cyclegan.augment import augmentations
     from cyclegan.card import short_name
-    from cyclegan.data import TrainingStream, read_datasets, split_datasets
+    from cyclegan.data import read_datasets, split_datasets
     from cyclegan.hub import check_repo_id
 
     model_config, train_config, data_config, run = _configs(args)
@@ -362,13 +426,38 @@ def _run(args, argv) -> int:
             json.dumps([[a.name, b.name] for a, b in split.holdout_pairs], indent=2)
         )
 
+    devices = _setup_distribution(run.multi_host)
+    starts = FailedStarts(output)
+    judge = bool(run.check_images and run.save_every)
+    while True:
+        start_config = train_config.replace(seed=train_config.seed + len(starts.records))
+        may_restart = judge and len(starts.records) < train_config.restarts
+        code, failed_start = _one_start(
+            run=run, output=output, command=command, model_config=model_config,
+            train_config=start_config, data_config=data_config, datasets=datasets, split=split,
+            devices=devices, starts=starts, judge=judge, may_restart=may_restart,
+        )
+        if failed_start is None or not may_restart:
+            return code
+        folder = starts.set_aside({"seed": start_config.seed, **failed_start})
+        log.info("start with seed %d set aside in %s; starting again with seed %d (restart %d of at most %d)",
+                 start_config.seed, folder, start_config.seed + 1, len(starts.records), train_config.restarts)
+
+
+def _one_start(*, run, output, command, model_config, train_config, data_config, datasets, split,
+               devices, starts, judge, may_restart):
+    """Train one start (resuming it from its backup when there is one). Returns (exit code, the
+    check that judged the start as keeping the input's contrast, or None)."""
     import keras
 
     from cyclegan import callbacks as cb
+    from cyclegan.augment import augmentations
+    from cyclegan.config import RESTART_CHECK_STEPS
+    from cyclegan.data import TrainingStream
     from cyclegan.hub import push_to_hub, save_pretrained
     from cyclegan.training import CycleGAN
 
-    devices = _setup_distribution(run.multi_host)
+    keras.utils.set_random_seed(train_config.seed)  # weights, pools and data order follow --seed
     model = CycleGAN(model_config, train_config)
     model.compile()
     if run.init_from:
@@ -400,6 +489,8 @@ def _run(args, argv) -> int:
         }
         if run.init_from:
             training["init_from"] = run.init_from
+        if starts.records:
+            training["failed_starts"] = starts.summary()
         if note:
             training["note"] = note
         held_out = output / "holdout_pairs.json"
@@ -429,18 +520,23 @@ def _run(args, argv) -> int:
         *tensorboard_callbacks(output / "logs"),
         cb.EveryNEpochs(run.save_every, export),
     ]
+    checker = None
     if run.check_images and run.save_every:
-        callbacks.insert(-1, cb.UnpairedCheck(
+        checker = cb.UnpairedCheck(
             run.save_every, check_images(split.train, run.check_images), output / "checks.jsonl",
             on_best=lambda epoch, metrics: export(epoch, metrics, output / "best", note=(
                 f"the export of epoch {epoch}, kept because its checks without pairs ranked best so far "
-                "(tissue order of the translations, then round-trip error; see checks.jsonl)"))))
+                "(tissue order of the translations, then round-trip error; see checks.jsonl)")),
+            decide_after=RESTART_CHECK_STEPS if judge else None, may_restart=may_restart)
+        callbacks.insert(-1, checker)
     if run.push_to_hub and run.push_every:
         callbacks.append(cb.EveryNEpochs(run.push_every, lambda e: (export(e), push(e))))
     log.info("training %s on %s (%s, %d device(s)) into %s", run.preset, " + ".join(datasets),
              keras.backend.backend(), devices, output)
     started = time.monotonic()
     model.fit(stream, epochs=train_config.epochs, callbacks=callbacks, verbose=run.verbose)
+    if checker is not None and checker.failed_start is not None and may_restart:
+        return 0, checker.failed_start
     log.info("training done in %.0f s (this run)", time.monotonic() - started)
 
     metrics = _evaluate_holdout(model, split.holdout_pairs, split.sources) if split.holdout_pairs else None
@@ -450,5 +546,5 @@ def _run(args, argv) -> int:
     export(progress.epoch or train_config.epochs, metrics)
     log.info("model saved to %s%s", output, f" (held-out metrics: {metrics})" if metrics else "")
     if run.push_to_hub and not push(train_config.epochs):
-        return EXIT_PUSH_FAILED
-    return 0
+        return EXIT_PUSH_FAILED, None
+    return 0, None
