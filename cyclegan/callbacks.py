@@ -208,10 +208,10 @@ class UnpairedCheck(keras.callbacks.Callback):
             if score[0] < 0.5:
                 self.failed_start = {"epoch": epoch + 1, "step": step, "metrics": metrics}
                 if self.may_restart:
-                    log.warning("epoch %d: the translations keep the input's tissue order (a start that has "
-                                "never recovered in our runs); starting again from the next seed", epoch + 1)
+                    log.warning("epoch %d: the translations keep the input's tissue order (no measured start "
+                                "recovered from that: benchmarks/NOTES.md); starting again from the next seed", epoch + 1)
                     self.model.stop_training = True
                 else:
                     log.warning("epoch %d: the translations keep the input's tissue order, and no restarts "
-                                "are left (--restarts); training goes on. A start from a model that knows the "
-                                "contrast (--init-from) learns it reliably", epoch + 1)
+                                "are left (--restarts); training goes on. Starting from a model that knows the "
+                                "contrast (--init-from) learned it in every measured run", epoch + 1)

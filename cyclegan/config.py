@@ -291,7 +291,7 @@ class TrainConfig(_JsonConfig):
     seed: int = option(0, "random seed (weight initialisation, data order, image pools)")
     restarts: int = option(2, "start again, from the next seed, when the first check without pairs made "
                            f"after {RESTART_CHECK_STEPS} steps finds the tissue order right on fewer than half "
-                           "of the translations (the start kept the input's contrast, which no run has "
+                           "of the translations (the start kept the input's contrast, which no measured start "
                            "recovered from); at most this many times; the set-aside starts stay in "
                            "failed_starts/ (needs --check-images and --save-every; 0: never)")
 
