@@ -16,6 +16,11 @@ from cyclegan.preprocessing import finish, pad_to_multiple, to_uint8
 log = logging.getLogger(__name__)
 
 
+def optimizer_step(model) -> int:
+    """Optimizer steps a training model has taken (restored with its backup on a resume)."""
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
 def translate_raw(generator, image: np.ndarray) -> np.ndarray:
     """Run a generator on one [-1, 1] image (any size); returns [-1, 1] of the same size."""
     height, width = image.shape
@@ -99,7 +104,7 @@ class Progress(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.epoch = epoch + 1
         tmp = self.path.with_suffix(".tmp")
-        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        step = optimizer_step(self.model)
         tmp.write_text(json.dumps(
             {"epoch": self.epoch, "step": step, "wall_time_s": round(self.wall_time_s, 1)}
         ))
@@ -162,6 +167,7 @@ class UnpairedCheck(keras.callbacks.Callback):
         self.decide_after = decide_after
         self.may_restart = may_restart
         self.failed_start: dict | None = None
+        self.stopped_start = False  # training was stopped so that the start can be set aside
         self.best = None
         self.judged = False
         if self.path.is_file():
@@ -195,7 +201,7 @@ class UnpairedCheck(keras.callbacks.Callback):
                  metrics.get(f"{self.name}_t1_to_t2_cycle_mae", float("nan")),
                  metrics.get(f"{self.name}_t2_to_t1_cycle_mae", float("nan")),
                  " (best so far)" if best else "")
-        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        step = optimizer_step(self.model)
         with self.path.open("a") as f:
             f.write(json.dumps({"epoch": epoch + 1, "step": step, "metrics": metrics, "score": list(score),
                                 "best": best}) + "\n")
@@ -209,8 +215,9 @@ class UnpairedCheck(keras.callbacks.Callback):
                 self.failed_start = {"epoch": epoch + 1, "step": step, "metrics": metrics}
                 if self.may_restart:
                     log.warning("epoch %d: the translations keep the input's tissue order (no measured start "
-                                "recovered from that: benchmarks/NOTES.md); starting again from the next seed", epoch + 1)
-                    self.model.stop_training = True
+                                "recovered from that: benchmarks/NOTES.md); starting again from the next seed",
+                                epoch + 1)
+                    self.model.stop_training = self.stopped_start = True
                 else:
                     log.warning("epoch %d: the translations keep the input's tissue order, and no restarts "
                                 "are left (--restarts); training goes on. Starting from a model that knows the "

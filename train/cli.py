@@ -224,7 +224,10 @@ class FailedStarts:
                 self._move(record)
 
     def folder(self, record: dict) -> Path:
-        return self.output / self.FOLDER / f"seed_{record['seed']}"
+        return self.output / self._relative(record)
+
+    def _relative(self, record: dict) -> str:
+        return f"{self.FOLDER}/seed_{record['seed']}"
 
     def _write(self) -> None:
         tmp = self.path.with_suffix(".tmp")
@@ -242,7 +245,7 @@ class FailedStarts:
 
     def set_aside(self, record: dict) -> Path:
         """Record a failed start, then move its files aside; returns where they went."""
-        record = {**record, "folder": str(Path(self.FOLDER) / f"seed_{record['seed']}"), "set_aside": False}
+        record = {**record, "folder": self._relative(record), "set_aside": False}
         self.records.append(record)
         self._write()
         self._move(record)
@@ -428,16 +431,16 @@ def _run(args, argv) -> int:
 
     devices = _setup_distribution(run.multi_host)
     starts = FailedStarts(output)
-    judge = bool(run.check_images and run.save_every)
+    checked = bool(run.check_images and run.save_every)  # the checks judge each start
     while True:
         start_config = train_config.replace(seed=train_config.seed + len(starts.records))
-        may_restart = judge and len(starts.records) < train_config.restarts
         code, failed_start = _one_start(
             run=run, output=output, command=command, model_config=model_config,
             train_config=start_config, data_config=data_config, datasets=datasets, split=split,
-            devices=devices, starts=starts, judge=judge, may_restart=may_restart,
+            devices=devices, starts=starts,
+            may_restart=checked and len(starts.records) < train_config.restarts,
         )
-        if failed_start is None or not may_restart:
+        if failed_start is None:
             return code
         folder = starts.set_aside({"seed": start_config.seed, **failed_start})
         log.info("start with seed %d set aside in %s; starting again with seed %d (restart %d of at most %d)",
@@ -445,9 +448,10 @@ def _run(args, argv) -> int:
 
 
 def _one_start(*, run, output, command, model_config, train_config, data_config, datasets, split,
-               devices, starts, judge, may_restart):
-    """Train one start (resuming it from its backup when there is one). Returns (exit code, the
-    check that judged the start as keeping the input's contrast, or None)."""
+               devices, starts, may_restart):
+    """Train one start (resuming it from its backup when there is one). Returns (exit code, None),
+    or (0, the check that judged the start as keeping the input's contrast) when it stopped early to
+    be set aside (only with ``may_restart``)."""
     import keras
 
     from cyclegan import callbacks as cb
@@ -527,7 +531,7 @@ def _one_start(*, run, output, command, model_config, train_config, data_config,
             on_best=lambda epoch, metrics: export(epoch, metrics, output / "best", note=(
                 f"the export of epoch {epoch}, kept because its checks without pairs ranked best so far "
                 "(tissue order of the translations, then round-trip error; see checks.jsonl)")),
-            decide_after=RESTART_CHECK_STEPS if judge else None, may_restart=may_restart)
+            decide_after=RESTART_CHECK_STEPS, may_restart=may_restart)
         callbacks.insert(-1, checker)
     if run.push_to_hub and run.push_every:
         callbacks.append(cb.EveryNEpochs(run.push_every, lambda e: (export(e), push(e))))
@@ -535,7 +539,7 @@ def _one_start(*, run, output, command, model_config, train_config, data_config,
              keras.backend.backend(), devices, output)
     started = time.monotonic()
     model.fit(stream, epochs=train_config.epochs, callbacks=callbacks, verbose=run.verbose)
-    if checker is not None and checker.failed_start is not None and may_restart:
+    if checker is not None and checker.stopped_start:
         return 0, checker.failed_start
     log.info("training done in %.0f s (this run)", time.monotonic() - started)
 
