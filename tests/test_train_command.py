@@ -28,6 +28,15 @@ def data_zip(tmp_path_factory):
     return make_zip(tmp_path_factory.mktemp("data") / "mri.zip", n_t1=6, n_t2=7, corrupt=1)
 
 
+def main_in_process(args, capsys):
+    """The train command's exit code and stderr, run in this process (no interpreter start)."""
+    try:
+        code = main(list(args))
+    except SystemExit as done:  # argparse's own usage errors
+        code = done.code
+    return code, capsys.readouterr().err
+
+
 def tiny_args(data_zip, output, *extra):
     return ["--dataset", str(data_zip), "--output", str(output), "--preset", "tiny",
             "--steps-per-epoch", "2", "--verbose", "2", "--save-every", "1", *extra]
@@ -144,10 +153,11 @@ def test_other_config_in_same_output_is_refused(tmp_path, data_zip):
     (["--check-images", "-1"], "check-images must be 0 or more"),
     (["--holdout-pairs", "missing.csv"], "cannot read the pairs file"),
 ])
-def test_bad_options_give_clear_errors(tmp_path, data_zip, extra, message):
-    proc = run_train(*tiny_args(data_zip, tmp_path / "run", "--epochs", "1"), *extra)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert message in proc.stderr and "Traceback" not in proc.stderr
+def test_bad_options_give_clear_errors(tmp_path, data_zip, extra, message, capsys):
+    code, err = main_in_process([*tiny_args(data_zip, tmp_path / "run", "--epochs", "1"), *extra], capsys)
+    assert code == 2, err[-2000:]
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "t1_to_t2.keras").exists()
 
 
 def test_push_every_epoch_and_at_the_end(tmp_path, data_zip, fake_api, monkeypatch):
@@ -302,11 +312,12 @@ def test_two_data_sets_with_a_held_out_subject(tmp_path, data_zip):
     (["--holdout-pairs", "x.csv"], "give pairs once per data set (2)"),
     (["--dataset-weight", "1"], "give weights once per data set"),
 ])
-def test_bad_mixing_options_give_clear_errors(tmp_path, data_zip, extra, message):
+def test_bad_mixing_options_give_clear_errors(tmp_path, data_zip, extra, message, capsys):
     real = make_subject_folder(tmp_path / "real")
-    proc = run_train(*tiny_args(data_zip, tmp_path / "run", "--epochs", "1", "--dataset", str(real)), *extra)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert message in proc.stderr and "Traceback" not in proc.stderr
+    code, err = main_in_process([*tiny_args(data_zip, tmp_path / "run", "--epochs", "1", "--dataset", str(real)),
+                                 *extra], capsys)
+    assert code == 2, err[-2000:]
+    assert message in err and "Traceback" not in err
 
 
 def test_every_config_field_is_a_flag_and_the_defaults_are_the_configs():
