@@ -167,7 +167,6 @@ class UnpairedCheck(keras.callbacks.Callback):
         self.decide_after = decide_after
         self.may_restart = may_restart
         self.failed_start: dict | None = None
-        self.stopped_start = False  # training was stopped so that the start can be set aside
         self.best = None
         self.judged = False
         if self.path.is_file():
@@ -182,6 +181,11 @@ class UnpairedCheck(keras.callbacks.Callback):
                     self.best = tuple(record["score"])
                 if decide_after is not None and record.get("step", 0) >= decide_after:
                     self.judged = True
+
+    @property
+    def stopped_start(self) -> bool:
+        """Whether training was stopped so that the start can be set aside."""
+        return self.failed_start is not None and self.may_restart
 
     def check(self) -> dict:
         from cyclegan.evaluation import rows_to_metrics, unpaired_checks
@@ -217,7 +221,7 @@ class UnpairedCheck(keras.callbacks.Callback):
                     log.warning("epoch %d: the translations keep the input's tissue order (no measured start "
                                 "recovered from that: benchmarks/NOTES.md); starting again from the next seed",
                                 epoch + 1)
-                    self.model.stop_training = self.stopped_start = True
+                    self.model.stop_training = True
                 else:
                     log.warning("epoch %d: the translations keep the input's tissue order, and no restarts "
                                 "are left (--restarts); training goes on. Starting from a model that knows the "

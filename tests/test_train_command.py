@@ -30,10 +30,7 @@ def data_zip(tmp_path_factory):
 
 def main_in_process(args, capsys):
     """The train command's exit code and stderr, run in this process (no interpreter start)."""
-    try:
-        code = main(list(args))
-    except SystemExit as done:  # argparse's own usage errors
-        code = done.code
+    code = main(list(args))
     return code, capsys.readouterr().err
 
 
