@@ -173,6 +173,8 @@ def recipe(train_config: TrainConfig) -> str:
         fraction = getattr(tc, cls.field)
         if fraction:
             parts.append(cls(fraction).describe())
+    if tc.diff_augment:
+        parts.append(f"DiffAugment (shift and cutout) on {tc.diff_augment:.0%} of the discriminators' inputs")
     parts.append(f"Adam {tc.learning_rate:g} (beta1 {tc.beta_1:g}), {tc.epochs} epochs of {tc.steps_per_epoch} "
                  f"steps (linear decay over the last {tc.decay_epochs}), batch {tc.batch_size}, image pool "
                  f"{tc.pool_size}, seed {tc.seed}"

@@ -258,6 +258,9 @@ class TrainConfig(_JsonConfig):
     generator inputs shown with a random gamma (their targets, the
     discriminators' real images and the cycle targets stay as they are), so
     that other scanners' and sequences' tissue contrast translates too.
+    ``diff_augment`` is the fraction of discriminator inputs shown through a random
+    shift and cutout (DiffAugment): the same random map for real and generated images,
+    differentiable, so the generators learn through it.
     """
 
     epochs: int = option(200, "total epochs")
@@ -286,6 +289,10 @@ class TrainConfig(_JsonConfig):
     contrast: float = option(0.0, "fraction of generator inputs shown with a random gamma (0.5-2; their "
                              "targets stay), so that other scanners' tissue contrast translates well too",
                              metavar="FRACTION")
+    diff_augment: float = option(0.0, "fraction of discriminator inputs, real and generated alike, shifted by up "
+                                 "to 1/8 of the crop and given a hole of half its size (DiffAugment, Zhao et al. "
+                                 "2020), so that the discriminators cannot learn a small data set by heart; 0 = "
+                                 "off", metavar="FRACTION")
     pool_size: int = option(50, "image pool size (0 disables the pool)")
     mixed_precision: bool = option(False, "bf16 mixed precision (GPUs, CPUs with bf16 units)")
     seed: int = option(0, "random seed (weight initialisation, data order, image pools)")
@@ -320,6 +327,7 @@ class TrainConfig(_JsonConfig):
                               "images of a pair are stripped with one brain mask)")
         _check_float("blur", self.blur, 0.0, 1.0)
         _check_float("contrast", self.contrast, 0.0, 1.0)
+        _check_float("diff_augment", self.diff_augment, 0.0, 1.0)
         _check_int("pool_size", self.pool_size, 0, 10000)
         if not isinstance(self.mixed_precision, bool):
             raise ConfigError(f"mixed_precision must be true or false, got {self.mixed_precision!r}")

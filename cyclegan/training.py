@@ -143,6 +143,63 @@ class ImagePool(keras.layers.Layer):
         }
 
 
+#: DiffAugment's settings (Zhao et al. 2020, "Differentiable augmentation for data-efficient GAN
+#: training"): shifts of up to this fraction of the image size each way, and one square hole
+#: this fraction of the image size on a side.
+AUGMENT_TRANSLATION = 0.125
+AUGMENT_CUTOUT = 0.5
+#: Uniform numbers one image's augmentation draws: whether to augment, shift y, shift x, hole y, hole x.
+AUGMENT_DRAWS = 5
+#: Discriminator inputs augmented each step: the generators' fakes (2), then real and pooled
+#: fake images of each contrast (4).
+AUGMENT_VIEWS = 6
+
+
+def diff_augment(images, draws, probability: float):
+    """DiffAugment's translation and cutout, differentiable in ``images``.
+
+    ``draws`` (shape ``(batch, AUGMENT_DRAWS)``, uniform in [0, 1)) decide each image's
+    augmentation: with probability ``probability`` the image is shifted by up to
+    ``AUGMENT_TRANSLATION`` of its size in each direction (uncovered pixels become -1, the
+    background) and a square of ``AUGMENT_CUTOUT`` of its size is set to 0; otherwise it is
+    returned as it is. Real and generated images go through the same random map before a
+    discriminator, so the discriminator cannot learn the training images by heart, and the
+    generators' gradients pass through the map unchanged in kind.
+    """
+    height, width = int(images.shape[1]), int(images.shape[2])
+    draws = ops.cast(draws, "float32")
+
+    def offsets(u, size, reach):
+        return ops.cast(ops.floor(u * (2 * reach + 1)), "int32") - reach
+
+    def hole_start(u, size, side):
+        return ops.cast(ops.floor(u * (size - side + 1)), "int32")
+
+    dy = offsets(draws[:, 1], height, int(height * AUGMENT_TRANSLATION))
+    dx = offsets(draws[:, 2], width, int(width * AUGMENT_TRANSLATION))
+    rows = ops.arange(height, dtype="int32")[None, :] - dy[:, None]  # source row of each row
+    cols = ops.arange(width, dtype="int32")[None, :] - dx[:, None]
+    inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
+    rows = ops.clip(rows, 0, height - 1)
+    cols = ops.clip(cols, 0, width - 1)
+    shape = ops.shape(images)
+    moved = ops.take_along_axis(images, ops.broadcast_to(rows[:, :, None, None], shape), axis=1)
+    moved = ops.take_along_axis(moved, ops.broadcast_to(cols[:, None, :, None], shape), axis=2)
+    background = -ops.ones_like(moved)
+    moved = ops.where(inside[..., None], moved, background)
+
+    side_y, side_x = int(round(height * AUGMENT_CUTOUT)), int(round(width * AUGMENT_CUTOUT))
+    y0 = hole_start(draws[:, 3], height, side_y)[:, None]
+    x0 = hole_start(draws[:, 4], width, side_x)[:, None]
+    ys = ops.arange(height, dtype="int32")[None, :]
+    xs = ops.arange(width, dtype="int32")[None, :]
+    hole = ((ys >= y0) & (ys < y0 + side_y))[:, :, None] & ((xs >= x0) & (xs < x0 + side_x))[:, None, :]
+    moved = ops.where(hole[..., None], ops.zeros_like(moved), moved)
+
+    apply = (draws[:, 0] < probability)[:, None, None, None]
+    return ops.where(apply, moved, images)
+
+
 def _as_config(value, cls):
     if value is None:
         return cls()
@@ -183,6 +240,10 @@ class CycleGAN(keras.Model):
         shape = (mc.image_size, mc.image_size, mc.channels)
         self.pool_t1 = ImagePool(tc.pool_size, shape, seed=tc.seed, name="pool_t1")
         self.pool_t2 = ImagePool(tc.pool_size, shape, seed=tc.seed + 1, name="pool_t2")
+        # Only runs that augment have the augmentation's random state, so that checkpoints
+        # of runs without it keep their variables.
+        self.augment_seed = (keras.random.SeedGenerator(tc.seed + 2, name="augment_seed")
+                             if tc.diff_augment > 0 else None)
         self.loss_trackers = [keras.metrics.Mean(name=name) for name in LOSS_NAMES]
         self.built = True
 
@@ -259,7 +320,20 @@ class CycleGAN(keras.Model):
             data = data[0]
         return data.get("paired") if isinstance(data, dict) else None
 
-    def _generator_losses(self, real_t1, real_t2, input_t1, input_t2, aligned=None):
+    def _draw_augment(self, batch):
+        """This step's DiffAugment draws, shape ``(AUGMENT_VIEWS, batch, AUGMENT_DRAWS)``, or
+        None when the run does not augment."""
+        if self.augment_seed is None:
+            return None
+        return keras.random.uniform((AUGMENT_VIEWS, batch, AUGMENT_DRAWS), seed=self.augment_seed)
+
+    def _judged(self, discriminator, images, draws, view):
+        """``discriminator`` on ``images``, seen through DiffAugment view ``view`` of ``draws``."""
+        if draws is not None:
+            images = diff_augment(images, draws[view], self.train_config.diff_augment)
+        return discriminator(images, training=True)
+
+    def _generator_losses(self, real_t1, real_t2, input_t1, input_t2, aligned=None, draws=None):
         tc = self.train_config
         fake_t2 = self.t1_to_t2(input_t1, training=True)
         fake_t1 = self.t2_to_t1(input_t2, training=True)
@@ -267,8 +341,8 @@ class CycleGAN(keras.Model):
         rec_t2 = self.t1_to_t2(fake_t1, training=True)
         zero = ops.zeros((), "float32")
         logs = {
-            "adv_t1": lsgan_loss(self.disc_t1(fake_t1, training=True), real=True),
-            "adv_t2": lsgan_loss(self.disc_t2(fake_t2, training=True), real=True),
+            "adv_t1": lsgan_loss(self._judged(self.disc_t1, fake_t1, draws, 0), real=True),
+            "adv_t2": lsgan_loss(self._judged(self.disc_t2, fake_t2, draws, 1), real=True),
             "cycle_t1": tc.cycle_weight * l1_loss(rec_t1, real_t1),
             "cycle_t2": tc.cycle_weight * l1_loss(rec_t2, real_t2),
             "identity_t1": zero,
@@ -292,14 +366,14 @@ class CycleGAN(keras.Model):
         logs["gen_loss"] = total
         return total, logs, (fake_t1, fake_t2)
 
-    def _discriminator_losses(self, real_t1, real_t2, fake_t1, fake_t2):
+    def _discriminator_losses(self, real_t1, real_t2, fake_t1, fake_t2, draws=None):
         loss_t1 = 0.5 * (
-            lsgan_loss(self.disc_t1(real_t1, training=True), real=True)
-            + lsgan_loss(self.disc_t1(fake_t1, training=True), real=False)
+            lsgan_loss(self._judged(self.disc_t1, real_t1, draws, 2), real=True)
+            + lsgan_loss(self._judged(self.disc_t1, fake_t1, draws, 3), real=False)
         )
         loss_t2 = 0.5 * (
-            lsgan_loss(self.disc_t2(real_t2, training=True), real=True)
-            + lsgan_loss(self.disc_t2(fake_t2, training=True), real=False)
+            lsgan_loss(self._judged(self.disc_t2, real_t2, draws, 4), real=True)
+            + lsgan_loss(self._judged(self.disc_t2, fake_t2, draws, 5), real=False)
         )
         total = loss_t1 + loss_t2
         return total, {"disc_loss": total, "disc_t1_loss": loss_t1, "disc_t2_loss": loss_t2}
@@ -334,13 +408,14 @@ class CycleGAN(keras.Model):
         real_t1, real_t2, input_t1, input_t2 = self._unpack(data)
         gen_vars = [v for g in self.generators for v in g.trainable_variables]
         disc_vars = [v for d in self.discriminators for v in d.trainable_variables]
+        draws = self._draw_augment(ops.shape(real_t1)[0])
         with tf.GradientTape() as tape:
             gen_loss, gen_logs, (fake_t1, fake_t2) = self._generator_losses(
-                real_t1, real_t2, input_t1, input_t2, self._aligned(data))
+                real_t1, real_t2, input_t1, input_t2, self._aligned(data), draws)
         gen_grads = tape.gradient(gen_loss, gen_vars)
         pooled_t1, pooled_t2 = self._query_pools(fake_t1, fake_t2)
         with tf.GradientTape() as tape:
-            disc_loss, disc_logs = self._discriminator_losses(real_t1, real_t2, pooled_t1, pooled_t2)
+            disc_loss, disc_logs = self._discriminator_losses(real_t1, real_t2, pooled_t1, pooled_t2, draws)
         disc_grads = tape.gradient(disc_loss, disc_vars)
         self.optimizer.apply(gen_grads + disc_grads, gen_vars + disc_vars)
         values = {**gen_logs, **disc_logs}
@@ -359,6 +434,13 @@ class CycleGAN(keras.Model):
         disc_pos = [i for i, v in enumerate(trainable) if self._is_discriminator_variable(v)]
         gen_pos = [i for i in range(len(trainable)) if i not in set(disc_pos)]
 
+        draws = None
+        if self.augment_seed is not None:
+            with keras.StatelessScope(state_mapping=list(zip(trainable, trainable_values))
+                                      + list(zip(non_trainable, non_trainable_values))) as scope:
+                draws = self._draw_augment(ops.shape(real_t1)[0])
+            non_trainable_values = [scope.get_current_value(v) for v in non_trainable]
+
         def mapping(positions, values, extra=non_trainable_values):
             merged = list(trainable_values)
             for p, value in zip(positions, values):
@@ -367,7 +449,8 @@ class CycleGAN(keras.Model):
 
         def gen_loss_fn(gen_values):
             with keras.StatelessScope(state_mapping=mapping(gen_pos, gen_values)):
-                loss, logs, fakes = self._generator_losses(real_t1, real_t2, input_t1, input_t2, aligned)
+                loss, logs, fakes = self._generator_losses(
+                    real_t1, real_t2, input_t1, input_t2, aligned, draws)
             return loss, (logs, fakes)
 
         (_, (gen_logs, (fake_t1, fake_t2))), gen_grads = jax.value_and_grad(
@@ -382,7 +465,7 @@ class CycleGAN(keras.Model):
             with keras.StatelessScope(
                 state_mapping=mapping(disc_pos, disc_values, non_trainable_values)
             ):
-                loss, logs = self._discriminator_losses(real_t1, real_t2, pooled_t1, pooled_t2)
+                loss, logs = self._discriminator_losses(real_t1, real_t2, pooled_t1, pooled_t2, draws)
             return loss, logs
 
         (_, disc_logs), disc_grads = jax.value_and_grad(disc_loss_fn, has_aux=True)(

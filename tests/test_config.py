@@ -42,6 +42,8 @@ def test_unknown_field_is_named(cls):
         (TrainConfig, "gan_loss", "wgan"),
         (TrainConfig, "batch_size", True),
         (TrainConfig, "mixed_precision", "yes"),
+        (TrainConfig, "diff_augment", 1.5),
+        (TrainConfig, "diff_augment", -0.1),
     ],
 )
 def test_invalid_value_names_field(cls, field, value):

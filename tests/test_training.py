@@ -18,10 +18,10 @@ import keras
 from cyclegan.config import TrainConfig, preset
 from cyclegan.training import CycleGAN
 
-paired = float(sys.argv[1])
+paired, augment = float(sys.argv[1]), float(sys.argv[3])
 keys = ("t1", "t2", "t1_input", "t2_input") if sys.argv[2] == "inputs" else ("t1", "t2")
 gan = CycleGAN(preset("tiny"), TrainConfig(epochs=1, decay_epochs=0, steps_per_epoch=2,
-                                           pool_size=3, paired_weight=paired))
+                                           pool_size=3, paired_weight=paired, diff_augment=augment))
 gan.compile()
 rng = np.random.default_rng(0)
 data = {k: rng.uniform(-1, 1, (2, 32, 32, 1)).astype("float32") for k in keys}
@@ -39,14 +39,16 @@ print(json.dumps({
     "n_vars": len(gan.trainable_variables),
     "iterations": [int(keras.ops.convert_to_numpy(o.iterations)) for o in gan.optimizer.optimizers],
     "pool_count": int(keras.ops.convert_to_numpy(gan.pool_t1.count)),
+    "augment_state": (None if gan.augment_seed is None
+                      else keras.ops.convert_to_numpy(gan.augment_seed.state).tolist()),
 }))
 """
 
 
-def run_fit(backend, paired=0.0, inputs=False):
+def run_fit(backend, paired=0.0, inputs=False, augment=0.0):
     env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-c", FIT_SCRIPT, str(paired), "inputs" if inputs else "plain"],
+        [sys.executable, "-c", FIT_SCRIPT, str(paired), "inputs" if inputs else "plain", str(augment)],
         capture_output=True, text=True, env=env, timeout=300, cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -66,7 +68,9 @@ def check_result(result, paired):
 
 
 def test_two_fit_steps_tensorflow():
-    check_result(run_fit("tensorflow"), paired=0.0)
+    result = run_fit("tensorflow")
+    check_result(result, paired=0.0)
+    assert result["augment_state"] is None  # no DiffAugment, no random state for it
 
 
 def test_two_fit_steps_jax_with_paired_term_and_separate_inputs():
@@ -74,6 +78,56 @@ def test_two_fit_steps_jax_with_paired_term_and_separate_inputs():
     result = run_fit("jax", paired=1.0, inputs=True)
     assert result["backend"] == "jax"
     check_result(result, paired=1.0)
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_two_fit_steps_with_diff_augment_draw_new_augmentations_each_step(backend):
+    pytest.importorskip(backend)
+    result = run_fit(backend, augment=1.0)
+    check_result(result, paired=0.0)
+    # The augmentation's random state is carried from step to step (one draw a step), so each
+    # step sees other shifts and holes, under JAX's stateless step as under TensorFlow.
+    assert result["augment_state"][1] == 2
+
+
+def test_diff_augment_shifts_and_cuts_a_hole_differentiably():
+    from cyclegan.training import AUGMENT_DRAWS, diff_augment
+
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-0.9, 0.9, (3, 16, 24, 1)).astype("float32")
+    draws = np.zeros((3, AUGMENT_DRAWS), "float32")
+    # Image 0: shifted 2 rows down (the most, 1/8 of 16) and 3 columns left (1/8 of 24), the
+    # hole at the bottom-right corner; image 1: not augmented (its draw is over the fraction);
+    # image 2: no shift (the middle draw), the hole at the top-left corner.
+    draws[0] = [0.0, 0.999, 0.0, 0.999, 0.999]
+    draws[1] = [0.9, 0.3, 0.3, 0.3, 0.3]
+    draws[2] = [0.1, 0.5, 0.5, 0.0, 0.0]
+    out = keras.ops.convert_to_numpy(diff_augment(images, draws, 0.5))
+    assert out.shape == images.shape
+    assert np.array_equal(out[1], images[1])
+
+    expected = np.full_like(images[0], -1.0)  # uncovered pixels are background
+    expected[2:, :-3] = images[0, :-2, 3:]
+    expected[8:, 12:] = 0.0  # an 8 x 12 hole, half the size each way
+    assert np.array_equal(out[0], expected)
+
+    expected = images[2].copy()
+    expected[:8, :12] = 0.0
+    assert np.array_equal(out[2], expected)
+
+    # Gradients reach the images through the map: one for each pixel that is kept.
+    import tensorflow as tf
+
+    x = tf.constant(images)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = tf.reduce_sum(diff_augment(x, draws, 0.5))
+    grad = tape.gradient(total, x).numpy()
+    assert grad[1].sum() == images[1].size
+    kept = (out[0] != 0.0) & (out[0] != -1.0)  # neither in the hole nor uncovered by the shift
+    source = np.zeros_like(grad[0])  # where each kept output pixel came from: 2 rows up, 3 columns right
+    source[:-2, 3:] = kept[2:, :-3]
+    assert np.array_equal(grad[0], source)
 
 
 def test_fit_in_process_updates_only_through_both_optimizers(tiny_config):
