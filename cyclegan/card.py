@@ -173,6 +173,9 @@ def recipe(train_config: TrainConfig) -> str:
         fraction = getattr(tc, cls.field)
         if fraction:
             parts.append(cls(fraction).describe())
+    if tc.inversion_warmup:
+        parts.append(f"generators first fitted for {tc.inversion_warmup} steps to their inputs' inversion "
+                     "(air and bone kept dark)")
     if tc.diff_augment:
         parts.append(f"DiffAugment (shift and cutout) on {tc.diff_augment:.0%} of the discriminators' inputs")
     parts.append(f"Adam {tc.learning_rate:g} (beta1 {tc.beta_1:g}), {tc.epochs} epochs of {tc.steps_per_epoch} "

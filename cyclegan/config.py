@@ -260,7 +260,8 @@ class TrainConfig(_JsonConfig):
     that other scanners' and sequences' tissue contrast translates too.
     ``diff_augment`` is the fraction of discriminator inputs shown through a random
     shift and cutout (DiffAugment): the same random map for real and generated images,
-    differentiable, so the generators learn through it.
+    differentiable, so the generators learn through it. ``inversion_warmup`` steps first
+    fit each generator alone to its input's inversion (:func:`cyclegan.training.invert_tissue`).
     """
 
     epochs: int = option(200, "total epochs")
@@ -293,6 +294,10 @@ class TrainConfig(_JsonConfig):
                                  "to 1/8 of the crop and given a hole of half its size (DiffAugment, Zhao et al. "
                                  "2020), so that the discriminators cannot learn a small data set by heart; 0 = "
                                  "off", metavar="FRACTION")
+    inversion_warmup: int = option(0, "steps that first fit each generator, alone, to its input's inversion "
+                                   "(tissue mirrored, air and bone kept dark: T1 and T2 order CSF, grey and "
+                                   "white matter in reverse), so that the CycleGAN starts on the side of the "
+                                   "target contrast; no pairs needed; 0 = off", metavar="STEPS")
     pool_size: int = option(50, "image pool size (0 disables the pool)")
     mixed_precision: bool = option(False, "bf16 mixed precision (GPUs, CPUs with bf16 units)")
     seed: int = option(0, "random seed (weight initialisation, data order, image pools)")
@@ -328,6 +333,7 @@ class TrainConfig(_JsonConfig):
         _check_float("blur", self.blur, 0.0, 1.0)
         _check_float("contrast", self.contrast, 0.0, 1.0)
         _check_float("diff_augment", self.diff_augment, 0.0, 1.0)
+        _check_int("inversion_warmup", self.inversion_warmup, 0, 1_000_000)
         _check_int("pool_size", self.pool_size, 0, 10000)
         if not isinstance(self.mixed_precision, bool):
             raise ConfigError(f"mixed_precision must be true or false, got {self.mixed_precision!r}")

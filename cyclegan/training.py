@@ -200,6 +200,43 @@ def diff_augment(images, draws, probability: float):
     return ops.where(apply, moved, images)
 
 
+#: Intensity (in [-1, 1]) under which :func:`invert_tissue` leaves a pixel as it is: air and bone,
+#: dark on T1 and on T2 alike.
+DARK_LEVEL = -0.9
+
+
+def invert_tissue(images):
+    """The images' inversion as a rough translation: every pixel brighter than ``DARK_LEVEL`` is
+    mirrored (``-x``), darker ones (air, bone) stay. T1 and T2 order CSF, grey and white matter in
+    reverse, so this has the target's tissue order in both directions; it knows nothing of fat,
+    vessels or the size of the contrast, which the CycleGAN terms then learn."""
+    return ops.where(images > DARK_LEVEL, -images, images)
+
+
+def warm_up_on_inversion(gan: "CycleGAN", batches, steps: int, verbose=0):
+    """Fit both generators of ``gan`` alone to :func:`invert_tissue` of their inputs for ``steps``
+    batches of ``batches`` (a sequence of training batch dicts, as ``CycleGAN.fit`` takes; it is
+    cycled through), with an L1 loss and Adam at the run's learning rate. Needs no pairs: each
+    image is its own target. Returns the Keras ``History``."""
+    tc = gan.train_config
+    inputs = {d: keras.Input(shape=(None, None, gan.model_config.channels), name=d)
+              for d in ("t1", "t2")}
+    outputs = {"t1_to_t2": gan.t1_to_t2(inputs["t1"]), "t2_to_t1": gan.t2_to_t1(inputs["t2"])}
+    model = keras.Model(inputs, outputs, name="inversion_warmup")
+    model.compile(optimizer=keras.optimizers.Adam(tc.learning_rate, beta_1=tc.beta_1, beta_2=tc.beta_2),
+                  loss={"t1_to_t2": "mae", "t2_to_t1": "mae"})
+
+    def pairs():
+        while True:
+            for i in range(len(batches)):
+                batch = batches[i]
+                t1, t2 = batch.get("t1_input", batch["t1"]), batch.get("t2_input", batch["t2"])
+                yield ({"t1": t1, "t2": t2},
+                       {"t1_to_t2": invert_tissue(t1), "t2_to_t1": invert_tissue(t2)})
+
+    return model.fit(pairs(), steps_per_epoch=steps, epochs=1, shuffle=False, verbose=verbose)
+
+
 def _as_config(value, cls):
     if value is None:
         return cls()

@@ -46,3 +46,41 @@ def test_unpaired_fit_learns_the_tissue_order_of_each_contrast():
             # Not an inversion of the input: the background stays dark.
             assert out[labels == 0].mean() < out[labels > 0].mean()
     assert right["t1_to_t2"] >= 8 and right["t2_to_t1"] >= 8, right
+
+
+def test_inversion_warmup_alone_starts_both_generators_on_the_target_tissue_order():
+    """``--inversion-warmup``: fitted to their inputs' inversion only (no CycleGAN terms, no pairs),
+    the generators order held-out heads' tissues as the target contrast does and keep the
+    background dark, which is where the CycleGAN then starts."""
+    from cyclegan.training import warm_up_on_inversion
+
+    keras.utils.set_random_seed(0)
+    config = ModelConfig(image_size=SIZE, generator_filters=8, generator_blocks=2, discriminator_filters=8,
+                         discriminator_layers=2)
+    gan = CycleGAN(config, TrainConfig(epochs=1, decay_epochs=0, learning_rate=1e-3))
+    gan.compile()
+    heads = {"t1": range(0, 32), "t2": range(100, 132)}
+    train = {domain: [Slice(f"{domain}/{s}.png", domain, ellipse_image(ellipse_tissues(SIZE, s), domain, s) * 2 - 1)
+                      for s in seeds] for domain, seeds in heads.items()}
+    history = warm_up_on_inversion(gan, TrainingStream(train, SIZE, 4, 20, seed=0), 150)
+    assert history.history["t1_to_t2_loss"][-1] < 0.2
+
+    right = {"t1_to_t2": 0, "t2_to_t1": 0}
+    for seed in range(1000, 1010):
+        labels = ellipse_tissues(SIZE, seed)
+        for direction, source, generator in (("t1_to_t2", "t1", gan.t1_to_t2), ("t2_to_t1", "t2", gan.t2_to_t1)):
+            image = ellipse_image(labels, source, seed) * 2 - 1
+            out = keras.ops.convert_to_numpy(generator(image[None, ..., None]))[0, ..., 0]
+            right[direction] += in_tissue_order(direction, [out[labels == k].mean() for k in (1, 2, 3)])
+            assert out[labels == 0].mean() < out[labels > 0].mean()
+    assert right["t1_to_t2"] >= 9 and right["t2_to_t1"] >= 9, right
+
+
+def test_invert_tissue_mirrors_tissue_and_keeps_air_and_bone_dark():
+    import numpy as np
+
+    from cyclegan.training import DARK_LEVEL, invert_tissue
+
+    image = np.array([-1.0, DARK_LEVEL - 0.05, -0.5, 0.0, 0.3, 1.0], "float32")
+    out = keras.ops.convert_to_numpy(invert_tissue(image))
+    assert np.allclose(out, [-1.0, DARK_LEVEL - 0.05, 0.5, 0.0, -0.3, -1.0])

@@ -1,5 +1,6 @@
 import csv
 import json
+import logging
 import os
 import re
 import signal
@@ -245,6 +246,22 @@ def test_init_from_in_the_command(tmp_path, data_zip, tiny_folder):
     assert json.loads((out / "config.json").read_text())["training"]["init_from"] == str(tiny_folder)
     bad = run_train(*tiny_args(data_zip, tmp_path / "bad", "--epochs", "1", "--init-from", str(tmp_path / "none")))
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_inversion_warmup_runs_before_a_new_start_only(tmp_path, data_zip, caplog):
+    out = tmp_path / "run"
+    args = tiny_args(data_zip, out, "--epochs", "2", "--inversion-warmup", "3", "--restarts", "0")
+    with caplog.at_level(logging.INFO, logger="train"):
+        assert main(args) == 0
+    assert "inversion warm-up: 3 steps" in caplog.text and "inversion warm-up done: L1" in caplog.text
+    record = json.loads((out / "config.json").read_text())
+    assert record["train_config"]["inversion_warmup"] == 3
+    assert "generators first fitted for 3 steps to their inputs' inversion" in (out / "README.md").read_text()
+    # Run again: it resumes from its backup (its own weights), so it is not warmed up again.
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="train"):
+        assert main(args) == 0
+    assert "inversion warm-up" not in caplog.text
 
 
 def test_runs_recorded_before_a_config_field_existed_still_resume(tmp_path):

@@ -459,7 +459,7 @@ def _one_start(*, run, output, command, model_config, train_config, data_config,
     from cyclegan.config import RESTART_CHECK_STEPS
     from cyclegan.data import TrainingStream
     from cyclegan.hub import push_to_hub, save_pretrained
-    from cyclegan.training import CycleGAN
+    from cyclegan.training import CycleGAN, warm_up_on_inversion
 
     keras.utils.set_random_seed(train_config.seed)  # weights, pools and data order follow --seed
     model = CycleGAN(model_config, train_config)
@@ -514,6 +514,13 @@ def _one_start(*, run, output, command, model_config, train_config, data_config,
         log.info("pushed epoch %d to %s", epoch, url)
         return True
 
+    if train_config.inversion_warmup and not any((output / "backup").glob("training_metadata.json*")):
+        # A resumed run restores its own weights from the backup; a new start is warmed up first.
+        log.info("inversion warm-up: %d steps fitting both generators to their inputs' inversion",
+                 train_config.inversion_warmup)
+        warmup = warm_up_on_inversion(model, stream, train_config.inversion_warmup, verbose=run.verbose)
+        log.info("inversion warm-up done: L1 %.3f (T1 -> T2), %.3f (T2 -> T1)",
+                 warmup.history["t1_to_t2_loss"][-1], warmup.history["t2_to_t1_loss"][-1])
     callbacks = [
         keras.callbacks.BackupAndRestore(str(output / "backup"), save_freq="epoch",
                                          delete_checkpoint=False, double_checkpoint=True),
