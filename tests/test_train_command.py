@@ -240,9 +240,13 @@ def test_init_from_copies_generators(tiny_folder, tiny_gan, tiny_config):
 
 def test_init_from_in_the_command(tmp_path, data_zip, tiny_folder):
     out = tmp_path / "run"
-    proc = run_train(*tiny_args(data_zip, out, "--epochs", "1", "--init-from", str(tiny_folder)))
+    proc = run_train(*tiny_args(data_zip, out, "--epochs", "1", "--init-from", str(tiny_folder),
+                                "--inversion-warmup", "5"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"generators initialised from {tiny_folder}" in proc.stderr
+    # The saved generators are the start: the warm-up would overwrite them, so it is skipped.
+    assert f"inversion warm-up skipped: the generators start from {tiny_folder}" in proc.stderr
+    assert "inversion warm-up done" not in proc.stderr
     assert json.loads((out / "config.json").read_text())["training"]["init_from"] == str(tiny_folder)
     bad = run_train(*tiny_args(data_zip, tmp_path / "bad", "--epochs", "1", "--init-from", str(tmp_path / "none")))
     assert bad.returncode == 2 and "Traceback" not in bad.stderr

@@ -514,7 +514,9 @@ def _one_start(*, run, output, command, model_config, train_config, data_config,
         log.info("pushed epoch %d to %s", epoch, url)
         return True
 
-    if train_config.inversion_warmup and not any((output / "backup").glob("training_metadata.json*")):
+    if train_config.inversion_warmup and run.init_from:
+        log.info("inversion warm-up skipped: the generators start from %s", run.init_from)
+    elif train_config.inversion_warmup and not any((output / "backup").glob("training_metadata.json*")):
         # A resumed run restores its own weights from the backup; a new start is warmed up first.
         log.info("inversion warm-up: %d steps fitting both generators to their inputs' inversion",
                  train_config.inversion_warmup)
