@@ -240,12 +240,14 @@ class DataConfig(_JsonConfig):
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(_JsonConfig):
-    """Training hyper-parameters; the defaults are the reference CycleGAN's but for two
-    terms, the recipe that learns the right contrast without pairs (benchmarks/NOTES.md,
+    """Training hyper-parameters; the defaults are the reference CycleGAN's but for three
+    changes, the recipe that learns the right contrast without pairs (benchmarks/NOTES.md,
     tests/test_learning.py): the identity term is off (``identity_weight`` 0), as on
-    unpaired T1/T2 data it pulls each generator toward keeping its input's contrast, and
-    a MIND structure term between each input and its translation is on
-    (``structure_weight`` 5), which keeps the anatomy whatever the contrast.
+    unpaired T1/T2 data it pulls each generator toward keeping its input's contrast; a
+    MIND structure term between each input and its translation is on
+    (``structure_weight`` 5), which keeps the anatomy whatever the contrast; and the
+    generators first fit their inputs' inversion for ``inversion_warmup`` (300) steps, so
+    that training starts on the side of the target contrast.
 
     The learning rate stays constant for ``epochs - decay_epochs`` epochs, then
     decays linearly to zero over the last ``decay_epochs`` epochs.
@@ -294,10 +296,11 @@ class TrainConfig(_JsonConfig):
                                  "to 1/8 of the crop and given a hole of half its size (DiffAugment, Zhao et al. "
                                  "2020), so that the discriminators cannot learn a small data set by heart; 0 = "
                                  "off", metavar="FRACTION")
-    inversion_warmup: int = option(0, "steps that first fit each generator, alone, to its input's inversion "
+    inversion_warmup: int = option(300, "steps that first fit each generator, alone, to its input's inversion "
                                    "(tissue mirrored, air and bone kept dark: T1 and T2 order CSF, grey and "
                                    "white matter in reverse), so that the CycleGAN starts on the side of the "
-                                   "target contrast; no pairs needed; 0 = off", metavar="STEPS")
+                                   "target contrast; no pairs needed; skipped with --init-from and when a run "
+                                   "resumes; 0 = off", metavar="STEPS")
     pool_size: int = option(50, "image pool size (0 disables the pool)")
     mixed_precision: bool = option(False, "bf16 mixed precision (GPUs, CPUs with bf16 units)")
     seed: int = option(0, "random seed (weight initialisation, data order, image pools)")
@@ -340,8 +343,9 @@ class TrainConfig(_JsonConfig):
         _check_int("seed", self.seed, 0)
         _check_int("restarts", self.restarts, 0, 100)
 
-    # The MIND term was off before it existed; runs never started again before restarts existed.
-    ABSENT_MEANS = {"structure_weight": 0.0, "restarts": 0}
+    # The MIND term was off before it existed; runs never started again before restarts existed,
+    # nor were warmed up before the inversion warm-up existed.
+    ABSENT_MEANS = {"structure_weight": 0.0, "restarts": 0, "inversion_warmup": 0}
 
     @property
     def constant_epochs(self) -> int:

@@ -56,7 +56,7 @@ def test_reference_defaults():
     train = TrainConfig()
     # The unpaired recipe differs from the reference: no identity term, a MIND term (see test_learning).
     assert (train.cycle_weight, train.identity_weight, train.pool_size) == (10.0, 0.0, 50)
-    assert train.structure_weight == 5.0
+    assert train.structure_weight == 5.0 and train.inversion_warmup == 300
     assert (train.learning_rate, train.beta_1, train.gan_loss) == (2e-4, 0.5, "lsgan")
     ref = preset("reference")
     assert (ref.generator_filters, ref.generator_blocks, ref.discriminator_layers) == (64, 9, 3)
@@ -68,6 +68,13 @@ def test_a_record_written_before_the_structure_term_existed_reads_as_without_it(
     assert TrainConfig.from_dict(old).structure_weight == 0.0
     assert TrainConfig.from_dict({**old, "structure_weight": 2.0}).structure_weight == 2.0
     assert TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()  # the round trip keeps the default
+
+
+def test_a_record_written_before_the_inversion_warmup_existed_reads_as_without_it():
+    old = TrainConfig().to_dict()
+    del old["inversion_warmup"]
+    assert TrainConfig.from_dict(old).inversion_warmup == 0
+    assert TrainConfig.from_dict(TrainConfig().to_dict()).inversion_warmup == 300
 
 
 def test_a_model_saved_before_the_upsampling_option_existed_reads_as_transposed():

@@ -36,8 +36,10 @@ def main_in_process(args, capsys):
 
 
 def tiny_args(data_zip, output, *extra):
+    """A tiny run's options. The inversion warm-up (300 steps by default) is off unless a test asks
+    for it (``extra`` comes last and wins): the full-run test and the warm-up's own test run it."""
     return ["--dataset", str(data_zip), "--output", str(output), "--preset", "tiny",
-            "--steps-per-epoch", "2", "--verbose", "2", "--save-every", "1", *extra]
+            "--steps-per-epoch", "2", "--verbose", "2", "--save-every", "1", "--inversion-warmup", "0", *extra]
 
 
 def test_help_documents_every_flag_with_default(capsys):
@@ -55,8 +57,13 @@ def test_help_documents_every_flag_with_default(capsys):
 
 def test_full_run_then_load(tmp_path, data_zip):
     out = tmp_path / "run"
-    proc = run_train(*tiny_args(data_zip, out, "--epochs", "2", "--blur", "0.5", "--contrast", "0.25"))
+    from cyclegan.config import TrainConfig
+
+    warmup = TrainConfig().inversion_warmup  # the default recipe's warm-up
+    proc = run_train(*tiny_args(data_zip, out, "--epochs", "2", "--blur", "0.5", "--contrast", "0.25",
+                                "--inversion-warmup", str(warmup)))
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"inversion warm-up: {warmup} steps" in proc.stderr and "inversion warm-up done" in proc.stderr
     assert "unreadable images skipped: 1" in proc.stderr
     assert "blur: 50% of the training images Gaussian-blurred" in proc.stderr
     assert "contrast: 25% of the generator inputs with a random gamma (0.5-2; their targets stay)" in proc.stderr
