@@ -228,20 +228,26 @@ def test_load_in_a_fresh_process(tiny_folder):
 def test_card_states_the_training_recipe(tiny_config):
     from cyclegan.config import TrainConfig
 
-    card = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2, paired_weight=100.0, skull_strip=0.3))
+    def short(**fields):  # a short run; the warm-up off unless asked for
+        return TrainConfig(**{"epochs": 4, "decay_epochs": 2, "inversion_warmup": 0, **fields})
+
+    card = hub.model_card(tiny_config, short(paired_weight=100.0, skull_strip=0.3))
     assert ("paired L1 weight 100, MIND structure weight 5, 30% of the aligned pairs with a brain mask shown "
             "skull-stripped, Adam 0.0002") in card
-    plain = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2))
+    plain = hub.model_card(tiny_config, short())
     assert "paired L1 weight 0, MIND structure weight 5, Adam 0.0002" in plain and "skull-stripped" not in plain
-    without = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2, structure_weight=0.0))
+    default = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2))
+    assert ("MIND structure weight 5, generators first fitted for 300 steps to their inputs' inversion (air and "
+            "bone kept dark), Adam 0.0002") in default
+    without = hub.model_card(tiny_config, short(structure_weight=0.0))
     assert "paired L1 weight 0, Adam 0.0002" in without and "MIND" not in without
     assert "blurred" not in plain and "gamma" not in plain
-    soft = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2, blur=0.25))
+    soft = hub.model_card(tiny_config, short(blur=0.25))
     assert "MIND structure weight 5, 25% of the training images Gaussian-blurred (sigma 0.5-2 px; both" in soft
-    varied = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2, blur=0.25, contrast=0.5))
+    varied = hub.model_card(tiny_config, short(blur=0.25, contrast=0.5))
     assert "alike), 50% of the generator inputs with a random gamma (0.5-2; their targets stay), Adam" in varied
     assert "DiffAugment" not in varied
-    augmented = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2, diff_augment=1.0))
+    augmented = hub.model_card(tiny_config, short(diff_augment=1.0))
     assert "MIND structure weight 5, DiffAugment (shift and cutout) on 100% of the discriminators' inputs, Adam" \
         in augmented
 
