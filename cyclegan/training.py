@@ -169,14 +169,14 @@ def diff_augment(images, draws, probability: float):
     height, width = int(images.shape[1]), int(images.shape[2])
     draws = ops.cast(draws, "float32")
 
-    def offsets(u, size, reach):
+    def offsets(u, reach):
         return ops.cast(ops.floor(u * (2 * reach + 1)), "int32") - reach
 
     def hole_start(u, size, side):
         return ops.cast(ops.floor(u * (size - side + 1)), "int32")
 
-    dy = offsets(draws[:, 1], height, int(height * AUGMENT_TRANSLATION))
-    dx = offsets(draws[:, 2], width, int(width * AUGMENT_TRANSLATION))
+    dy = offsets(draws[:, 1], int(height * AUGMENT_TRANSLATION))
+    dx = offsets(draws[:, 2], int(width * AUGMENT_TRANSLATION))
     rows = ops.arange(height, dtype="int32")[None, :] - dy[:, None]  # source row of each row
     cols = ops.arange(width, dtype="int32")[None, :] - dx[:, None]
     inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]

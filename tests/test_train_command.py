@@ -220,9 +220,11 @@ def test_data_parallel_on_two_host_devices_jax_without_tensorflow(tmp_path, data
     (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['tensorflow'] = None\n")
     env = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
            "PYTHONPATH": f"{blocker}{os.pathsep}{ROOT}"}
-    proc = run_train(*tiny_args(data_zip, out, "--epochs", "1", "--batch-size", "2"), env=env)
+    # With the inversion warm-up and DiffAugment, which have code of their own for this path.
+    proc = run_train(*tiny_args(data_zip, out, "--epochs", "1", "--batch-size", "2", "--inversion-warmup", "4",
+                                "--diff-augment", "1"), env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "(jax, 2 device(s))" in proc.stderr
+    assert "(jax, 2 device(s))" in proc.stderr and "inversion warm-up done" in proc.stderr
     assert "no TensorBoard logs: they are written through tensorflow, which is not installed" in proc.stderr
     assert not (out / "logs").exists()
     assert json.loads((out / "config.json").read_text())["training"]["devices"] == 2
