@@ -528,8 +528,8 @@ def _one_start(*, run, output, command, model_config, train_config, data_config,
                                          delete_checkpoint=False, double_checkpoint=True),
         cb.SetStreamEpoch(stream),
         samples,
-        progress,
         history_logger(output / "history.csv"),
+        progress,  # after the history row: progress.json says an epoch is done only once it is logged
         *tensorboard_callbacks(output / "logs"),
         cb.EveryNEpochs(run.save_every, export),
     ]
