@@ -18,34 +18,46 @@ from cyclegan.phantom import ellipse_image, ellipse_tissues
 from cyclegan.training import CycleGAN
 
 SIZE = 32
+#: A small CycleGAN for the phantom.
+CONFIG = ModelConfig(image_size=SIZE, generator_filters=8, generator_blocks=2, discriminator_filters=8,
+                     discriminator_layers=2)
+
+
+def phantom_slices(heads: dict) -> dict:
+    """Training slices of the ellipse phantom: ``heads`` maps each contrast to its heads' seeds."""
+    return {domain: [Slice(f"{domain}/{s}.png", domain, ellipse_image(ellipse_tissues(SIZE, s), domain, s) * 2 - 1)
+                     for s in seeds] for domain, seeds in heads.items()}
+
+
+def held_out_tissue_order(gan) -> dict:
+    """How many of 10 held-out heads each generator translates into the target's tissue order;
+    asserts on each that the background stays dark (the output is not an inversion of the input)."""
+    right = {"t1_to_t2": 0, "t2_to_t1": 0}
+    for seed in range(1000, 1010):
+        labels = ellipse_tissues(SIZE, seed)
+        for direction, source, generator in (("t1_to_t2", "t1", gan.t1_to_t2), ("t2_to_t1", "t2", gan.t2_to_t1)):
+            image = ellipse_image(labels, source, seed) * 2 - 1
+            out = keras.ops.convert_to_numpy(generator(image[None, ..., None]))[0, ..., 0]
+            right[direction] += in_tissue_order(direction, [out[labels == k].mean() for k in (1, 2, 3)])
+            assert out[labels == 0].mean() < out[labels > 0].mean()
+    return right
 
 
 def test_unpaired_fit_learns_the_tissue_order_of_each_contrast():
     keras.utils.set_random_seed(0)
-    config = ModelConfig(image_size=SIZE, generator_filters=8, generator_blocks=2, discriminator_filters=8,
-                         discriminator_layers=2)
     defaults = TrainConfig()
     train_config = TrainConfig(epochs=1, decay_epochs=0, steps_per_epoch=400, batch_size=4, learning_rate=5e-4,
                                pool_size=10, inversion_warmup=0)
     # the default recipe's losses
     assert (train_config.identity_weight, train_config.structure_weight) == (defaults.identity_weight,
                                                                               defaults.structure_weight)
-    heads = {"t1": range(0, 64), "t2": range(100, 164)}  # unpaired: no head is seen in both contrasts
-    train = {domain: [Slice(f"{domain}/{s}.png", domain, ellipse_image(ellipse_tissues(SIZE, s), domain, s) * 2 - 1)
-                      for s in seeds] for domain, seeds in heads.items()}
-    gan = CycleGAN(config, train_config)
+    # unpaired: no head is seen in both contrasts
+    train = phantom_slices({"t1": range(0, 64), "t2": range(100, 164)})
+    gan = CycleGAN(CONFIG, train_config)
     gan.compile()
     gan.fit(TrainingStream(train, SIZE, 4, 400, seed=0), epochs=1, verbose=0)
 
-    right = {"t1_to_t2": 0, "t2_to_t1": 0}
-    for seed in range(1000, 1010):  # held-out heads
-        labels = ellipse_tissues(SIZE, seed)
-        for direction, source, generator in (("t1_to_t2", "t1", gan.t1_to_t2), ("t2_to_t1", "t2", gan.t2_to_t1)):
-            image = ellipse_image(labels, source, seed) * 2 - 1
-            out = keras.ops.convert_to_numpy(generator(image[None, ..., None]))[0, ..., 0]
-            right[direction] += in_tissue_order(direction, [out[labels == k].mean() for k in (1, 2, 3)])
-            # Not an inversion of the input: the background stays dark.
-            assert out[labels == 0].mean() < out[labels > 0].mean()
+    right = held_out_tissue_order(gan)
     assert right["t1_to_t2"] >= 8 and right["t2_to_t1"] >= 8, right
 
 
@@ -56,24 +68,13 @@ def test_inversion_warmup_alone_starts_both_generators_on_the_target_tissue_orde
     from cyclegan.training import warm_up_on_inversion
 
     keras.utils.set_random_seed(0)
-    config = ModelConfig(image_size=SIZE, generator_filters=8, generator_blocks=2, discriminator_filters=8,
-                         discriminator_layers=2)
-    gan = CycleGAN(config, TrainConfig(epochs=1, decay_epochs=0, learning_rate=1e-3))
+    gan = CycleGAN(CONFIG, TrainConfig(epochs=1, decay_epochs=0, learning_rate=1e-3))
     gan.compile()
-    heads = {"t1": range(0, 32), "t2": range(100, 132)}
-    train = {domain: [Slice(f"{domain}/{s}.png", domain, ellipse_image(ellipse_tissues(SIZE, s), domain, s) * 2 - 1)
-                      for s in seeds] for domain, seeds in heads.items()}
+    train = phantom_slices({"t1": range(0, 32), "t2": range(100, 132)})
     history = warm_up_on_inversion(gan, TrainingStream(train, SIZE, 4, 20, seed=0), 150)
     assert history.history["t1_to_t2_loss"][-1] < 0.2
 
-    right = {"t1_to_t2": 0, "t2_to_t1": 0}
-    for seed in range(1000, 1010):
-        labels = ellipse_tissues(SIZE, seed)
-        for direction, source, generator in (("t1_to_t2", "t1", gan.t1_to_t2), ("t2_to_t1", "t2", gan.t2_to_t1)):
-            image = ellipse_image(labels, source, seed) * 2 - 1
-            out = keras.ops.convert_to_numpy(generator(image[None, ..., None]))[0, ..., 0]
-            right[direction] += in_tissue_order(direction, [out[labels == k].mean() for k in (1, 2, 3)])
-            assert out[labels == 0].mean() < out[labels > 0].mean()
+    right = held_out_tissue_order(gan)
     assert right["t1_to_t2"] >= 9 and right["t2_to_t1"] >= 9, right
 
 
