@@ -125,7 +125,8 @@ class ModelConfig(_JsonConfig):
     upsampling: str = option("transpose", "generator upsampling: 'transpose' (the reference's stride-2 "
                                           "transposed convolutions) or 'resize' (nearest-neighbour resize, "
                                           "then a 3x3 convolution: no checkerboard artefacts) "
-                                          "(default: the preset's)", choices=UPSAMPLING, cli_default=None)
+                                          "(default: the preset's for a new run, a resumed run's own, and "
+                                          "with --init-from the saved model's)", choices=UPSAMPLING, cli_default=None)
 
     def __post_init__(self):
         _check_choice(self, "upsampling")  # absent from models saved before it: their default, transpose

@@ -261,6 +261,28 @@ def test_init_from_in_the_command(tmp_path, data_zip, tiny_folder):
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
 
 
+def test_upsampling_left_out_follows_the_resumed_run_or_the_init_from_model(tmp_path, data_zip, caplog):
+    resized = tmp_path / "resized"
+    assert main(tiny_args(data_zip, resized, "--epochs", "1", "--upsampling", "resize")) == 0
+    # Resuming without --upsampling keeps the run's own, whatever the preset's is now.
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="train"):
+        assert main(tiny_args(data_zip, resized, "--epochs", "1")) == 0
+    assert "upsampling: the run's recorded 'resize' (the preset's is 'transpose')" in caplog.text
+    assert "another configuration" not in caplog.text
+    # A fine-tune without --upsampling takes the saved model's; given, it must match.
+    tuned = tmp_path / "tuned"
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="train"):
+        assert main(tiny_args(data_zip, tuned, "--epochs", "1", "--init-from", str(resized))) == 0
+    assert f"upsampling: {resized}'s 'resize'" in caplog.text
+    assert json.loads((tuned / "config.json").read_text())["model_config"]["upsampling"] == "resize"
+    clash = run_train(*tiny_args(data_zip, tmp_path / "clash", "--epochs", "1", "--init-from", str(resized),
+                                 "--upsampling", "transpose"))
+    assert clash.returncode == 2 and "Traceback" not in clash.stderr
+    assert "architecture" in clash.stderr and "--upsampling" in clash.stderr
+
+
 def test_inversion_warmup_runs_before_a_new_start_only(tmp_path, data_zip, caplog):
     out = tmp_path / "run"
     args = tiny_args(data_zip, out, "--epochs", "2", "--inversion-warmup", "3", "--restarts", "0")

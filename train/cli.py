@@ -111,6 +111,37 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
     return p
 
 
+def _explicit(argv) -> set:
+    """The options a command line gives itself (not left to their defaults)."""
+    return set(vars(build_parser(explicit_only=True).parse_args(argv if argv is not None else sys.argv[1:])))
+
+
+def _kept_upsampling(output: Path, model_config, init_from, argv) -> "ModelConfig":
+    """``model_config`` with the generators' upsampling, where the command leaves it out, taken
+    from the run it resumes, else from the ``--init-from`` model: a preset's upsampling that
+    changed since a run started does not make it another run, and a fine-tune keeps the
+    architecture of the model it starts from."""
+    if "upsampling" in _explicit(argv):
+        return model_config
+    kept, source = None, None
+    path = output / "run.json"
+    if path.is_file():
+        try:
+            recorded = json.loads(path.read_text()).get("model_config")
+        except (OSError, ValueError):
+            recorded = None  # _check_same_run reports an unreadable record
+        if isinstance(recorded, dict) and recorded:
+            kept, source = ModelConfig.complete(recorded).get("upsampling"), "the run's recorded"
+    elif init_from:
+        from cyclegan.hub import read_config, resolve_source
+
+        kept, source = read_config(resolve_source(init_from))["model_config"].upsampling, f"{init_from}'s"
+    if kept is None or kept == model_config.upsampling:
+        return model_config
+    log.info("upsampling: %s %r (the preset's is %r)", source, kept, model_config.upsampling)
+    return model_config.replace(upsampling=kept)
+
+
 def _recorded_defaults(output: Path, train_config, argv) -> "TrainConfig":
     """``train_config`` with the fields this command leaves at their defaults taken from the run
     it resumes: a default that changed since the run started does not make it another run."""
@@ -123,7 +154,7 @@ def _recorded_defaults(output: Path, train_config, argv) -> "TrainConfig":
         return train_config
     if isinstance(recorded, dict) and recorded:
         recorded = TrainConfig.complete(recorded)  # fields the run's record predates
-    given = set(vars(build_parser(explicit_only=True).parse_args(argv if argv is not None else sys.argv[1:])))
+    given = _explicit(argv)
     changes = {k: v for k, v in recorded.items()
                if k not in given and k in TrainConfig.__dataclass_fields__ and getattr(train_config, k) != v}
     if changes:
@@ -401,6 +432,7 @@ def _run(args, argv) -> int:
         check_repo_id(run.push_to_hub)
     output = Path(run.output)
     train_config = _recorded_defaults(output, train_config, argv)
+    model_config = _kept_upsampling(output, model_config, run.init_from, argv)
     command = "python -m train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     datasets = list(data_config.datasets)
     record = {
