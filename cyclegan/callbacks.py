@@ -141,16 +141,37 @@ def unpaired_score(metrics: dict, name: str = "unpaired") -> tuple[float, float]
     return float(np.mean(order)), -float(np.mean(cycle))
 
 
+#: Mean translation in the air around the head (:func:`cyclegan.evaluation.background_level`, [0, 1])
+#: above which :class:`UnpairedCheck` judges a start failed: starts that learned kept it at 0.01 or
+#: less by their first export, one that went on to learn at 0.23; starts that painted the air grey,
+#: 0.65-0.75 (benchmarks/NOTES.md, "Starts that paint the air").
+BACKGROUND_LIMIT = 0.4
+#: What each reason of :func:`start_failure` means, as the log and the model card say it.
+FAILURES = {"tissue_order": "keep the input's tissue order", "background": "paint the air around the head grey"}
+
+
+def start_failure(metrics: dict, name: str = "unpaired") -> str | None:
+    """Why a start's check says it failed, or None: its translations keep the input's tissue order
+    (right on fewer than half), or one direction paints the air around the head (its background
+    above :data:`BACKGROUND_LIMIT`)."""
+    if unpaired_score(metrics, name)[0] < 0.5:
+        return "tissue_order"
+    if max(metrics.get(f"{name}_{d}_background", 0.0) for d in ("t1_to_t2", "t2_to_t1")) > BACKGROUND_LIMIT:
+        return "background"
+    return None
+
+
 class UnpairedCheck(keras.callbacks.Callback):
     """Checks the generators every ``every`` epochs on images of each contrast, with no pairs:
-    the tissue order of their translations and the round-trip error
+    the tissue order of their translations, the round-trip error and the background
     (:func:`cyclegan.evaluation.unpaired_checks`). Each check is logged and appended to ``path``
     (JSON lines); when one ranks best so far (:func:`unpaired_score`), ``on_best(epoch, metrics)``
     runs (the train command exports that model to ``best/``). The best score survives a resume.
 
     With ``decide_after`` (a number of optimizer steps) the first check made after that many steps
-    judges the start: if it finds the tissue order right on fewer than half of the translations
-    (the start kept the input's contrast), ``failed_start`` records the check and, with
+    judges the start (:func:`start_failure`): if it finds the tissue order right on fewer than half
+    of the translations (the start kept the input's contrast) or the air around the head painted
+    grey, ``failed_start`` records the check and, with
     ``may_restart``, training stops so that the train command can start again from another seed;
     without it, a warning says so and training goes on. A resumed start that was judged already is
     not judged again.
@@ -199,11 +220,13 @@ class UnpairedCheck(keras.callbacks.Callback):
         score = unpaired_score(metrics, self.name)
         best = self.best is None or score > self.best
         log.info("epoch %d, checks without pairs: tissue order right on %.0f%% of T1 -> T2 and %.0f%% of "
-                 "T2 -> T1 translations, round-trip error %.3f / %.3f%s", epoch + 1,
+                 "T2 -> T1 translations, round-trip error %.3f / %.3f, background %.3f / %.3f%s", epoch + 1,
                  100 * metrics.get(f"{self.name}_t1_to_t2_contrast_order_pass", 0),
                  100 * metrics.get(f"{self.name}_t2_to_t1_contrast_order_pass", 0),
                  metrics.get(f"{self.name}_t1_to_t2_cycle_mae", float("nan")),
                  metrics.get(f"{self.name}_t2_to_t1_cycle_mae", float("nan")),
+                 metrics.get(f"{self.name}_t1_to_t2_background", float("nan")),
+                 metrics.get(f"{self.name}_t2_to_t1_background", float("nan")),
                  " (best so far)" if best else "")
         step = optimizer_step(self.model)
         with self.path.open("a") as f:
@@ -215,14 +238,15 @@ class UnpairedCheck(keras.callbacks.Callback):
                 self.on_best(epoch + 1, metrics)
         if self.decide_after is not None and not self.judged and step >= self.decide_after:
             self.judged = True
-            if score[0] < 0.5:
-                self.failed_start = {"epoch": epoch + 1, "step": step, "metrics": metrics}
+            reason = start_failure(metrics, self.name)
+            if reason:
+                self.failed_start = {"epoch": epoch + 1, "step": step, "metrics": metrics, "reason": reason}
+                what = FAILURES[reason]
                 if self.may_restart:
-                    log.warning("epoch %d: the translations keep the input's tissue order (no measured start "
-                                "recovered from that: benchmarks/NOTES.md); starting again from the next seed",
-                                epoch + 1)
+                    log.warning("epoch %d: the translations %s (benchmarks/NOTES.md, checks without "
+                                "pairs); starting again from the next seed", epoch + 1, what)
                     self.model.stop_training = True
                 else:
-                    log.warning("epoch %d: the translations keep the input's tissue order, and no restarts "
-                                "are left (--restarts); training goes on. Starting from a model that knows the "
-                                "contrast (--init-from) learned it in every measured run", epoch + 1)
+                    log.warning("epoch %d: the translations %s, and no restarts are left (--restarts); training "
+                                "goes on. Starting from a model that knows the contrast (--init-from) learned it "
+                                "in every measured run", epoch + 1, what)

@@ -182,7 +182,7 @@ def recipe(train_config: TrainConfig) -> str:
                  f"steps (linear decay over the last {tc.decay_epochs}), batch {tc.batch_size}, image pool "
                  f"{tc.pool_size}, seed {tc.seed}"
                  + (f", up to {tc.restarts} restart{'s' if tc.restarts != 1 else ''} from the next seed when a "
-                    "start keeps the input's contrast" if tc.restarts else ""))
+                    "start keeps the input's contrast or paints the air grey" if tc.restarts else ""))
     return ", ".join(parts) + "."
 
 
@@ -191,10 +191,19 @@ def failed_starts_text(starts) -> str:
     if not starts:
         return ""
     pct = lambda v: "?" if v is None else f"{100 * v:.0f} %"  # noqa: E731
-    items = [f"seed {s.get('seed')} (checked after {s.get('step')} steps: tissue order right on "
-             f"{pct(s.get('tissue_order_t1_to_t2'))} of T1 -> T2 and {pct(s.get('tissue_order_t2_to_t1'))} of "
-             f"T2 -> T1 translations)" for s in starts]
-    return ("Starts set aside because their translations kept the input's tissue order: " + "; ".join(items)
+    level = lambda v: "?" if v is None else f"{v:.2f}"  # noqa: E731
+
+    def item(s):
+        checked = f"seed {s.get('seed')} (checked after {s.get('step')} steps: "
+        if s.get("reason") == "background":
+            return (checked + f"the translations painted the air around the head grey, mean "
+                    f"{level(s.get('background_t1_to_t2'))} (T1 -> T2) and {level(s.get('background_t2_to_t1'))} "
+                    f"(T2 -> T1) on the [0, 1] scale)")
+        return (checked + f"the translations kept the input's tissue order, right on "
+                f"{pct(s.get('tissue_order_t1_to_t2'))} of T1 -> T2 and {pct(s.get('tissue_order_t2_to_t1'))} of "
+                f"T2 -> T1 translations)")
+
+    return ("Starts set aside at their first check without pairs: " + "; ".join(item(s) for s in starts)
             + ". Their files are in the run folder's `failed_starts/`; this model is the next start.")
 
 

@@ -308,7 +308,8 @@ class TrainConfig(_JsonConfig):
     restarts: int = option(2, "start again, from the next seed, when the first check without pairs made "
                            f"after {RESTART_CHECK_STEPS} steps finds the tissue order right on fewer than half "
                            "of the translations (the start kept the input's contrast, which no measured start "
-                           "recovered from); at most this many times; the set-aside starts stay in "
+                           "recovered from) or the air around the head painted grey; at most this many times; "
+                           "the set-aside starts stay in "
                            "failed_starts/ (needs --check-images and --save-every; 0: never)")
 
     def __post_init__(self):

@@ -200,21 +200,38 @@ def tissue_order(name: str, pairs: Iterable, translator) -> list[dict]:
     return rows
 
 
+#: Pixels between the head and the air that :func:`background_level` reads: farther than this
+#: from the input's head mask, so that the edge of the head is not counted.
+BACKGROUND_MARGIN = 6
+
+
+def background_level(source: np.ndarray, prediction: np.ndarray) -> float | None:
+    """Mean of ``prediction`` ([0, 1]) in the air around the head of ``source``: more than
+    :data:`BACKGROUND_MARGIN` pixels outside its head mask. Air is dark in both contrasts, so a
+    translation should keep it near 0. None when the head leaves no such air."""
+    near = ndimage.binary_dilation(head_mask(source), iterations=BACKGROUND_MARGIN)
+    if near.all():
+        return None
+    return float(np.mean(np.asarray(prediction, np.float64)[~near]))
+
+
 def unpaired_checks(name: str, images: dict, translator) -> list[dict]:
     """Rows that need no pairs, so that a run on unpaired data can be checked as it trains.
 
     ``images`` holds images of each contrast (``{"t1": [...], "t2": [...]}``, [0, 1]). For each
     direction: how often a translation orders CSF / grey / white matter as the physics of the
     target contrast demands (:func:`in_tissue_order` on the classes of the input,
-    :func:`tissue_classes`), and the mean round-trip error inside the head. A CycleGAN that keeps
-    the input's contrast (the unpaired failure) scores 0 on the first, however low its cycle error.
+    :func:`tissue_classes`), the mean round-trip error inside the head, and the mean translation
+    in the air around the head (:func:`background_level`). A CycleGAN that keeps the input's
+    contrast (the unpaired failure) scores 0 on the first, however low its cycle error; one that
+    paints the air grey has a high background.
     """
     rows = []
     for direction in DIRECTIONS:
         sources = list(images.get(direction[:2]) or [])
         if not sources:
             continue
-        passed, cycle, all_means = 0, [], []
+        passed, cycle, all_means, background = 0, [], [], []
         for source in sources:
             source = np.asarray(source, np.float64)
             mask = head_mask(source)
@@ -224,11 +241,17 @@ def unpaired_checks(name: str, images: dict, translator) -> list[dict]:
             passed += in_tissue_order(direction, means)
             all_means.append(means)
             cycle.append(float(np.mean(np.abs(back - source)[mask])))
+            level = background_level(source, prediction)
+            if level is not None:
+                background.append(level)
         rows.append(dict(set=name, direction=direction, method="contrast_order", n=len(sources),
                          pass_fraction=round(passed / len(sources), 4),
                          translated_csf_gm_wm=[round(float(x), 4) for x in np.mean(all_means, axis=0)]))
         rows.append(dict(set=name, direction=direction, method="cycle", n=len(sources),
                          cycle_mae=round(float(np.mean(cycle)), 4)))
+        if background:
+            rows.append(dict(set=name, direction=direction, method="background", n=len(background),
+                             background_mean=round(float(np.mean(background)), 4)))
     return rows
 
 
@@ -363,6 +386,8 @@ def rows_to_metrics(rows: Iterable[dict]) -> dict:
             best["psnr"] = max(best.get("psnr", 0.0), row["psnr"])
         elif method == "cycle" and row.get("cycle_mae") is not None:
             metrics[f"{prefix}_cycle_mae"] = row["cycle_mae"]
+        elif method == "background":
+            metrics[f"{prefix}_background"] = row["background_mean"]
         elif method == "contrast_order":
             metrics[f"{prefix}_contrast_order_pass"] = row["pass_fraction"]
             if "target_pass_fraction" in row:

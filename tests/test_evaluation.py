@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from cyclegan import evaluation
 from conftest import phantom_slice
@@ -187,4 +188,32 @@ def test_unpaired_checks_need_no_pairs_and_see_a_kept_contrast():
         assert kept[direction, "cycle"]["cycle_mae"] == 0.0  # ... however good its cycle
     metrics = evaluation.rows_to_metrics(evaluation.unpaired_checks("u", {"t1": images["t1"]}, Rule(True)))
     assert metrics == {"u_t1_to_t2_contrast_order_pass": 1.0,
-                       "u_t1_to_t2_cycle_mae": right["t1_to_t2", "cycle"]["cycle_mae"]}
+                       "u_t1_to_t2_cycle_mae": right["t1_to_t2", "cycle"]["cycle_mae"],
+                       "u_t1_to_t2_background": 0.0}
+
+
+class GreyAir(Rule):
+    """The right tissue order inside the head, and the air around it painted grey."""
+
+    def translate(self, image, direction):
+        out = super().translate(image, direction)
+        return np.where(evaluation.head_mask(np.asarray(image, np.float64)), out, 0.6)
+
+
+def test_unpaired_checks_see_a_translation_that_paints_the_air():
+    from conftest import ellipse_pairs
+
+    heads = ellipse_pairs(3)
+    images = {"t1": [t1 for _, t1, _ in heads], "t2": [t2 for _, _, t2 in heads]}
+    right = {(r["direction"], r["method"]): r for r in evaluation.unpaired_checks("u", images, Rule(True))}
+    grey = {(r["direction"], r["method"]): r for r in evaluation.unpaired_checks("u", images, GreyAir(True))}
+    for direction in ("t1_to_t2", "t2_to_t1"):
+        assert grey[direction, "contrast_order"]["pass_fraction"] == 1.0  # the tissue order alone passes it
+        assert right[direction, "background"]["background_mean"] == 0.0
+        assert grey[direction, "background"] == {"set": "u", "direction": direction, "method": "background",
+                                                 "n": 3, "background_mean": 0.6}
+    # The band at the head's edge is not read: a halo there is the edge check's business.
+    head = heads[0][1]
+    halo = np.where(ndimage.binary_dilation(evaluation.head_mask(head), iterations=3), 0.5, 0.0)
+    assert evaluation.background_level(head, halo) == 0.0
+    assert evaluation.background_level(np.ones((16, 16)), np.ones((16, 16))) is None  # no air to read

@@ -449,9 +449,9 @@ def test_unpaired_check_ranks_by_tissue_order_then_cycle_and_survives_a_resume(t
     assert UnpairedCheck(5, {}, tmp_path / "none.jsonl").best is None
 
 
-def _order_metrics(order, cycle=0.05):
-    return {f"unpaired_{d}_{k}": v for d in ("t1_to_t2", "t2_to_t1")
-            for k, v in (("contrast_order_pass", order), ("cycle_mae", cycle))}
+def _order_metrics(order, cycle=0.05, background=(0.01, 0.01)):
+    return {f"unpaired_{d}_{k}": v for d, air in zip(("t1_to_t2", "t2_to_t1"), background)
+            for k, v in (("contrast_order_pass", order), ("cycle_mae", cycle), ("background", air))}
 
 
 def test_the_first_check_after_enough_steps_judges_the_start(tmp_path, tiny_config, monkeypatch):
@@ -461,9 +461,9 @@ def test_the_first_check_after_enough_steps_judges_the_start(tmp_path, tiny_conf
     tiny_gan = CycleGAN(tiny_config)
     tiny_gan.compile()
 
-    def judged(order, may_restart, path):
+    def judged(order, may_restart, path, background=(0.01, 0.01)):
         check = UnpairedCheck(1, {}, path, decide_after=10, may_restart=may_restart)
-        monkeypatch.setattr(check, "check", lambda: _order_metrics(order))
+        monkeypatch.setattr(check, "check", lambda: _order_metrics(order, background=background))
         check.set_model(tiny_gan)
         tiny_gan.stop_training = False
         tiny_gan.optimizer.iterations.assign(4)
@@ -475,9 +475,15 @@ def test_the_first_check_after_enough_steps_judges_the_start(tmp_path, tiny_conf
 
     kept = judged(0.25, True, tmp_path / "a.jsonl")  # the input's tissue order on most translations
     assert tiny_gan.stop_training and kept.failed_start["epoch"] == 2 and kept.failed_start["step"] == 12
+    assert kept.failed_start["reason"] == "tissue_order"
     assert [json.loads(l)["step"] for l in (tmp_path / "a.jsonl").read_text().splitlines()] == [4, 12]
     learned = judged(0.75, True, tmp_path / "b.jsonl")
     assert learned.failed_start is None and not tiny_gan.stop_training and learned.judged
+    # The right tissue order with the air around the head painted grey in one direction fails too.
+    grey = judged(1.0, True, tmp_path / "grey.jsonl", background=(0.05, 0.66))
+    assert tiny_gan.stop_training and grey.failed_start["reason"] == "background"
+    dim = judged(1.0, True, tmp_path / "dim.jsonl", background=(0.23, 0.01))  # a start that went on to learn
+    assert dim.failed_start is None and not tiny_gan.stop_training
     last = judged(0.0, False, tmp_path / "c.jsonl")  # no restarts left: say so, train on
     assert last.failed_start is not None and not tiny_gan.stop_training
     # A resumed start that was judged already is not judged again; one that was not, is.
@@ -511,7 +517,8 @@ def test_a_start_that_keeps_the_input_contrast_is_set_aside_and_the_next_seed_tr
     assert json.loads((out / "progress.json").read_text())["epoch"] == 3
     assert "starting again from the next seed" in caplog.text and "no restarts are left" in caplog.text
     card = (out / "README.md").read_text()
-    assert "Starts set aside because their translations kept the input's tissue order: seed 0 (checked after 4" in card
+    assert ("Starts set aside at their first check without pairs: seed 0 (checked after 4 steps: the translations "
+            "kept the input's tissue order, right on 0 % of T1 -> T2") in card
     assert "seed 1, up to 1 restart from the next seed" in card
     # The same command again resumes the finished run: nothing is set aside or trained again.
     before = (out / "t1_to_t2.keras").stat().st_mtime_ns
@@ -547,3 +554,23 @@ def test_the_seed_sets_the_initial_weights(tiny_config):
         return np.concatenate([w.ravel() for w in CycleGAN(tiny_config).t1_to_t2.get_weights()])
 
     assert np.array_equal(weights(3), weights(3)) and not np.array_equal(weights(3), weights(4))
+
+
+def test_the_card_says_why_each_start_was_set_aside(tmp_path):
+    from cyclegan.card import failed_starts_text
+    from train.cli import FailedStarts
+
+    starts = FailedStarts(tmp_path)
+    starts.records = [
+        {"seed": 0, "epoch": 5, "step": 500, "metrics": _order_metrics(0.0)},  # recorded before reasons were
+        {"seed": 1, "epoch": 5, "step": 500, "reason": "background",
+         "metrics": _order_metrics(1.0, background=(0.31, 0.66))},
+    ]
+    summary = starts.summary()
+    assert [s["reason"] for s in summary] == ["tissue_order", "background"]
+    assert summary[1]["background_t2_to_t1"] == 0.66 and summary[1]["tissue_order_t1_to_t2"] == 1.0
+    text = failed_starts_text(summary)
+    assert ("seed 0 (checked after 500 steps: the translations kept the input's tissue order, right on 0 % of "
+            "T1 -> T2 and 0 % of T2 -> T1 translations)") in text
+    assert ("seed 1 (checked after 500 steps: the translations painted the air around the head grey, mean 0.31 "
+            "(T1 -> T2) and 0.66 (T2 -> T1) on the [0, 1] scale)") in text

@@ -224,7 +224,8 @@ def _check_same_run(output: Path, record: dict) -> None:
 
 
 class FailedStarts:
-    """The starts of a run that kept the input's contrast and were set aside (``TrainConfig.restarts``).
+    """The starts of a run that failed their first check (kept the input's contrast or painted the air
+    around the head) and were set aside (``TrainConfig.restarts``).
 
     ``failed_starts.json`` in the output folder lists them; each start's files (exports, checks,
     backup, samples, logs) move to ``failed_starts/seed_<n>/``. The record is written before the
@@ -284,10 +285,12 @@ class FailedStarts:
 
     def summary(self) -> list[dict]:
         """What the model card and config say of the set-aside starts."""
-        order = lambda m, d: m.get(f"unpaired_{d}_contrast_order_pass")  # noqa: E731
+        metric = lambda r, d, k: (r.get("metrics") or {}).get(f"unpaired_{d}_{k}")  # noqa: E731
+        # Starts set aside before the background was checked were set aside for their tissue order.
         return [{"seed": r["seed"], "epoch": r.get("epoch"), "step": r.get("step"),
-                 "tissue_order_t1_to_t2": order(r.get("metrics") or {}, "t1_to_t2"),
-                 "tissue_order_t2_to_t1": order(r.get("metrics") or {}, "t2_to_t1"),
+                 "reason": r.get("reason", "tissue_order"),
+                 **{f"{name}_{d}": metric(r, d, key) for d in ("t1_to_t2", "t2_to_t1")
+                    for name, key in (("tissue_order", "contrast_order_pass"), ("background", "background"))},
                  "folder": r.get("folder")} for r in self.records]
 
 
