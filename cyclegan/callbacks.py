@@ -142,9 +142,9 @@ def unpaired_score(metrics: dict, name: str = "unpaired") -> tuple[float, float]
 
 
 #: Mean translation in the air around the head (:func:`cyclegan.evaluation.background_level`, [0, 1])
-#: above which :class:`UnpairedCheck` judges a start failed: starts that learned kept it at 0.01 or
-#: less by their first export, one that went on to learn at 0.23; starts that painted the air grey,
-#: 0.65-0.75 (benchmarks/NOTES.md, "Starts that paint the air").
+#: above which :class:`UnpairedCheck` judges a start failed: at their first export the starts that
+#: learned kept it at 0.01 or less but one, at about 0.2, which learned too; the starts that painted
+#: the air grey were at 0.65-0.75 (benchmarks/NOTES.md, "... and starts that paint the air").
 BACKGROUND_LIMIT = 0.4
 #: What each reason of :func:`start_failure` means, as the log and the model card say it.
 FAILURES = {"tissue_order": "keep the input's tissue order", "background": "paint the air around the head grey"}
@@ -248,5 +248,6 @@ class UnpairedCheck(keras.callbacks.Callback):
                     self.model.stop_training = True
                 else:
                     log.warning("epoch %d: the translations %s, and no restarts are left (--restarts); training "
-                                "goes on. Starting from a model that knows the contrast (--init-from) learned it "
-                                "in every measured run", epoch + 1, what)
+                                "goes on.%s", epoch + 1, what,
+                                " Starting from a model that knows the contrast (--init-from) learned it in every "
+                                "measured run" if reason == "tissue_order" else "")

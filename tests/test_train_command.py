@@ -486,6 +486,8 @@ def test_the_first_check_after_enough_steps_judges_the_start(tmp_path, tiny_conf
     assert dim.failed_start is None and not tiny_gan.stop_training
     last = judged(0.0, False, tmp_path / "c.jsonl")  # no restarts left: say so, train on
     assert last.failed_start is not None and not tiny_gan.stop_training
+    last_grey = judged(1.0, False, tmp_path / "d.jsonl", background=(0.5, 0.5))
+    assert last_grey.failed_start["reason"] == "background" and not tiny_gan.stop_training
     # A resumed start that was judged already is not judged again; one that was not, is.
     assert UnpairedCheck(1, {}, tmp_path / "a.jsonl", decide_after=10).judged
     assert not UnpairedCheck(1, {}, tmp_path / "a.jsonl", decide_after=20).judged
