@@ -205,11 +205,12 @@ def tissue_order(name: str, pairs: Iterable, translator) -> list[dict]:
 BACKGROUND_MARGIN = 6
 
 
-def background_level(source: np.ndarray, prediction: np.ndarray) -> float | None:
-    """Mean of ``prediction`` ([0, 1]) in the air around the head of ``source``: more than
-    :data:`BACKGROUND_MARGIN` pixels outside its head mask. Air is dark in both contrasts, so a
-    translation should keep it near 0. None when the head leaves no such air."""
-    near = ndimage.binary_dilation(head_mask(source), iterations=BACKGROUND_MARGIN)
+def background_level(prediction: np.ndarray, mask: np.ndarray) -> float | None:
+    """Mean of ``prediction`` ([0, 1]) in the air around the head: more than
+    :data:`BACKGROUND_MARGIN` pixels outside ``mask``, the input's head mask (:func:`head_mask`).
+    Air is dark in both contrasts, so a translation should keep it near 0. None when the head
+    leaves no such air."""
+    near = ndimage.binary_dilation(mask, iterations=BACKGROUND_MARGIN)
     if near.all():
         return None
     return float(np.mean(np.asarray(prediction, np.float64)[~near]))
@@ -241,7 +242,7 @@ def unpaired_checks(name: str, images: dict, translator) -> list[dict]:
             passed += in_tissue_order(direction, means)
             all_means.append(means)
             cycle.append(float(np.mean(np.abs(back - source)[mask])))
-            level = background_level(source, prediction)
+            level = background_level(prediction, mask)
             if level is not None:
                 background.append(level)
         rows.append(dict(set=name, direction=direction, method="contrast_order", n=len(sources),

@@ -213,7 +213,7 @@ def test_unpaired_checks_see_a_translation_that_paints_the_air():
         assert grey[direction, "background"] == {"set": "u", "direction": direction, "method": "background",
                                                  "n": 3, "background_mean": 0.6}
     # The band at the head's edge is not read: a halo there is the edge check's business.
-    head = heads[0][1]
-    halo = np.where(ndimage.binary_dilation(evaluation.head_mask(head), iterations=3), 0.5, 0.0)
-    assert evaluation.background_level(head, halo) == 0.0
-    assert evaluation.background_level(np.ones((16, 16)), np.ones((16, 16))) is None  # no air to read
+    mask = evaluation.head_mask(heads[0][1])
+    halo = np.where(ndimage.binary_dilation(mask, iterations=3), 0.5, 0.0)
+    assert evaluation.background_level(halo, mask) == 0.0
+    assert evaluation.background_level(np.ones((16, 16)), np.ones((16, 16), bool)) is None  # no air to read

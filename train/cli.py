@@ -116,20 +116,29 @@ def _explicit(argv) -> set:
     return set(vars(build_parser(explicit_only=True).parse_args(argv if argv is not None else sys.argv[1:])))
 
 
-def _kept_upsampling(output: Path, model_config, init_from, argv) -> "ModelConfig":
+def _run_record(output: Path) -> dict | None:
+    """The record (``run.json``) of the run in ``output``: None for a new run, {} when it cannot
+    be read (:func:`_check_same_run` reports that)."""
+    path = output / "run.json"
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _kept_upsampling(record: dict | None, model_config, init_from, given: set) -> "ModelConfig":
     """``model_config`` with the generators' upsampling, where the command leaves it out, taken
-    from the run it resumes, else from the ``--init-from`` model: a preset's upsampling that
-    changed since a run started does not make it another run, and a fine-tune keeps the
-    architecture of the model it starts from."""
-    if "upsampling" in _explicit(argv):
+    from the run it resumes (its ``record``), else from the ``--init-from`` model: a preset's
+    upsampling that changed since a run started does not make it another run, and a fine-tune
+    keeps the architecture of the model it starts from."""
+    if "upsampling" in given:
         return model_config
     kept, source = None, None
-    path = output / "run.json"
-    if path.is_file():
-        try:
-            recorded = json.loads(path.read_text()).get("model_config")
-        except (OSError, ValueError):
-            recorded = None  # _check_same_run reports an unreadable record
+    if record is not None:
+        recorded = record.get("model_config")
         if isinstance(recorded, dict) and recorded:
             kept, source = ModelConfig.complete(recorded).get("upsampling"), "the run's recorded"
     elif init_from:
@@ -142,19 +151,13 @@ def _kept_upsampling(output: Path, model_config, init_from, argv) -> "ModelConfi
     return model_config.replace(upsampling=kept)
 
 
-def _recorded_defaults(output: Path, train_config, argv) -> "TrainConfig":
-    """``train_config`` with the fields this command leaves at their defaults taken from the run
-    it resumes: a default that changed since the run started does not make it another run."""
-    path = output / "run.json"
-    if not path.is_file():
-        return train_config
-    try:
-        recorded = json.loads(path.read_text()).get("train_config") or {}
-    except (OSError, ValueError):
-        return train_config
+def _recorded_defaults(record: dict | None, train_config, given: set) -> "TrainConfig":
+    """``train_config`` with the fields this command leaves at their defaults (not in ``given``)
+    taken from the run it resumes (its ``record``): a default that changed since the run started
+    does not make it another run."""
+    recorded = (record or {}).get("train_config") or {}
     if isinstance(recorded, dict) and recorded:
         recorded = TrainConfig.complete(recorded)  # fields the run's record predates
-    given = _explicit(argv)
     changes = {k: v for k, v in recorded.items()
                if k not in given and k in TrainConfig.__dataclass_fields__ and getattr(train_config, k) != v}
     if changes:
@@ -434,8 +437,9 @@ def _run(args, argv) -> int:
     if run.push_to_hub:
         check_repo_id(run.push_to_hub)
     output = Path(run.output)
-    train_config = _recorded_defaults(output, train_config, argv)
-    model_config = _kept_upsampling(output, model_config, run.init_from, argv)
+    previous, given = _run_record(output), _explicit(argv)
+    train_config = _recorded_defaults(previous, train_config, given)
+    model_config = _kept_upsampling(previous, model_config, run.init_from, given)
     command = "python -m train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     datasets = list(data_config.datasets)
     record = {
