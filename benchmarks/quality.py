@@ -234,8 +234,7 @@ def main(argv=None) -> int:
             evaluate_set("phantom", phantom, translator, references, figures)
             contrast_fidelity("phantom", phantom, translator)
             edge_check("phantom", phantom, translator, ("as_given", "16bit"))  # brain only already
-    if references is None:
-        return 0
+    real_refs = None
     if "real" in sets:
         real_subjects = list(data_config.get("holdout_subjects") or args.real_subjects.split(","))
         real_dir = Path(args.real)
@@ -260,7 +259,7 @@ def main(argv=None) -> int:
     brats = first(load_brats(Path(args.brats))) if {"brats", "calibration"} & set(sets) else []
     if "brats" in sets:
         if brats:
-            evaluate_set("brats", brats, translator, references, figures)
+            evaluate_set("brats", brats, translator, references or real_refs, figures)
             edge_check("brats", brats, translator, ("as_given", "16bit"))  # skull-stripped already
         else:
             emit(set="brats", skipped="BraTS pairs not found")

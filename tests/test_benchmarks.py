@@ -79,3 +79,32 @@ def test_learning_quick_reports_the_tissue_order():
     for direction in ("t1_to_t2", "t2_to_t1"):
         right, total = map(int, rows[0][f"{direction}_order_right"].split("/"))
         assert 0 <= right <= total == 10 and len(rows[0][f"{direction}_csf_gm_wm"]) == 3
+
+
+def test_quality_scores_held_out_real_subjects_without_the_users_data_set(tmp_path, tiny_folder):
+    """The real set is scored on its own: its histogram references come from a subject not held out."""
+    from PIL import Image
+
+    from conftest import ellipse_pairs
+
+    real = tmp_path / "real"
+    for domain in ("T1", "T2"):
+        (real / f"Tr{domain[1]}" / f"Train{domain}").mkdir(parents=True)
+    lines = ["t1,t2"]
+    for i, (_, t1, t2) in enumerate(ellipse_pairs(6)):
+        name = f"{'subject-a' if i < 3 else 'subject-b'}_z{i:03d}.png"
+        for domain, image in (("T1", t1), ("T2", t2)):
+            Image.fromarray((image * 255).round().astype("uint8")).save(
+                real / f"Tr{domain[1]}" / f"Train{domain}" / name)
+        lines.append(f"Tr1/TrainT1/{name},Tr2/TrainT2/{name}")
+    (real / "PAIRS.csv").write_text("\n".join(lines) + "\n")
+
+    proc, rows = run_benchmark("quality", "--model", str(tiny_folder), "--data", str(tmp_path / "absent"),
+                               "--real", str(real), "--real-subjects", "subject-b", "--sets", "real")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {"set": "holdout", "skipped": "users' data set not found"} in rows
+    real_rows = [r for r in rows if r.get("set") == "real" and "direction" in r]
+    for direction in ("t1_to_t2", "t2_to_t1"):
+        methods = {r["method"]: r for r in real_rows if r["direction"] == direction}
+        assert {"model", "identity", "inversion", "histmatch", "cycle", "contrast_order"} <= set(methods)
+        assert methods["model"]["n"] == 2 and -1 <= methods["model"]["ssim"] <= 1
