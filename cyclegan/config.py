@@ -362,11 +362,13 @@ def check_run(train_config: TrainConfig, data_config: DataConfig) -> None:
 
 
 #: Named architectures. ``reference`` is the original CycleGAN (ResNet-9, 70x70
-#: PatchGAN); ``small`` is the CPU-friendly size of the default model; ``tiny``
+#: PatchGAN); ``small`` is the CPU-friendly size of the default model, with resize-convolution
+#: upsampling (ahead of transposed convolutions in every unpaired comparison measured,
+#: benchmarks/NOTES.md; the shipped model and runs started before keep their own); ``tiny``
 #: exists for tests and smoke runs.
 PRESETS: dict[str, ModelConfig] = {
     "reference": ModelConfig(),
-    "small": ModelConfig(generator_filters=32, generator_blocks=6, discriminator_filters=32),
+    "small": ModelConfig(generator_filters=32, generator_blocks=6, discriminator_filters=32, upsampling="resize"),
     "tiny": ModelConfig(
         image_size=32,
         generator_filters=4,
