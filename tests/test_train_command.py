@@ -320,7 +320,7 @@ def test_inversion_warmup_runs_before_a_new_start_only(tmp_path, data_zip, caplo
 def test_runs_recorded_before_a_config_field_existed_still_resume(tmp_path):
     from cyclegan.config import TrainConfig, preset
     from cyclegan.errors import ConfigError
-    from train.cli import _check_same_run
+    from train.cli import _check_same_run, _run_record
 
     record = {"model_config": preset("tiny").to_dict(), "train_config": TrainConfig(epochs=2, decay_epochs=1).to_dict(),
               "dataset": "d", "init_from": None}
@@ -329,10 +329,21 @@ def test_runs_recorded_before_a_config_field_existed_still_resume(tmp_path):
     del old["train_config"]["blur"]
     del old["train_config"]["contrast"]
     (tmp_path / "run.json").write_text(json.dumps(old))
-    _check_same_run(tmp_path, record)  # same run: no error
+    _check_same_run(tmp_path, record, _run_record(tmp_path))  # same run: no error
     changed = {**record, "train_config": {**record["train_config"], "skull_strip": 0.5}}
     with pytest.raises(ConfigError, match="skull_strip: 0.0 -> 0.5"):
-        _check_same_run(tmp_path, changed)
+        _check_same_run(tmp_path, changed, _run_record(tmp_path))
+
+
+def test_a_run_record_that_cannot_be_read_refuses_the_run(tmp_path, data_zip):
+    out = tmp_path / "run"
+    out.mkdir()
+    for text in ("not json", "[1, 2]"):
+        (out / "run.json").write_text(text)
+        proc = run_train(*tiny_args(data_zip, out, "--epochs", "1"))
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert "cannot be read as the record of a run" in proc.stderr and "another --output" in proc.stderr
+        assert (out / "run.json").read_text() == text and sorted(p.name for p in out.iterdir()) == ["run.json"]
 
 
 def make_subject_folder(root, subjects=("alpha", "beta", "gamma"), zs=(10, 20)):

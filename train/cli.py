@@ -117,16 +117,22 @@ def _explicit(argv) -> set:
 
 
 def _run_record(output: Path) -> dict | None:
-    """The record (``run.json``) of the run in ``output``: None for a new run, {} when it cannot
-    be read (:func:`_check_same_run` reports that)."""
+    """The record (``run.json``) of the run in ``output``, read once for everything that resumes
+    it: None for a new run. A record that cannot be read refuses the run, so that nothing in the
+    folder is overwritten."""
+    from cyclegan.errors import ConfigError
+
     path = output / "run.json"
     if not path.is_file():
         return None
     try:
         record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
+    except (OSError, ValueError) as err:
+        record = err
+    if not isinstance(record, dict):
+        raise ConfigError(f"{path} cannot be read as the record of a run ({record!r:.80}); use another --output, "
+                          "or remove the folder to start the run again")
+    return record
 
 
 def _kept_upsampling(record: dict | None, model_config, init_from, given: set) -> "ModelConfig":
@@ -191,15 +197,15 @@ def _configs(args):
     return model_config, train_config, data_config, run
 
 
-def _check_same_run(output: Path, record: dict) -> None:
-    """Refuse to resume a run made with another configuration."""
+def _check_same_run(output: Path, record: dict, previous: dict | None) -> None:
+    """Refuse to resume a run (its record ``previous``, :func:`_run_record`) made with another
+    configuration than ``record``."""
     from cyclegan.config import DataConfig, ModelConfig, TrainConfig
     from cyclegan.errors import ConfigError
 
-    path = output / "run.json"
-    if not path.is_file():
+    if previous is None:
         return
-    previous = json.loads(path.read_text())
+    previous = dict(previous)
     # Fields added to a config after a run started take their defaults, or what their absence
     # means where the default has changed since (``ABSENT_MEANS``).
     for section, cls in (("model_config", ModelConfig), ("train_config", TrainConfig),
@@ -449,7 +455,7 @@ def _run(args, argv) -> int:
         "dataset": datasets[0] if len(datasets) == 1 else datasets,
         "init_from": run.init_from,
     }
-    _check_same_run(output, record)
+    _check_same_run(output, record, previous)
 
     parts, skipped = read_datasets(data_config)
     split = split_datasets(
