@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -30,7 +31,20 @@ def translate_raw(generator, image: np.ndarray) -> np.ndarray:
 
 
 def sample_grid(model, t1_image: np.ndarray, t2_image: np.ndarray) -> np.ndarray:
-    """uint8 grid: row 1 T1 -> T2 -> T1, row 2 T2 -> T1 -> T2 (input, translation, reconstruction)."""
+    """uint8 grid: row 1 T1 -> T2 -> T1, row 2 T2 -> T1 -> T2 (input, translation, reconstruction),
+    drawn by the training model's averaged generators when it keeps an average."""
+    with _averaged(model):
+        return _grid(model, t1_image, t2_image)
+
+
+def _averaged(model):
+    """The generators' moving average (:meth:`cyclegan.training.CycleGAN.averaged_generators`)
+    in place for a block, where the model keeps one."""
+    averaged = getattr(model, "averaged_generators", None)
+    return averaged() if averaged is not None else contextlib.nullcontext()
+
+
+def _grid(model, t1_image, t2_image) -> np.ndarray:
     rows = []
     for image, forward, backward in (
         (t1_image, model.t1_to_t2, model.t2_to_t1),
@@ -125,12 +139,15 @@ class EveryNEpochs(keras.callbacks.Callback):
 
 
 def translator_of(model):
-    """A float32 :class:`cyclegan.inference.Translator` of a training model's current generators."""
+    """A float32 :class:`cyclegan.inference.Translator` of a training model's current generators
+    (their moving average, where the model keeps one)."""
     from cyclegan.hub import float32_copy
     from cyclegan.inference import Translator
 
     config = model.model_config
-    return Translator(*(float32_copy(g, config, g.name) for g in model.generators), config=config, warmup=False)
+    with _averaged(model):
+        generators = [float32_copy(g, config, g.name) for g in model.generators]
+    return Translator(*generators, config=config, warmup=False)
 
 
 def unpaired_score(metrics: dict, name: str = "unpaired") -> tuple[float, float]:

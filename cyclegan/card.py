@@ -183,6 +183,9 @@ def recipe(train_config: TrainConfig) -> str:
                  f"{tc.pool_size}, seed {tc.seed}"
                  + (f", up to {tc.restarts} restart{'s' if tc.restarts != 1 else ''} from the next seed when a "
                     "start keeps the input's contrast or paints the air grey" if tc.restarts else ""))
+    if tc.generator_ema:
+        parts.append(f"the generators' weights are the moving average of their training steps (momentum "
+                     f"{tc.generator_ema:g})")
     return ", ".join(parts) + "."
 
 

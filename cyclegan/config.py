@@ -265,6 +265,8 @@ class TrainConfig(_JsonConfig):
     shift and cutout (DiffAugment): the same random map for real and generated images,
     differentiable, so the generators learn through it. ``inversion_warmup`` steps first
     fit each generator alone to its input's inversion (:func:`cyclegan.training.invert_tissue`).
+    ``generator_ema`` keeps an exponential moving average of the generators' weights with that
+    momentum (Keras's optimizer EMA); what a run exports, checks and reports is the average.
     """
 
     epochs: int = option(200, "total epochs")
@@ -302,6 +304,10 @@ class TrainConfig(_JsonConfig):
                                    "white matter in reverse), so that the CycleGAN starts on the side of the "
                                    "target contrast; no pairs needed; skipped with --init-from and when a run "
                                    "resumes; 0 = off", metavar="STEPS")
+    generator_ema: float = option(0.0, "momentum of an exponential moving average of the generators' weights, "
+                                  "updated every step (the optimizer's EMA); exports, checks and the held-out "
+                                  "report use the average, training goes on from the last step's weights; "
+                                  "0 = off", metavar="MOMENTUM")
     pool_size: int = option(50, "image pool size (0 disables the pool)")
     mixed_precision: bool = option(False, "bf16 mixed precision (GPUs, CPUs with bf16 units)")
     seed: int = option(0, "random seed (weight initialisation, data order, image pools)")
@@ -339,6 +345,10 @@ class TrainConfig(_JsonConfig):
         _check_float("contrast", self.contrast, 0.0, 1.0)
         _check_float("diff_augment", self.diff_augment, 0.0, 1.0)
         _check_int("inversion_warmup", self.inversion_warmup, 0, 1_000_000)
+        _check_float("generator_ema", self.generator_ema, 0.0, 1.0)
+        if self.generator_ema >= 1.0:
+            raise ConfigError("generator_ema must be under 1 (1 would never move the average), "
+                              f"got {self.generator_ema}")
         _check_int("pool_size", self.pool_size, 0, 10000)
         if not isinstance(self.mixed_precision, bool):
             raise ConfigError(f"mixed_precision must be true or false, got {self.mixed_precision!r}")

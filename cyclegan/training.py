@@ -17,6 +17,8 @@ optimizer.
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 from keras import ops
 
@@ -309,12 +311,13 @@ class CycleGAN(keras.Model):
         """Compile with one Adam per side (reference settings by default)."""
         tc = self.train_config
 
-        def adam():
+        def adam(**ema):
             return keras.optimizers.Adam(
-                learning_rate=make_schedule(tc), beta_1=tc.beta_1, beta_2=tc.beta_2
+                learning_rate=make_schedule(tc), beta_1=tc.beta_1, beta_2=tc.beta_2, **ema
             )
 
-        generator_optimizer = generator_optimizer or adam()
+        average = {"use_ema": True, "ema_momentum": tc.generator_ema} if tc.generator_ema > 0 else {}
+        generator_optimizer = generator_optimizer or adam(**average)
         discriminator_optimizer = discriminator_optimizer or adam()
         optimizer = keras.optimizers.MultiOptimizer(
             keras.optimizers.OptimizerMap(
@@ -326,6 +329,36 @@ class CycleGAN(keras.Model):
         self.discriminator_optimizer = discriminator_optimizer
         super().compile(optimizer=optimizer, **kwargs)
         self.optimizer.build(self.trainable_variables)
+
+    @contextlib.contextmanager
+    def averaged_generators(self):
+        """Within this block the generators hold the moving average of their weights that the
+        generator optimizer keeps (``TrainConfig.generator_ema``); their own weights come back
+        afterwards, so that training goes on from them. Without an average, or before the
+        model is compiled, the generators stay as they are."""
+        optimizer = getattr(self, "generator_optimizer", None)
+        if (not getattr(optimizer, "use_ema", False) or not optimizer.built
+                or int(ops.convert_to_numpy(optimizer.iterations)) == 0):  # no step averaged yet
+            yield self
+            return
+        variables = [v for g in self.generators for v in g.trainable_variables]
+        kept = [ops.convert_to_numpy(v) for v in variables]
+        self.optimizer.finalize_variable_values(self.trainable_variables)  # the generators' averages
+        try:
+            yield self
+        finally:
+            for variable, value in zip(variables, kept):
+                variable.assign(value)
+
+    def fit(self, *args, **kwargs):
+        """``keras.Model.fit``. With a moving average (``TrainConfig.generator_ema``), Keras leaves
+        the generators holding it when fit ends (``Optimizer.finalize_variable_values``); they get
+        their own copy of it, so that under JAX a later fit does not hand one buffer over twice."""
+        history = super().fit(*args, **kwargs)
+        if getattr(getattr(self, "generator_optimizer", None), "use_ema", False):
+            for variable in (v for g in self.generators for v in g.trainable_variables):
+                variable.assign(ops.convert_to_numpy(variable))
+        return history
 
     def get_config(self):
         return {

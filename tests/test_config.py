@@ -44,6 +44,8 @@ def test_unknown_field_is_named(cls):
         (TrainConfig, "mixed_precision", "yes"),
         (TrainConfig, "diff_augment", 1.5),
         (TrainConfig, "diff_augment", -0.1),
+        (TrainConfig, "generator_ema", 1.0),
+        (TrainConfig, "generator_ema", -0.5),
     ],
 )
 def test_invalid_value_names_field(cls, field, value):

@@ -317,6 +317,34 @@ def test_inversion_warmup_runs_before_a_new_start_only(tmp_path, data_zip, caplo
     assert "inversion warm-up" not in caplog.text
 
 
+def test_a_run_with_a_moving_average_exports_the_average_and_resumes_from_its_last_step(tmp_path, data_zip):
+    import keras
+
+    from cyclegan.config import ModelConfig, TrainConfig
+    from cyclegan.hub import load_generators
+    from cyclegan.training import CycleGAN
+
+    out = tmp_path / "run"
+    args = tiny_args(data_zip, out, "--epochs", "2", "--generator-ema", "0.5", "--learning-rate", "0.01",
+                     "--restarts", "0")
+    assert main(args) == 0
+    record = json.loads((out / "config.json").read_text())
+    assert record["train_config"]["generator_ema"] == 0.5
+    assert "moving average of their training steps (momentum 0.5)" in (out / "README.md").read_text()
+    # The backup holds what a resume starts from: the last step's weights, and the optimizers'
+    # state with the average in it. The exported generators are the average, not the last step.
+    gan = CycleGAN(ModelConfig.from_dict(record["model_config"]), TrainConfig.from_dict(record["train_config"]))
+    gan.compile()
+    gan.load_weights(out / "backup" / "latest.weights.h5")
+    exported = load_generators(out, warmup=False).generators["t1_to_t2"].get_weights()
+    last_step = gan.t1_to_t2.get_weights()
+    with gan.averaged_generators():
+        average = gan.t1_to_t2.get_weights()
+    assert int(keras.ops.convert_to_numpy(gan.optimizer.iterations)) == 4
+    assert max(np.abs(a - b).max() for a, b in zip(exported, average)) < 1e-6
+    assert max(np.abs(a - b).max() for a, b in zip(exported, last_step)) > 1e-4
+
+
 def test_runs_recorded_before_a_config_field_existed_still_resume(tmp_path):
     from cyclegan.config import TrainConfig, preset
     from cyclegan.errors import ConfigError

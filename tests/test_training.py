@@ -90,6 +90,84 @@ def test_two_fit_steps_with_diff_augment_draw_new_augmentations_each_step(backen
     assert result["augment_state"][1] == 2
 
 
+AVERAGE_SCRIPT = r"""
+import json
+import numpy as np
+import keras
+from cyclegan.callbacks import translator_of
+from cyclegan.config import TrainConfig, preset
+from cyclegan.training import CycleGAN
+
+gan = CycleGAN(preset("tiny"), TrainConfig(epochs=1, decay_epochs=0, steps_per_epoch=3, pool_size=3,
+                                           generator_ema=0.5, learning_rate=0.01))
+gan.compile()
+rng = np.random.default_rng(0)
+batches = [{k: rng.uniform(-1, 1, (1, 32, 32, 1)).astype("float32") for k in ("t1", "t2")} for _ in range(4)]
+gen_vars = [v for g in gan.generators for v in g.trainable_variables]
+disc_vars = [v for d in gan.discriminators for v in d.trainable_variables]
+now = lambda vs: [keras.ops.convert_to_numpy(v).copy() for v in vs]
+image = batches[0]["t1"][0, :, :, 0]
+initial = now(gen_vars)
+with gan.averaged_generators():  # no step yet: nothing to average, the generators stay
+    untouched = all(np.array_equal(a, b) for a, b in zip(now(gen_vars), initial))
+expected = None
+for batch in batches[:3]:
+    gan.train_on_batch(batch)
+    weights = now(gen_vars)
+    expected = weights if expected is None else [0.5 * e + 0.5 * w for e, w in zip(expected, weights)]
+raw, discs = now(gen_vars), now(disc_vars)
+
+
+def fits():
+    # Keras leaves the generators holding their average when fit ends; fit runs again after that.
+    data = {k: np.concatenate([b[k] for b in batches]) for k in ("t1", "t2")}
+    gan.fit(data, batch_size=2, epochs=1, verbose=0)
+    after_fit = now(gen_vars)
+    with gan.averaged_generators():
+        held = max(float(np.abs(a - b).max()) for a, b in zip(now(gen_vars), after_fit))
+    history = gan.fit(data, batch_size=2, epochs=1, verbose=0)
+    return {"fit_leaves_average": held, "fits_again": bool(np.isfinite(history.history["gen_loss"][-1]))}
+
+
+averaged_copy = translator_of(gan).generators["t1_to_t2"]  # made outside the block below
+exported = keras.ops.convert_to_numpy(averaged_copy(image[None, ..., None]))
+with gan.averaged_generators():
+    inside = now(gen_vars)
+    averaged_translation = keras.ops.convert_to_numpy(gan.t1_to_t2(image[None, ..., None]))
+print(json.dumps({
+    "untouched": untouched,
+    "inside_is_average": max(float(np.abs(a - e).max()) for a, e in zip(inside, expected)),
+    "average_differs_from_raw": max(float(np.abs(a - r).max()) for a, r in zip(inside, raw)),
+    "raw_back": all(np.array_equal(a, b) for a, b in zip(now(gen_vars), raw)),
+    "discriminators_kept": all(np.array_equal(a, b) for a, b in zip(now(disc_vars), discs)),
+    "translator_uses_average": float(np.abs(exported - averaged_translation).max()),
+    "trains_on": bool(np.isfinite(gan.train_on_batch(batches[3], return_dict=True)["gen_loss"])),
+    **fits(),
+}))
+"""
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_the_generators_moving_average_is_used_within_its_block_and_training_goes_on_from_the_last_step(backend):
+    pytest.importorskip(backend)
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", AVERAGE_SCRIPT], capture_output=True, text=True, env=env,
+                          timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["untouched"]
+    # Inside the block the generators hold the running average of their weights after each step
+    # (momentum 0.5, computed here from the weights themselves), which is not the last step's...
+    assert result["inside_is_average"] < 1e-5
+    assert result["average_differs_from_raw"] > 1e-3
+    # ... and afterwards their own weights are back; the discriminators never change.
+    assert result["raw_back"] and result["discriminators_kept"]
+    # What the train command exports and checks (translator_of) is the average.
+    assert result["translator_uses_average"] < 1e-5
+    assert result["trains_on"]
+    assert result["fit_leaves_average"] < 1e-6 and result["fits_again"]
+
+
 def test_diff_augment_shifts_and_cuts_a_hole_differentiably():
     from cyclegan.training import AUGMENT_DRAWS, diff_augment
 

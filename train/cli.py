@@ -546,8 +546,9 @@ def _one_start(*, run, output, command, model_config, train_config, data_config,
         if dest != output and held_out.is_file():  # beside the model, as in the run folder
             dest.mkdir(parents=True, exist_ok=True)
             (dest / held_out.name).write_text(held_out.read_text())
-        return save_pretrained(model, dest, model_config, metrics, samples.latest,
-                               train_config=train_config, training=training)
+        with model.averaged_generators():  # the moving average, where the run keeps one
+            return save_pretrained(model, dest, model_config, metrics, samples.latest,
+                                   train_config=train_config, training=training)
 
     def push(epoch: int) -> bool:
         try:
