@@ -317,7 +317,7 @@ def test_inversion_warmup_runs_before_a_new_start_only(tmp_path, data_zip, caplo
     assert "inversion warm-up" not in caplog.text
 
 
-def test_a_run_with_a_moving_average_exports_the_average_and_resumes_from_its_last_step(tmp_path, data_zip):
+def test_a_run_with_a_moving_average_exports_the_average_and_backs_up_its_last_step(tmp_path, data_zip):
     import keras
 
     from cyclegan.config import ModelConfig, TrainConfig
