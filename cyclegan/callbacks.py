@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -33,26 +32,15 @@ def translate_raw(generator, image: np.ndarray) -> np.ndarray:
 def sample_grid(model, t1_image: np.ndarray, t2_image: np.ndarray) -> np.ndarray:
     """uint8 grid: row 1 T1 -> T2 -> T1, row 2 T2 -> T1 -> T2 (input, translation, reconstruction),
     drawn by the training model's averaged generators when it keeps an average."""
-    with _averaged(model):
-        return _grid(model, t1_image, t2_image)
-
-
-def _averaged(model):
-    """The generators' moving average (:meth:`cyclegan.training.CycleGAN.averaged_generators`)
-    in place for a block, where the model keeps one."""
-    averaged = getattr(model, "averaged_generators", None)
-    return averaged() if averaged is not None else contextlib.nullcontext()
-
-
-def _grid(model, t1_image, t2_image) -> np.ndarray:
     rows = []
-    for image, forward, backward in (
-        (t1_image, model.t1_to_t2, model.t2_to_t1),
-        (t2_image, model.t2_to_t1, model.t1_to_t2),
-    ):
-        fake = translate_raw(forward, image)
-        rec = translate_raw(backward, fake)
-        rows.append(np.concatenate([finish(x, *image.shape) for x in (image, fake, rec)], axis=1))
+    with model.averaged_generators():
+        for image, forward, backward in (
+            (t1_image, model.t1_to_t2, model.t2_to_t1),
+            (t2_image, model.t2_to_t1, model.t1_to_t2),
+        ):
+            fake = translate_raw(forward, image)
+            rec = translate_raw(backward, fake)
+            rows.append(np.concatenate([finish(x, *image.shape) for x in (image, fake, rec)], axis=1))
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, [(0, 0), (0, width - r.shape[1])]) for r in rows]
     grid = np.concatenate(rows, axis=0)
@@ -145,7 +133,7 @@ def translator_of(model):
     from cyclegan.inference import Translator
 
     config = model.model_config
-    with _averaged(model):
+    with model.averaged_generators():
         generators = [float32_copy(g, config, g.name) for g in model.generators]
     return Translator(*generators, config=config, warmup=False)
 

@@ -296,6 +296,11 @@ class CycleGAN(keras.Model):
         return (self.t1_to_t2, self.t2_to_t1)
 
     @property
+    def generator_variables(self):
+        """Both generators' trainable variables."""
+        return [v for g in self.generators for v in g.trainable_variables]
+
+    @property
     def discriminators(self):
         return (self.disc_t1, self.disc_t2)
 
@@ -341,7 +346,7 @@ class CycleGAN(keras.Model):
                 or int(ops.convert_to_numpy(optimizer.iterations)) == 0):  # no step averaged yet
             yield self
             return
-        variables = [v for g in self.generators for v in g.trainable_variables]
+        variables = self.generator_variables
         kept = [ops.convert_to_numpy(v) for v in variables]
         self.optimizer.finalize_variable_values(self.trainable_variables)  # the generators' averages
         try:
@@ -356,7 +361,7 @@ class CycleGAN(keras.Model):
         their own copy of it, so that under JAX a later fit does not hand one buffer over twice."""
         history = super().fit(*args, **kwargs)
         if getattr(getattr(self, "generator_optimizer", None), "use_ema", False):
-            for variable in (v for g in self.generators for v in g.trainable_variables):
+            for variable in self.generator_variables:
                 variable.assign(ops.convert_to_numpy(variable))
         return history
 
@@ -476,7 +481,7 @@ class CycleGAN(keras.Model):
         import tensorflow as tf
 
         real_t1, real_t2, input_t1, input_t2 = self._unpack(data)
-        gen_vars = [v for g in self.generators for v in g.trainable_variables]
+        gen_vars = self.generator_variables
         disc_vars = [v for d in self.discriminators for v in d.trainable_variables]
         draws = self._draw_augment(ops.shape(real_t1)[0])
         with tf.GradientTape() as tape:
