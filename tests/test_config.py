@@ -56,10 +56,11 @@ def test_invalid_value_names_field(cls, field, value):
 
 def test_reference_defaults():
     train = TrainConfig()
-    # The unpaired recipe differs from the reference: no identity term, a MIND term (see test_learning).
+    # The unpaired recipe differs from the reference: no identity term, a MIND term (see test_learning),
+    # the inversion warm-up, and a batch of 4 at twice the learning rate.
     assert (train.cycle_weight, train.identity_weight, train.pool_size) == (10.0, 0.0, 50)
     assert train.structure_weight == 5.0 and train.inversion_warmup == 300
-    assert (train.learning_rate, train.beta_1, train.gan_loss) == (2e-4, 0.5, "lsgan")
+    assert (train.batch_size, train.learning_rate, train.beta_1, train.gan_loss) == (4, 4e-4, 0.5, "lsgan")
     ref = preset("reference")
     assert (ref.generator_filters, ref.generator_blocks, ref.discriminator_layers) == (64, 9, 3)
 

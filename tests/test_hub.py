@@ -233,14 +233,14 @@ def test_card_states_the_training_recipe(tiny_config):
 
     card = hub.model_card(tiny_config, short(paired_weight=100.0, skull_strip=0.3))
     assert ("paired L1 weight 100, MIND structure weight 5, 30% of the aligned pairs with a brain mask shown "
-            "skull-stripped, Adam 0.0002") in card
+            "skull-stripped, Adam 0.0004") in card
     plain = hub.model_card(tiny_config, short())
-    assert "paired L1 weight 0, MIND structure weight 5, Adam 0.0002" in plain and "skull-stripped" not in plain
+    assert "paired L1 weight 0, MIND structure weight 5, Adam 0.0004" in plain and "skull-stripped" not in plain
     default = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2))
     assert ("MIND structure weight 5, generators first fitted for 300 steps to their inputs' inversion (air and "
-            "bone kept dark), Adam 0.0002") in default
+            "bone kept dark), Adam 0.0004") in default
     without = hub.model_card(tiny_config, short(structure_weight=0.0))
-    assert "paired L1 weight 0, Adam 0.0002" in without and "MIND" not in without
+    assert "paired L1 weight 0, Adam 0.0004" in without and "MIND" not in without
     assert "blurred" not in plain and "gamma" not in plain
     soft = hub.model_card(tiny_config, short(blur=0.25))
     assert "MIND structure weight 5, 25% of the training images Gaussian-blurred (sigma 0.5-2 px; both" in soft
