@@ -476,15 +476,18 @@ def test_a_run_started_before_a_default_changed_resumes_with_its_recorded_value(
     args = tiny_args(data_zip, out, "--epochs", "2")
     assert run_train(*args, "--epochs", "1").returncode == 0  # a 1-epoch run ...
     record = json.loads((out / "run.json").read_text())
-    # ... recorded as if it had started when the identity weight's default was 0.5, and before
-    # the structure term existed (on by default since: a record without it ran without it)
-    record["train_config"]["identity_weight"] = 0.5
+    # ... recorded as if it had started when the identity weight's default was 0.5, the batch 1 and
+    # the learning rate 2e-4, and before the structure term existed (on by default since: a record
+    # without it ran without it)
+    record["train_config"].update(identity_weight=0.5, batch_size=1, learning_rate=2e-4)
     del record["train_config"]["structure_weight"]
     (out / "run.json").write_text(json.dumps(record))
     again = run_train(*args[:-2], "--epochs", "1")
     assert again.returncode == 0, again.stderr[-2000:]
-    assert "resuming with the run's recorded identity_weight=0.5, structure_weight=0.0" in again.stderr
-    assert json.loads((out / "run.json").read_text())["train_config"]["structure_weight"] == 0.0
+    assert ("resuming with the run's recorded batch_size=1, identity_weight=0.5, learning_rate=0.0002, "
+            "structure_weight=0.0") in again.stderr
+    resumed = json.loads((out / "run.json").read_text())["train_config"]
+    assert (resumed["structure_weight"], resumed["batch_size"], resumed["learning_rate"]) == (0.0, 1, 2e-4)
     # An option given on the command line is never overridden: a different value is another run.
     other = run_train(*args[:-2], "--epochs", "1", "--identity-weight", "0")
     assert other.returncode == 2 and "train_config.identity_weight: 0.5 -> 0.0" in other.stderr
