@@ -255,7 +255,9 @@ class TrainConfig(_JsonConfig):
     The learning rate stays constant for ``epochs - decay_epochs`` epochs, then
     decays linearly to zero over the last ``decay_epochs`` epochs.
     ``identity_weight`` is relative to ``cycle_weight`` (0.5 means an identity
-    loss weighted 0.5 x 10 = 5), as in the reference. ``skull_strip`` is the
+    loss weighted 0.5 x 10 = 5), as in the reference. ``edge_weight`` counts the paired
+    term's pixels within 3 px of each target's edge (the head's, or a skull-stripped
+    slice's brain) ``1 + edge_weight`` times. ``skull_strip`` is the
     fraction of aligned training pairs shown skull-stripped (paired training
     only; 0 = never). ``blur`` is the fraction of training images shown
     Gaussian-blurred (both images of a pair alike), so that smooth,
@@ -286,6 +288,9 @@ class TrainConfig(_JsonConfig):
                                     "learns the wrong tissue order)")
     paired_weight: float = option(0.0, "weight of a paired L1 term on aligned pairs (needs --holdout-pairs; "
                                   "0 = pure CycleGAN)")
+    edge_weight: float = option(0.0, "extra weight of the paired L1 term within 3 px of the edge of each "
+                                "target's head, or brain when skull-stripped (where skull-stripped inputs err "
+                                "most); 4 counts those pixels 5 times (needs --paired-weight; 0 = off)")
     structure_weight: float = option(5.0, "weight of a MIND structure term between each generator input and "
                                      "its translation (modality independent: it keeps the anatomy and leaves "
                                      "the contrast to the discriminators; needs no pairs; 0 = off)")
@@ -339,6 +344,10 @@ class TrainConfig(_JsonConfig):
         _check_float("identity_weight", self.identity_weight, 0.0)
         _check_float("structure_weight", self.structure_weight, 0.0)
         _check_float("paired_weight", self.paired_weight, 0.0)
+        _check_float("edge_weight", self.edge_weight, 0.0)
+        if self.edge_weight > 0 and self.paired_weight <= 0:
+            raise ConfigError("edge_weight needs paired_weight > 0 (--edge-weight weighs the edge band of the "
+                              "paired term: give --paired-weight too)")
         _check_float("skull_strip", self.skull_strip, 0.0, 1.0)
         if self.skull_strip > 0 and self.paired_weight <= 0:
             raise ConfigError("skull_strip needs paired_weight > 0 (--skull-strip needs --paired-weight: both "

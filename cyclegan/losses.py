@@ -12,18 +12,46 @@ def lsgan_loss(predictions, real: bool):
     return ops.mean(ops.square(predictions - target))
 
 
-def l1_loss(a, b, weights=None):
+def l1_loss(a, b, weights=None, pixel_weights=None):
     """Mean absolute difference, computed in float32.
 
     ``weights`` (shape ``(batch,)``) weigh each image's mean difference; the
     result is still divided by the batch size, so that images with weight 0
     add nothing and the others count as much as in an unweighted batch.
+    ``pixel_weights`` (the shape of ``a``) weigh each pixel's difference; the
+    mean is still over every pixel, so a weight above 1 adds to the term.
     """
     diff = ops.abs(ops.cast(a, "float32") - ops.cast(b, "float32"))
+    if pixel_weights is not None:
+        diff = diff * ops.cast(pixel_weights, "float32")
     if weights is None:
         return ops.mean(diff)
     per_image = ops.mean(ops.reshape(diff, (ops.shape(diff)[0], -1)), axis=1)
     return ops.mean(per_image * ops.cast(weights, "float32"))
+
+
+#: Pixels of the edge band on each side of a head's (or brain's) edge.
+EDGE_BAND_WIDTH = 3
+#: Foreground of :func:`edge_band`: above this on the [-1, 1] scale (0.05 on [0, 1], the
+#: evaluation's head-mask threshold).
+FOREGROUND_LEVEL = -0.9
+
+
+def edge_band(images, width: int = EDGE_BAND_WIDTH):
+    """1 on the pixels within ``width`` pixels of the edge of each image's foreground, on either
+    side, else 0, for a batch ``(batch, height, width, 1)`` in [-1, 1]. The foreground is what lies
+    above :data:`FOREGROUND_LEVEL`, cleared of specks of noise in the air by a 3x3 opening; its
+    edge is the head's edge, or on a skull-stripped slice the brain's."""
+
+    def grow(mask, size):
+        return ops.max_pool(mask, size, strides=1, padding="same")
+
+    def shrink(mask, size):
+        return 1.0 - grow(1.0 - mask, size)
+
+    foreground = grow(shrink(ops.cast(ops.cast(images, "float32") > FOREGROUND_LEVEL, "float32"), 3), 3)
+    size = 2 * width + 1
+    return ops.stop_gradient(grow(foreground, size) - shrink(foreground, size))
 
 
 #: Offsets of the MIND descriptor: the four neighbours at ``distance`` pixels.

@@ -24,7 +24,7 @@ from keras import ops
 
 from cyclegan.config import ModelConfig, TrainConfig
 from cyclegan.errors import ConfigError
-from cyclegan.losses import l1_loss, lsgan_loss, mind_loss
+from cyclegan.losses import edge_band, l1_loss, lsgan_loss, mind_loss
 from cyclegan.models import build_discriminator, build_generator
 
 PACKAGE = "cyclegan"
@@ -432,8 +432,10 @@ class CycleGAN(keras.Model):
             logs["identity_t1"] = identity * l1_loss(self.t2_to_t1(real_t1, training=True), real_t1)
             logs["identity_t2"] = identity * l1_loss(self.t1_to_t2(real_t2, training=True), real_t2)
         if tc.paired_weight > 0:
-            logs["paired_t1"] = tc.paired_weight * l1_loss(fake_t1, real_t1, aligned)
-            logs["paired_t2"] = tc.paired_weight * l1_loss(fake_t2, real_t2, aligned)
+            edge_t1 = 1.0 + tc.edge_weight * edge_band(real_t1) if tc.edge_weight > 0 else None
+            edge_t2 = 1.0 + tc.edge_weight * edge_band(real_t2) if tc.edge_weight > 0 else None
+            logs["paired_t1"] = tc.paired_weight * l1_loss(fake_t1, real_t1, aligned, edge_t1)
+            logs["paired_t2"] = tc.paired_weight * l1_loss(fake_t2, real_t2, aligned, edge_t2)
         if tc.structure_weight > 0:
             logs["structure_t1"] = tc.structure_weight * mind_loss(fake_t1, input_t2)
             logs["structure_t2"] = tc.structure_weight * mind_loss(fake_t2, input_t1)
