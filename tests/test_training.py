@@ -21,7 +21,8 @@ from cyclegan.training import CycleGAN
 paired, augment = float(sys.argv[1]), float(sys.argv[3])
 keys = ("t1", "t2", "t1_input", "t2_input") if sys.argv[2] == "inputs" else ("t1", "t2")
 gan = CycleGAN(preset("tiny"), TrainConfig(epochs=1, decay_epochs=0, steps_per_epoch=2,
-                                           pool_size=3, paired_weight=paired, diff_augment=augment))
+                                           pool_size=3, paired_weight=paired, diff_augment=augment,
+                                           edge_weight=4.0 if paired else 0.0))
 gan.compile()
 rng = np.random.default_rng(0)
 data = {k: rng.uniform(-1, 1, (2, 32, 32, 1)).astype("float32") for k in keys}
@@ -73,7 +74,7 @@ def test_two_fit_steps_tensorflow():
     assert result["augment_state"] is None  # no DiffAugment, no random state for it
 
 
-def test_two_fit_steps_jax_with_paired_term_and_separate_inputs():
+def test_two_fit_steps_jax_with_paired_and_edge_terms_and_separate_inputs():
     pytest.importorskip("jax")
     result = run_fit("jax", paired=1.0, inputs=True)
     assert result["backend"] == "jax"
