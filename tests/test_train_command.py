@@ -150,6 +150,8 @@ def test_other_config_in_same_output_is_refused(tmp_path, data_zip):
     (["--dataset-weight", "-1"], "each of weights must be at least 0"),
     (["--holdout-subjects", "a", "--subject-pattern", "(x"], "is not a regular expression"),
     (["--skull-strip", "0.5"], "--skull-strip needs --paired-weight"),
+    (["--edge-weight", "4"], "--edge-weight weighs the edge band of the paired term: give --paired-weight"),
+    (["--edge-weight", "-1", "--paired-weight", "1", "--holdout-pairs", "x.csv"], "edge_weight must be at least 0"),
     (["--skull-strip", "1.5", "--paired-weight", "1", "--holdout-pairs", "x.csv"], "skull_strip must be between"),
     (["--blur", "-0.1"], "blur must be between"),
     (["--contrast", "2"], "contrast must be between"),
