@@ -42,7 +42,11 @@ def source_and_target(direction: str, t1, t2) -> tuple:
     return (t1, t2) if direction == "t1_to_t2" else (t2, t1)
 
 
-def head_mask(*images: np.ndarray, threshold: float = 0.05) -> np.ndarray:
+#: Intensity (on [0, 1]) above which a pixel is inside the head: :func:`head_mask`.
+HEAD_THRESHOLD = 0.05
+
+
+def head_mask(*images: np.ndarray, threshold: float = HEAD_THRESHOLD) -> np.ndarray:
     """Pixels inside the head: above ``threshold`` in any image, holes filled."""
     mask = np.zeros(images[0].shape, bool)
     for image in images:

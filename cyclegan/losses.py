@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from keras import ops
 
+from cyclegan.evaluation import EDGE_BAND, HEAD_THRESHOLD
+
 
 def lsgan_loss(predictions, real: bool):
     """Least-squares GAN loss: mean squared distance of the logits to 1 or 0."""
@@ -30,18 +32,16 @@ def l1_loss(a, b, weights=None, pixel_weights=None):
     return ops.mean(per_image * ops.cast(weights, "float32"))
 
 
-#: Pixels of the edge band on each side of a head's (or brain's) edge.
-EDGE_BAND_WIDTH = 3
-#: Foreground of :func:`edge_band`: above this on the [-1, 1] scale (0.05 on [0, 1], the
-#: evaluation's head-mask threshold).
-FOREGROUND_LEVEL = -0.9
+#: Foreground of :func:`edge_band`: the evaluation's head-mask threshold on the [-1, 1] scale.
+FOREGROUND_LEVEL = 2.0 * HEAD_THRESHOLD - 1.0
 
 
-def edge_band(images, width: int = EDGE_BAND_WIDTH):
+def edge_band(images, width: int = EDGE_BAND):
     """1 on the pixels within ``width`` pixels of the edge of each image's foreground, on either
-    side, else 0, for a batch ``(batch, height, width, 1)`` in [-1, 1]. The foreground is what lies
-    above :data:`FOREGROUND_LEVEL`, cleared of specks of noise in the air by a 3x3 opening; its
-    edge is the head's edge, or on a skull-stripped slice the brain's."""
+    side, else 0, for a batch ``(batch, height, width, 1)`` in [-1, 1]; by default the width of the
+    bands the evaluation's edge check measures. The foreground is what lies above
+    :data:`FOREGROUND_LEVEL`, cleared of specks of noise in the air by a 3x3 opening; its edge is
+    the head's edge, or on a skull-stripped slice the brain's."""
 
     def grow(mask, size):
         return ops.max_pool(mask, size, strides=1, padding="same")

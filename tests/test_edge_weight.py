@@ -6,7 +6,8 @@ import pytest
 
 from cyclegan.config import TrainConfig
 from cyclegan.errors import ConfigError
-from cyclegan.losses import EDGE_BAND_WIDTH, edge_band, l1_loss
+from cyclegan.evaluation import EDGE_BAND
+from cyclegan.losses import edge_band, l1_loss
 from cyclegan.training import CycleGAN
 
 
@@ -26,7 +27,7 @@ def test_edge_band_lies_on_both_sides_of_the_edge_and_nowhere_else():
     ys, xs = np.mgrid[:32, :32]
     outside = np.maximum.reduce([8 - ys, ys - 23, 8 - xs, xs - 23])
     inside = -outside  # 0 on the square's border pixels
-    expected = ((outside >= 1) & (outside <= EDGE_BAND_WIDTH)) | ((inside >= 0) & (inside < EDGE_BAND_WIDTH))
+    expected = ((outside >= 1) & (outside <= EDGE_BAND)) | ((inside >= 0) & (inside < EDGE_BAND))
     assert set(np.unique(band)) == {0.0, 1.0}
     np.testing.assert_array_equal(band.astype(bool), expected)
     # Dark tissue above the air's level is foreground; a speck of noise in the air is not an edge.
