@@ -169,6 +169,8 @@ def recipe(train_config: TrainConfig) -> str:
     parts = [f"LSGAN, cycle weight {tc.cycle_weight:g}, identity weight {tc.identity_weight:g} x cycle, "
              f"paired L1 weight {tc.paired_weight:g}"
              + (f" ({1 + tc.edge_weight:g} times within 3 px of the head's or brain's edge)" if tc.edge_weight else "")
+             + (f", paired SSIM weight {tc.paired_ssim_weight:g} (1 - SSIM of each translation and its pair)"
+                if tc.paired_ssim_weight else "")
              + (f", MIND structure weight {tc.structure_weight:g}" if tc.structure_weight else "")]
     for cls in AUGMENTATIONS:
         fraction = getattr(tc, cls.field)

@@ -257,7 +257,8 @@ class TrainConfig(_JsonConfig):
     ``identity_weight`` is relative to ``cycle_weight`` (0.5 means an identity
     loss weighted 0.5 x 10 = 5), as in the reference. ``edge_weight`` counts the paired
     term's pixels within 3 px of each target's edge (the head's, or a skull-stripped
-    slice's brain) ``1 + edge_weight`` times. ``skull_strip`` is the
+    slice's brain) ``1 + edge_weight`` times; ``paired_ssim_weight`` adds 1 - SSIM of each
+    translation and its partner to it. ``skull_strip`` is the
     fraction of aligned training pairs shown skull-stripped (paired training
     only; 0 = never). ``blur`` is the fraction of training images shown
     Gaussian-blurred (both images of a pair alike), so that smooth,
@@ -291,6 +292,10 @@ class TrainConfig(_JsonConfig):
     edge_weight: float = option(0.0, "extra weight of the paired L1 term within 3 px of the edge of each "
                                 "target's head, or brain when skull-stripped (where skull-stripped inputs err "
                                 "most); 4 counts those pixels 5 times (needs --paired-weight; 0 = off)")
+    paired_ssim_weight: float = option(0.0, "weight of an SSIM term beside the paired L1 term: 1 - the mean "
+                                       "SSIM of each translation and its aligned partner, in 7x7 windows at the "
+                                       "head or brain, as the evaluation measures it (needs --paired-weight; "
+                                       "0 = off)")
     structure_weight: float = option(5.0, "weight of a MIND structure term between each generator input and "
                                      "its translation (modality independent: it keeps the anatomy and leaves "
                                      "the contrast to the discriminators; needs no pairs; 0 = off)")
@@ -348,6 +353,10 @@ class TrainConfig(_JsonConfig):
         if self.edge_weight > 0 and self.paired_weight <= 0:
             raise ConfigError("edge_weight needs paired_weight > 0 (--edge-weight weighs the edge band of the "
                               "paired term: give --paired-weight too)")
+        _check_float("paired_ssim_weight", self.paired_ssim_weight, 0.0)
+        if self.paired_ssim_weight > 0 and self.paired_weight <= 0:
+            raise ConfigError("paired_ssim_weight needs paired_weight > 0 (--paired-ssim-weight compares each "
+                              "translation with its aligned partner: give --paired-weight too)")
         _check_float("skull_strip", self.skull_strip, 0.0, 1.0)
         if self.skull_strip > 0 and self.paired_weight <= 0:
             raise ConfigError("skull_strip needs paired_weight > 0 (--skull-strip needs --paired-weight: both "

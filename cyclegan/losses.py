@@ -54,6 +54,54 @@ def edge_band(images, width: int = EDGE_BAND):
     return ops.stop_gradient(grow(foreground, size) - shrink(foreground, size))
 
 
+#: Side of the SSIM windows of :func:`ssim_map`: 7 pixels, as the evaluation's SSIM
+#: (scikit-image's default) measures it.
+SSIM_WINDOW = 7
+#: SSIM's stabilising constants for intensities in [0, 1] (K1 = 0.01, K2 = 0.03).
+_SSIM_C1 = 0.01**2
+_SSIM_C2 = 0.03**2
+
+
+def ssim_map(a, b, window: int = SSIM_WINDOW):
+    """Local SSIM of two batches ``(batch, height, width, 1)`` in [-1, 1], seen as [0, 1]
+    intensities: one value per ``window`` x ``window`` square of pixels that lies inside the
+    image (``(batch, height - window + 1, width - window + 1, 1)``). Uniform windows and the
+    sample covariance, as scikit-image's ``structural_similarity`` with its defaults, so that
+    the map's mean is the mean SSIM that function gives."""
+    x = (ops.cast(a, "float32") + 1.0) * 0.5
+    y = (ops.cast(b, "float32") + 1.0) * 0.5
+
+    def mean(z):
+        return ops.average_pool(z, window, strides=1, padding="valid")
+
+    n = float(window * window)
+    unbiased = n / (n - 1.0)
+    mx, my = mean(x), mean(y)
+    vx = unbiased * (mean(x * x) - mx * mx)
+    vy = unbiased * (mean(y * y) - my * my)
+    cxy = unbiased * (mean(x * y) - mx * my)
+    return ((2.0 * mx * my + _SSIM_C1) * (2.0 * cxy + _SSIM_C2)) / (
+        (mx * mx + my * my + _SSIM_C1) * (vx + vy + _SSIM_C2))
+
+
+def ssim_loss(prediction, target, weights=None, window: int = SSIM_WINDOW):
+    """1 - the mean SSIM (:func:`ssim_map`) of each image in a batch, averaged over the batch;
+    ``weights`` (shape ``(batch,)``) weigh each image as in :func:`l1_loss` (0 for an index whose
+    two images are not a pair). Only the windows that touch the target's foreground count (the
+    head, or a skull-stripped slice's brain; air beside air is alike in every translation), as the
+    evaluation measures SSIM inside the head."""
+    scores = ssim_map(prediction, target, window)
+    near = ops.max_pool(ops.cast(ops.cast(target, "float32") > FOREGROUND_LEVEL, "float32"), window,
+                        strides=1, padding="valid")
+    near = ops.stop_gradient(near)
+    batch = ops.shape(scores)[0]
+    per_image = ops.sum(ops.reshape((1.0 - scores) * near, (batch, -1)), axis=1) / ops.maximum(
+        ops.sum(ops.reshape(near, (batch, -1)), axis=1), 1.0)
+    if weights is not None:
+        per_image = per_image * ops.cast(weights, "float32")
+    return ops.mean(per_image)
+
+
 #: Offsets of the MIND descriptor: the four neighbours at ``distance`` pixels.
 _MIND_OFFSETS = ((0, 1), (1, 0), (0, -1), (-1, 0))
 

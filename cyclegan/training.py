@@ -24,7 +24,7 @@ from keras import ops
 
 from cyclegan.config import ModelConfig, TrainConfig
 from cyclegan.errors import ConfigError
-from cyclegan.losses import edge_band, l1_loss, lsgan_loss, mind_loss
+from cyclegan.losses import edge_band, l1_loss, lsgan_loss, mind_loss, ssim_loss
 from cyclegan.models import build_discriminator, build_generator
 
 PACKAGE = "cyclegan"
@@ -40,6 +40,8 @@ LOSS_NAMES = (
     "identity_t2",
     "paired_t1",
     "paired_t2",
+    "ssim_t1",
+    "ssim_t2",
     "structure_t1",
     "structure_t2",
     "disc_loss",
@@ -424,6 +426,8 @@ class CycleGAN(keras.Model):
             "identity_t2": zero,
             "paired_t1": zero,
             "paired_t2": zero,
+            "ssim_t1": zero,
+            "ssim_t2": zero,
             "structure_t1": zero,
             "structure_t2": zero,
         }
@@ -436,6 +440,9 @@ class CycleGAN(keras.Model):
             edge_t2 = 1.0 + tc.edge_weight * edge_band(real_t2) if tc.edge_weight > 0 else None
             logs["paired_t1"] = tc.paired_weight * l1_loss(fake_t1, real_t1, aligned, edge_t1)
             logs["paired_t2"] = tc.paired_weight * l1_loss(fake_t2, real_t2, aligned, edge_t2)
+        if tc.paired_ssim_weight > 0:
+            logs["ssim_t1"] = tc.paired_ssim_weight * ssim_loss(fake_t1, real_t1, aligned)
+            logs["ssim_t2"] = tc.paired_ssim_weight * ssim_loss(fake_t2, real_t2, aligned)
         if tc.structure_weight > 0:
             logs["structure_t1"] = tc.structure_weight * mind_loss(fake_t1, input_t2)
             logs["structure_t2"] = tc.structure_weight * mind_loss(fake_t2, input_t1)

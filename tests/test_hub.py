@@ -239,6 +239,9 @@ def test_card_states_the_training_recipe(tiny_config):
     edged = hub.model_card(tiny_config, short(paired_weight=100.0, edge_weight=4.0))
     assert "paired L1 weight 100 (5 times within 3 px of the head's or brain's edge), MIND" in edged
     assert "times within 3 px" not in plain
+    ssim = hub.model_card(tiny_config, short(paired_weight=100.0, paired_ssim_weight=20.0))
+    assert "paired L1 weight 100, paired SSIM weight 20 (1 - SSIM of each translation and its pair), MIND" in ssim
+    assert "paired SSIM" not in plain and "paired SSIM" not in edged
     default = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2))
     assert ("MIND structure weight 5, generators first fitted for 300 steps to their inputs' inversion (air and "
             "bone kept dark), Adam 0.0004") in default

@@ -22,7 +22,8 @@ paired, augment = float(sys.argv[1]), float(sys.argv[3])
 keys = ("t1", "t2", "t1_input", "t2_input") if sys.argv[2] == "inputs" else ("t1", "t2")
 gan = CycleGAN(preset("tiny"), TrainConfig(epochs=1, decay_epochs=0, steps_per_epoch=2,
                                            pool_size=3, paired_weight=paired, diff_augment=augment,
-                                           edge_weight=4.0 if paired else 0.0))
+                                           edge_weight=4.0 if paired else 0.0,
+                                           paired_ssim_weight=5.0 if paired else 0.0))
 gan.compile()
 rng = np.random.default_rng(0)
 data = {k: rng.uniform(-1, 1, (2, 32, 32, 1)).astype("float32") for k in keys}
