@@ -36,6 +36,11 @@ def l1_loss(a, b, weights=None, pixel_weights=None):
 FOREGROUND_LEVEL = 2.0 * HEAD_THRESHOLD - 1.0
 
 
+def foreground(images):
+    """1 where a batch in [-1, 1] lies above :data:`FOREGROUND_LEVEL` (head or brain), else 0."""
+    return ops.cast(ops.cast(images, "float32") > FOREGROUND_LEVEL, "float32")
+
+
 def edge_band(images, width: int = EDGE_BAND):
     """1 on the pixels within ``width`` pixels of the edge of each image's foreground, on either
     side, else 0, for a batch ``(batch, height, width, 1)`` in [-1, 1]; by default the width of the
@@ -49,9 +54,9 @@ def edge_band(images, width: int = EDGE_BAND):
     def shrink(mask, size):
         return 1.0 - grow(1.0 - mask, size)
 
-    foreground = grow(shrink(ops.cast(ops.cast(images, "float32") > FOREGROUND_LEVEL, "float32"), 3), 3)
+    solid = grow(shrink(foreground(images), 3), 3)
     size = 2 * width + 1
-    return ops.stop_gradient(grow(foreground, size) - shrink(foreground, size))
+    return ops.stop_gradient(grow(solid, size) - shrink(solid, size))
 
 
 #: Side of the SSIM windows of :func:`ssim_map`: 7 pixels, as the evaluation's SSIM
@@ -91,9 +96,7 @@ def ssim_loss(prediction, target, weights=None, window: int = SSIM_WINDOW):
     head, or a skull-stripped slice's brain; air beside air is alike in every translation), as the
     evaluation measures SSIM inside the head."""
     scores = ssim_map(prediction, target, window)
-    near = ops.max_pool(ops.cast(ops.cast(target, "float32") > FOREGROUND_LEVEL, "float32"), window,
-                        strides=1, padding="valid")
-    near = ops.stop_gradient(near)
+    near = ops.stop_gradient(ops.max_pool(foreground(target), window, strides=1, padding="valid"))
     batch = ops.shape(scores)[0]
     per_image = ops.sum(ops.reshape((1.0 - scores) * near, (batch, -1)), axis=1) / ops.maximum(
         ops.sum(ops.reshape(near, (batch, -1)), axis=1), 1.0)

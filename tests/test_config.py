@@ -119,3 +119,20 @@ def test_data_config_checks_and_round_trips():
     ):
         with pytest.raises(ConfigError, match=message):
             DataConfig(**bad)
+
+
+@pytest.mark.parametrize("field, value", [("edge_weight", 4.0), ("paired_ssim_weight", 20.0)])
+def test_options_that_weigh_the_paired_term_are_checked(field, value):
+    with pytest.raises(ConfigError, match=f"{field} needs paired_weight"):
+        TrainConfig(**{field: value})
+    with pytest.raises(ConfigError, match=f"{field} must be at least 0"):
+        TrainConfig(**{field: -1.0, "paired_weight": 1.0})
+    assert getattr(TrainConfig(), field) == 0.0
+    # Records written before the option existed ran without it.
+    old = TrainConfig(paired_weight=1.0).to_dict()
+    del old[field]
+    assert getattr(TrainConfig.from_dict(old), field) == 0.0
+    from train.cli import build_parser
+
+    flag = "--" + field.replace("_", "-")
+    assert getattr(build_parser().parse_args([flag, f"{value:g}"]), field) == value

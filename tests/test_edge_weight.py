@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from cyclegan.config import TrainConfig
-from cyclegan.errors import ConfigError
 from cyclegan.evaluation import EDGE_BAND
 from cyclegan.losses import edge_band, l1_loss
 from cyclegan.training import CycleGAN
@@ -70,18 +69,3 @@ def test_edge_weight_weighs_the_paired_term_in_the_targets_edge_band(tiny_config
         assert float(logs[key]) > 1.5 * float(base[key])
     # The other terms are untouched.
     assert float(logs["cycle_t1"]) == pytest.approx(float(base["cycle_t1"]), rel=1e-5)
-
-
-def test_edge_weight_is_a_checked_option():
-    with pytest.raises(ConfigError, match="edge_weight needs paired_weight"):
-        TrainConfig(edge_weight=4.0)
-    with pytest.raises(ConfigError, match="edge_weight must be at least 0"):
-        TrainConfig(edge_weight=-1.0, paired_weight=1.0)
-    assert TrainConfig().edge_weight == 0.0
-    # Records written before the option existed ran without it.
-    old = TrainConfig(paired_weight=1.0).to_dict()
-    del old["edge_weight"]
-    assert TrainConfig.from_dict(old).edge_weight == 0.0
-    from train.cli import build_parser
-
-    assert build_parser().parse_args(["--edge-weight", "4"]).edge_weight == 4.0

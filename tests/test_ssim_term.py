@@ -6,7 +6,6 @@ import pytest
 from skimage.metrics import structural_similarity
 
 from cyclegan.config import TrainConfig
-from cyclegan.errors import ConfigError
 from cyclegan.losses import ssim_loss, ssim_map
 from cyclegan.training import CycleGAN
 
@@ -77,18 +76,3 @@ def test_paired_ssim_weight_adds_the_term_to_the_generator_loss(tiny_config):
     assert float(logs["cycle_t1"]) == pytest.approx(float(base["cycle_t1"]), rel=1e-5)
     # The generators' loss is every term, the SSIM term included.
     assert float(total) == pytest.approx(sum(float(v) for k, v in logs.items() if k != "gen_loss"), rel=1e-5)
-
-
-def test_paired_ssim_weight_is_a_checked_option():
-    with pytest.raises(ConfigError, match="paired_ssim_weight needs paired_weight"):
-        TrainConfig(paired_ssim_weight=20.0)
-    with pytest.raises(ConfigError, match="paired_ssim_weight must be at least 0"):
-        TrainConfig(paired_ssim_weight=-1.0, paired_weight=1.0)
-    assert TrainConfig().paired_ssim_weight == 0.0
-    # Records written before the option existed ran without it.
-    old = TrainConfig(paired_weight=1.0).to_dict()
-    del old["paired_ssim_weight"]
-    assert TrainConfig.from_dict(old).paired_ssim_weight == 0.0
-    from train.cli import build_parser
-
-    assert build_parser().parse_args(["--paired-ssim-weight", "20"]).paired_ssim_weight == 20.0
