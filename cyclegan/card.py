@@ -270,6 +270,11 @@ UPSAMPLING_TEXT = {"transpose": "transposed-convolution upsampling",
                    "resize": "resize-convolution upsampling (nearest neighbour, then a 3x3 convolution)"}
 
 
+#: The card's words for ``ModelConfig.skips``.
+SKIPS_TEXT = (", skip connections that add the encoder's features at full and half resolution to the "
+              "decoder's (1x1 convolutions)")
+
+
 def calibration_text(calibration: Mapping[str, Any] | None) -> str:
     """The input checks a model was calibrated with (``calibration`` in config.json), as Markdown."""
     if not calibration:
@@ -341,7 +346,7 @@ def model_card(
         datasets_meta=("datasets:\n" + "".join(f"- {h}\n" for h in hub_ids)) if hub_ids else "",
         load_line=load_line,
         generator_filters=config.generator_filters, generator_blocks=config.generator_blocks,
-        upsampling=UPSAMPLING_TEXT[config.upsampling],
+        upsampling=UPSAMPLING_TEXT[config.upsampling] + (SKIPS_TEXT if config.skips else ""),
         discriminator_filters=config.discriminator_filters, discriminator_layers=config.discriminator_layers,
         size=config.image_size, training=training_text, metrics=metrics_text, samples=samples_text,
         checks=("## Input checks\n\n" + calibration_text(calibration) + "\n") if calibration else "",

@@ -110,7 +110,9 @@ class ModelConfig(_JsonConfig):
 
     The generator is the reference ResNet generator: a 7x7 convolution with
     ``generator_filters`` channels, two stride-2 downsamples, ``generator_blocks``
-    residual blocks, two upsamples (``upsampling``) and a 7x7 convolution with tanh. The
+    residual blocks, two upsamples (``upsampling``) and a 7x7 convolution with tanh; with
+    ``skips`` the encoder's features at full and half resolution are added to the decoder's
+    through 1x1 convolutions that start at zero (a U-Net's skip connections). The
     discriminator is the PatchGAN with ``discriminator_layers`` stride-2 layers
     (3 gives the 70x70 receptive field of the reference).
     """
@@ -127,9 +129,17 @@ class ModelConfig(_JsonConfig):
                                           "then a 3x3 convolution: no checkerboard artefacts) "
                                           "(default: the preset's for a new run, a resumed run's own, and "
                                           "with --init-from the saved model's)", choices=UPSAMPLING, cli_default=None)
+    skips: bool = option(False, "full-resolution skip connections in the generators: the encoder's "
+                                "features at full and half resolution, through a 1x1 convolution that "
+                                "starts at zero, added to the decoder's, so the edges of the input reach "
+                                "the output without the 4x downsampling; --init-from a model without them "
+                                "starts exactly where it stands (default: off for a new run, a resumed "
+                                "run's own, and with --init-from the saved model's)", cli_default=None)
 
     def __post_init__(self):
         _check_choice(self, "upsampling")  # absent from models saved before it: their default, transpose
+        if not isinstance(self.skips, bool):  # absent from models saved before it: off
+            raise ConfigError(f"skips must be true or false, got {self.skips!r}")
         _check_int("image_size", self.image_size, 32, 2048)
         if self.image_size % 4:
             raise ConfigError(f"image_size must be a multiple of 4, got {self.image_size}")

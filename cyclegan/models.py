@@ -29,6 +29,10 @@ def build_generator(config: ModelConfig, name: str, dtype=None) -> keras.Model:
     7x7 conv -> 2 stride-2 convs -> ``generator_blocks`` residual blocks
     (reflection padding, instance norm) -> 2 upsamples (stride-2 transposed convs, or with
     ``upsampling="resize"`` a nearest-neighbour resize and a 3x3 conv) -> 7x7 conv -> tanh.
+    With ``config.skips`` each upsample's output also gets the encoder's features of the same
+    resolution (the stem's, the first downsample's) through a 1x1 convolution initialised to zero:
+    a generator with skips computes exactly what the same weights compute without them until
+    training moves those convolutions.
     The output is float32 in [-1, 1] whatever the compute ``dtype`` policy.
     """
     f = config.generator_filters
@@ -46,8 +50,10 @@ def build_generator(config: ModelConfig, name: str, dtype=None) -> keras.Model:
 
     x = ReflectionPadding2D(3, name=f"{name}_stem_pad", dtype=dtype)(inputs)
     x = norm_relu(conv(x, f, 7, 1, "stem", padding="valid"), "stem")
+    encoder = [x]  # the features at full, then half resolution, for the skips
     for i, mult in enumerate((2, 4)):
         x = norm_relu(conv(x, f * mult, 3, 2, f"down{i}"), f"down{i}")
+        encoder.append(x)
 
     for b in range(config.generator_blocks):
         tag = f"block{b}"
@@ -69,6 +75,12 @@ def build_generator(config: ModelConfig, name: str, dtype=None) -> keras.Model:
                 name=f"{name}_up{i}_conv", dtype=dtype,
             )(x)
         x = norm_relu(x, f"up{i}")
+        if config.skips:
+            skip = keras.layers.Conv2D(
+                f * mult, 1, padding="same", kernel_initializer="zeros", name=f"{name}_skip{i}_conv",
+                dtype=dtype,
+            )(encoder[1 - i])
+            x = keras.layers.Add(name=f"{name}_skip{i}_add", dtype=dtype)([x, skip])
 
     x = ReflectionPadding2D(3, name=f"{name}_head_pad", dtype=dtype)(x)
     x = conv(x, config.channels, 7, 1, "head", padding="valid")

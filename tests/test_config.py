@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from cyclegan.config import ModelConfig, TrainConfig, preset
+from cyclegan.config import PRESETS, ModelConfig, TrainConfig, preset
 from cyclegan.errors import ConfigError
 
 
@@ -35,6 +35,8 @@ def test_unknown_field_is_named(cls):
         (ModelConfig, "generator_blocks", -1),
         (ModelConfig, "generator_filters", "64"),
         (ModelConfig, "upsampling", "bilinear"),
+        (ModelConfig, "skips", "yes"),
+        (ModelConfig, "skips", 1),
         (TrainConfig, "epochs", 0),
         (TrainConfig, "decay_epochs", 500),
         (TrainConfig, "learning_rate", float("nan")),
@@ -85,6 +87,14 @@ def test_a_model_saved_before_the_upsampling_option_existed_reads_as_transposed(
     del old["upsampling"]
     assert ModelConfig.from_dict(old).upsampling == "transpose"
     assert ModelConfig.from_dict({**old, "upsampling": "resize"}).upsampling == "resize"
+
+
+def test_a_model_saved_before_the_skips_option_existed_reads_as_without_them():
+    old = ModelConfig(skips=True).to_dict()
+    del old["skips"]
+    assert ModelConfig.from_dict(old).skips is False
+    assert ModelConfig.from_dict({**old, "skips": True}).skips is True
+    assert all(not p.skips for p in PRESETS.values())
 
 
 def test_unknown_preset():

@@ -258,10 +258,14 @@ def test_card_states_the_training_recipe(tiny_config):
         in augmented
 
 
-def test_card_states_the_generator_upsampling(tiny_config):
+def test_card_states_the_generator_upsampling_and_skips(tiny_config):
     assert "1 residual blocks, transposed-convolution upsampling; PatchGAN" in hub.model_card(tiny_config)
     card = hub.model_card(tiny_config.replace(upsampling="resize"))
     assert "1 residual blocks, resize-convolution upsampling (nearest neighbour, then a 3x3 convolution)" in card
+    assert "skip connections" not in card
+    card = hub.model_card(tiny_config.replace(skips=True))
+    assert ("transposed-convolution upsampling, skip connections that add the encoder's features at full and "
+            "half resolution to the decoder's (1x1 convolutions); PatchGAN") in card
 
 
 def test_card_names_and_cites_the_data_sets_the_run_read(tiny_config):

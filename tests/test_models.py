@@ -60,6 +60,28 @@ def test_resize_upsampling_has_no_checkerboard():
     assert not np.allclose(transposed[0::2, 0::2], transposed[1::2, 1::2], atol=1e-4)
 
 
+def test_skips_start_at_zero_and_carry_the_encoder_features(tiny_config):
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-1, 1, (2, 36, 52, 1)).astype("float32")
+    plain = build_generator(tiny_config, "t1_to_t2")
+    assert not [l for l in plain.layers if "skip" in l.name]
+    skipped = build_generator(tiny_config.replace(skips=True), "t1_to_t2")
+    convs = [skipped.get_layer(f"t1_to_t2_skip{i}_conv") for i in (0, 1)]
+    # Half resolution (the first downsample's features) into the first upsample, full
+    # resolution (the stem's) into the second.
+    f = tiny_config.generator_filters
+    assert [c.kernel.shape for c in convs] == [(1, 1, 2 * f, 2 * f), (1, 1, f, f)]
+    assert all(not np.any(keras.ops.convert_to_numpy(w)) for c in convs for w in c.weights)
+    for layer in plain.layers:
+        if layer.weights:
+            skipped.get_layer(layer.name).set_weights(layer.get_weights())
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(plain(x)), keras.ops.convert_to_numpy(skipped(x)))
+    # Once the full-resolution skip is not zero, the stem's features reach the output.
+    kernel, bias = convs[1].get_weights()
+    convs[1].set_weights([rng.normal(0, 0.5, kernel.shape).astype("float32"), bias])
+    assert np.abs(keras.ops.convert_to_numpy(skipped(x)) - keras.ops.convert_to_numpy(plain(x))).max() > 1e-3
+
+
 def test_reference_generator_size():
     gen = build_generator(preset("reference"), "t1_to_t2")
     # The reference ResNet-9 (11,378,179 parameters on RGB) minus the two
@@ -85,7 +107,8 @@ def test_keras_file_round_trip_safe_mode(tmp_path, tiny_config):
     rng = np.random.default_rng(3)
     x = rng.uniform(-1, 1, (1, 48, 40, 1)).astype("float32")
     for model in (build_generator(tiny_config, "t1_to_t2"), build_discriminator(tiny_config, "disc_t2"),
-                  build_generator(tiny_config.replace(upsampling="resize"), "t2_to_t1")):
+                  build_generator(tiny_config.replace(upsampling="resize"), "t2_to_t1"),
+                  build_generator(tiny_config.replace(skips=True), "t1_to_t2")):
         path = tmp_path / f"{model.name}.keras"
         model.save(path)
         loaded = keras.saving.load_model(path, safe_mode=True, compile=False)

@@ -287,7 +287,7 @@ def test_upsampling_left_out_follows_the_resumed_run_or_the_init_from_model(tmp_
 
 def test_runs_started_before_the_small_preset_took_resize_keep_transposed_convolutions():
     from cyclegan.config import preset
-    from train.cli import _kept_upsampling
+    from train.cli import _kept_architecture as _kept_upsampling
 
     small = preset("small")
     assert small.upsampling == "resize"
@@ -301,6 +301,66 @@ def test_runs_started_before_the_small_preset_took_resize_keep_transposed_convol
     # The shipped model (transposed) is fine-tuned with its own upsampling.
     shipped = ROOT / "cyclegan" / "default_model"
     assert _kept_upsampling(None, small, str(shipped), set()).upsampling == "transpose"
+
+
+def test_skips_left_out_follow_the_resumed_run_or_the_init_from_model(tmp_path, tiny_config):
+    from cyclegan.config import TrainConfig
+    from cyclegan.hub import save_pretrained
+    from cyclegan.training import CycleGAN
+    from train.cli import _kept_architecture
+
+    with_skips = tiny_config.replace(skips=True)
+    assert _kept_architecture({"model_config": with_skips.to_dict()}, tiny_config, None, set()).skips is True
+    old = tiny_config.to_dict()
+    del old["skips"]  # a run recorded before the option existed resumes without skips
+    assert _kept_architecture({"model_config": old}, tiny_config, None, set()).skips is False
+    assert _kept_architecture({"model_config": old}, with_skips, None, {"skips"}).skips is True
+    folder = tmp_path / "skipped"
+    save_pretrained(CycleGAN(with_skips, TrainConfig()), folder, with_skips)
+    assert _kept_architecture(None, tiny_config, str(folder), set()).skips is True
+    shipped = ROOT / "cyclegan" / "default_model"
+    assert _kept_architecture(None, tiny_config, str(shipped), set()).skips is False
+
+
+def test_init_from_a_model_without_skips_grows_them_from_zero(tiny_folder, tiny_gan, tiny_config):
+    from cyclegan.config import TrainConfig
+    from cyclegan.errors import ConfigError
+    from cyclegan.training import CycleGAN
+    from train.cli import _init_generators
+
+    grown = CycleGAN(tiny_config.replace(skips=True, image_size=48), TrainConfig())
+    for name in ("t1_to_t2", "t2_to_t1"):  # not zero yet: the copy must overwrite them
+        conv = getattr(grown, name).get_layer(f"{name}_skip1_conv")
+        conv.set_weights([np.ones_like(w) for w in conv.get_weights()])
+    _init_generators(grown, str(tiny_folder))
+    x = np.random.default_rng(2).uniform(-1, 1, (1, 40, 44, 1)).astype("float32")
+    for name in ("t1_to_t2", "t2_to_t1"):
+        ours, theirs = getattr(grown, name), getattr(tiny_gan, name)
+        for layer in theirs.layers:
+            for a, b in zip(ours.get_layer(layer.name).get_weights(), layer.get_weights()):
+                np.testing.assert_array_equal(a, b)
+        for i in (0, 1):
+            assert not any(np.any(w) for w in ours.get_layer(f"{name}_skip{i}_conv").get_weights())
+        np.testing.assert_allclose(np.asarray(ours(x)), np.asarray(theirs(x)), atol=1e-6)
+    # Only skips can be grown: any other difference is still refused.
+    other = CycleGAN(tiny_config.replace(skips=True, generator_blocks=2), TrainConfig())
+    with pytest.raises(ConfigError, match="architecture"):
+        _init_generators(other, str(tiny_folder))
+
+
+def test_skips_in_the_command_from_a_model_without_them(tmp_path, data_zip, tiny_folder, caplog):
+    out = tmp_path / "run"
+    with caplog.at_level(logging.INFO, logger="train"):
+        assert main(tiny_args(data_zip, out, "--epochs", "1", "--init-from", str(tiny_folder), "--skips")) == 0
+    assert f"generators initialised from {tiny_folder}; the skip connections start at zero" in caplog.text
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model_config"]["skips"] is True
+    assert "skip connections" in (out / "README.md").read_text()
+    # Resumed without the flag, the run keeps its skips instead of refusing another configuration.
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="train"):
+        assert main(tiny_args(data_zip, out, "--epochs", "1", "--init-from", str(tiny_folder))) == 0
+    assert "skips: the run's recorded True" in caplog.text and "another configuration" not in caplog.text
 
 
 def test_inversion_warmup_runs_before_a_new_start_only(tmp_path, data_zip, caplog):

@@ -38,7 +38,8 @@ class RunOptions:
     preset: str = option("small", "architecture: tiny (tests), small (the CPU default model), reference "
                          "(ResNet-9)", choices=["tiny", "small", "reference"])
     init_from: str | None = option(None, "start both generators from a saved model of the same architecture "
-                                   "(fine-tuning)", item=str, metavar="FOLDER_OR_REPO")
+                                   "(fine-tuning); one without skips may start a run with --skips",
+                                   item=str, metavar="FOLDER_OR_REPO")
     backend: str | None = option(None, "Keras backend (default: KERAS_BACKEND, else tensorflow)", item=str,
                                  choices=["tensorflow", "jax"])
     multi_host: bool = option(False, "join a multi-host JAX run (keras.distribution.initialize; reads "
@@ -135,26 +136,30 @@ def _run_record(output: Path) -> dict | None:
     return record
 
 
-def _kept_upsampling(record: dict | None, model_config, init_from, given: set) -> "ModelConfig":
-    """``model_config`` with the generators' upsampling, where the command leaves it out, taken
-    from the run it resumes (its ``record``), else from the ``--init-from`` model: a preset's
-    upsampling that changed since a run started does not make it another run, and a fine-tune
-    keeps the architecture of the model it starts from."""
-    if "upsampling" in given:
-        return model_config
-    kept, source = None, None
+#: Architecture fields a run keeps from the run it resumes or the model it starts from, where
+#: the command leaves them out.
+KEPT_ARCHITECTURE = ("upsampling", "skips")
+
+
+def _kept_architecture(record: dict | None, model_config, init_from, given: set) -> "ModelConfig":
+    """``model_config`` with the generators' upsampling and skips, where the command leaves them
+    out, taken from the run it resumes (its ``record``), else from the ``--init-from`` model: a
+    preset's upsampling that changed since a run started does not make it another run, and a
+    fine-tune keeps the architecture of the model it starts from."""
+    kept, source = {}, None
     if record is not None:
         recorded = record.get("model_config")
         if isinstance(recorded, dict) and recorded:
-            kept, source = ModelConfig.complete(recorded).get("upsampling"), "the run's recorded"
+            kept, source = ModelConfig.complete(recorded), "the run's recorded"
     elif init_from:
         from cyclegan.hub import read_config, resolve_source
 
-        kept, source = read_config(resolve_source(init_from))["model_config"].upsampling, f"{init_from}'s"
-    if kept is None or kept == model_config.upsampling:
-        return model_config
-    log.info("upsampling: %s %r (the preset's is %r)", source, kept, model_config.upsampling)
-    return model_config.replace(upsampling=kept)
+        kept, source = read_config(resolve_source(init_from))["model_config"].to_dict(), f"{init_from}'s"
+    changes = {k: kept[k] for k in KEPT_ARCHITECTURE
+               if k not in given and k in kept and kept[k] != getattr(model_config, k)}
+    for k, v in changes.items():
+        log.info("%s: %s %r (the preset's is %r)", k, source, v, getattr(model_config, k))
+    return model_config.replace(**changes) if changes else model_config
 
 
 def _recorded_defaults(record: dict | None, train_config, given: set) -> "TrainConfig":
@@ -320,19 +325,38 @@ def _setup_distribution(multi_host: bool = False):
 
 
 def _init_generators(model, source) -> None:
-    """Copy both generators' weights from a saved model (a resumed run restores its own)."""
+    """Copy both generators' weights from a saved model (a resumed run restores its own). A saved
+    model without skips may start a run with them (``--skips``): every layer it has is copied by
+    name and the skip convolutions are set to zero, so the run starts from what it translated."""
     from cyclegan.errors import ConfigError
     from cyclegan.hub import load_generators
 
     saved = load_generators(source, warmup=False)
-    if saved.config.replace(image_size=model.model_config.image_size) != model.model_config:
+    ours = model.model_config
+    grows = not saved.config.skips and ours.skips
+    if saved.config.replace(image_size=ours.image_size, skips=ours.skips if grows else saved.config.skips) != ours:
         raise ConfigError(
             f"--init-from {source}: its architecture {saved.config} differs from this run's "
-            f"{model.model_config} (choose the matching --preset and --upsampling)"
+            f"{ours} (choose the matching --preset, --upsampling and --skips)"
         )
     for name in ("t1_to_t2", "t2_to_t1"):
-        getattr(model, name).set_weights(saved.generators[name].get_weights())
-    log.info("generators initialised from %s", source)
+        target, weights = getattr(model, name), saved.generators[name]
+        if not grows:
+            target.set_weights(weights.get_weights())
+            continue
+        theirs = {layer.name.removeprefix(weights.name): layer for layer in weights.layers if layer.weights}
+        for layer in target.layers:
+            tag = layer.name.removeprefix(target.name)
+            if tag in theirs:
+                layer.set_weights(theirs.pop(tag).get_weights())
+            elif layer.weights and tag.startswith("_skip"):
+                layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+            elif layer.weights:
+                raise ConfigError(f"--init-from {source}: its {name} has no layer {tag.strip('_')!r}")
+        if theirs:
+            raise ConfigError(f"--init-from {source}: its {name} has layers this run's lacks: "
+                              f"{', '.join(sorted(t.strip('_') for t in theirs))}")
+    log.info("generators initialised from %s%s", source, "; the skip connections start at zero" if grows else "")
 
 
 def check_images(train: dict, count: int) -> dict:
@@ -445,7 +469,7 @@ def _run(args, argv) -> int:
     output = Path(run.output)
     previous, given = _run_record(output), _explicit(argv)
     train_config = _recorded_defaults(previous, train_config, given)
-    model_config = _kept_upsampling(previous, model_config, run.init_from, given)
+    model_config = _kept_architecture(previous, model_config, run.init_from, given)
     command = "python -m train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     datasets = list(data_config.datasets)
     record = {
