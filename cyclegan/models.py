@@ -17,6 +17,12 @@ from cyclegan.layers import InstanceNormalization, ReflectionPadding2D
 #: Side lengths fed to a generator must be multiples of this.
 SIZE_MULTIPLE = 4
 
+#: What each skip connection's 1x1 convolution is multiplied by. Adam's steps do not grow with the
+#: gradient, so a constant factor on a layer's output makes it learn that many times faster (the
+#: run-time weight scaling of Karras et al. 2018, "equalized learning rate"): skips that start at
+#: zero in a fine-tune at a low learning rate stayed near zero without it (benchmarks/NOTES.md).
+SKIP_GAIN = 10.0
+
 
 def _init():
     # The reference initialises every convolution with N(0, 0.02).
@@ -30,9 +36,9 @@ def build_generator(config: ModelConfig, name: str, dtype=None) -> keras.Model:
     (reflection padding, instance norm) -> 2 upsamples (stride-2 transposed convs, or with
     ``upsampling="resize"`` a nearest-neighbour resize and a 3x3 conv) -> 7x7 conv -> tanh.
     With ``config.skips`` each upsample's output also gets the encoder's features of the same
-    resolution (the stem's, the first downsample's) through a 1x1 convolution initialised to zero:
-    a generator with skips computes exactly what the same weights compute without them until
-    training moves those convolutions.
+    resolution (the stem's, the first downsample's) through a 1x1 convolution initialised to zero,
+    times :data:`SKIP_GAIN`: a generator with skips computes exactly what the same weights compute
+    without them until training moves those convolutions.
     The output is float32 in [-1, 1] whatever the compute ``dtype`` policy.
     """
     f = config.generator_filters
@@ -80,6 +86,7 @@ def build_generator(config: ModelConfig, name: str, dtype=None) -> keras.Model:
                 f * mult, 1, padding="same", kernel_initializer="zeros", name=f"{name}_skip{i}_conv",
                 dtype=dtype,
             )(encoder[1 - i])
+            skip = keras.layers.Rescaling(SKIP_GAIN, name=f"{name}_skip{i}_gain", dtype=dtype)(skip)
             x = keras.layers.Add(name=f"{name}_skip{i}_add", dtype=dtype)([x, skip])
 
     x = ReflectionPadding2D(3, name=f"{name}_head_pad", dtype=dtype)(x)

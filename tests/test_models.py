@@ -4,7 +4,7 @@ import pytest
 
 from cyclegan.config import preset
 from cyclegan.layers import InstanceNormalization, ReflectionPadding2D
-from cyclegan.models import build_discriminator, build_generator
+from cyclegan.models import SKIP_GAIN, build_discriminator, build_generator
 
 
 def test_reflection_padding_mirrors():
@@ -76,10 +76,15 @@ def test_skips_start_at_zero_and_carry_the_encoder_features(tiny_config):
         if layer.weights:
             skipped.get_layer(layer.name).set_weights(layer.get_weights())
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(plain(x)), keras.ops.convert_to_numpy(skipped(x)))
-    # Once the full-resolution skip is not zero, the stem's features reach the output.
+    # Once the full-resolution skip is not zero, the stem's features reach the output, SKIP_GAIN
+    # times what the convolution gives.
     kernel, bias = convs[1].get_weights()
-    convs[1].set_weights([rng.normal(0, 0.5, kernel.shape).astype("float32"), bias])
+    convs[1].set_weights([rng.normal(0, 0.05, kernel.shape).astype("float32"), bias])
     assert np.abs(keras.ops.convert_to_numpy(skipped(x)) - keras.ops.convert_to_numpy(plain(x))).max() > 1e-3
+    probe = keras.Model(skipped.input, [convs[1].output, skipped.get_layer("t1_to_t2_skip1_gain").output])
+    conv_out, gained = (keras.ops.convert_to_numpy(t) for t in probe(x))
+    assert np.abs(conv_out).max() > 0
+    np.testing.assert_allclose(gained, SKIP_GAIN * conv_out, rtol=1e-6)
 
 
 def test_reference_generator_size():
