@@ -287,20 +287,20 @@ def test_upsampling_left_out_follows_the_resumed_run_or_the_init_from_model(tmp_
 
 def test_runs_started_before_the_small_preset_took_resize_keep_transposed_convolutions():
     from cyclegan.config import preset
-    from train.cli import _kept_architecture as _kept_upsampling
+    from train.cli import _kept_architecture
 
     small = preset("small")
     assert small.upsampling == "resize"
     # A run recorded with the old preset, or before the option existed, resumes as it started.
     old = small.replace(upsampling="transpose").to_dict()
-    assert _kept_upsampling({"model_config": old}, small, None, set()).upsampling == "transpose"
+    assert _kept_architecture({"model_config": old}, small, None, set()).upsampling == "transpose"
     del old["upsampling"]
-    assert _kept_upsampling({"model_config": old}, small, None, set()).upsampling == "transpose"
-    assert _kept_upsampling(None, small, None, set()).upsampling == "resize"  # a new run
-    assert _kept_upsampling({"model_config": old}, small, None, {"upsampling"}).upsampling == "resize"
+    assert _kept_architecture({"model_config": old}, small, None, set()).upsampling == "transpose"
+    assert _kept_architecture(None, small, None, set()).upsampling == "resize"  # a new run
+    assert _kept_architecture({"model_config": old}, small, None, {"upsampling"}).upsampling == "resize"
     # The shipped model (transposed) is fine-tuned with its own upsampling.
     shipped = ROOT / "cyclegan" / "default_model"
-    assert _kept_upsampling(None, small, str(shipped), set()).upsampling == "transpose"
+    assert _kept_architecture(None, small, str(shipped), set()).upsampling == "transpose"
 
 
 def test_skips_left_out_follow_the_resumed_run_or_the_init_from_model(tmp_path, tiny_config):

@@ -333,8 +333,8 @@ def _init_generators(model, source) -> None:
 
     saved = load_generators(source, warmup=False)
     ours = model.model_config
-    grows = not saved.config.skips and ours.skips
-    if saved.config.replace(image_size=ours.image_size, skips=ours.skips if grows else saved.config.skips) != ours:
+    grows = ours.skips and not saved.config.skips  # skips may be added to a saved model, never taken away
+    if saved.config.replace(image_size=ours.image_size, skips=saved.config.skips or ours.skips) != ours:
         raise ConfigError(
             f"--init-from {source}: its architecture {saved.config} differs from this run's "
             f"{ours} (choose the matching --preset, --upsampling and --skips)"
