@@ -19,7 +19,9 @@ inside the head) and ``histmatch`` (the input's histogram matched to a training 
 contrast). Metrics: SSIM, PSNR (dB) and MAE inside the head mask on [0, 1] intensities. The
 ``edge`` rows check the head's (or brain's) edge: the error in a band just inside it against the
 rest of the head, and what the model draws just outside it, on inputs as given, skull-stripped
-and as 16-bit integers (``cyclegan.evaluation.edge_artefacts``).
+and as 16-bit integers (``cyclegan.evaluation.edge_artefacts``). The ``framing`` rows are the
+model's metrics when each pair is padded with 32 or 96 pixels of background on every side (a wider
+field of view, the head unchanged: ``cyclegan.evaluation.framing_sweep``).
 """
 
 from __future__ import annotations
@@ -162,6 +164,11 @@ def gamma_sweep(name, pairs, translator, gammas=evaluation.GAMMAS):
         emit(**row)
 
 
+def framing(name, pairs, translator, pads=evaluation.FRAMING_PADS):
+    for row in evaluation.framing_sweep(name, pairs, translator, pads):
+        emit(**row)
+
+
 def edge_check(name, pairs, translator, inputs=evaluation.EDGE_INPUTS):
     for row in evaluation.edge_artefacts(name, pairs, translator, inputs):
         emit(**row)
@@ -217,6 +224,7 @@ def main(argv=None) -> int:
             evaluate_set("holdout", held, translator, references, figures)
             contrast_fidelity("holdout", held, translator)
             gamma_sweep("holdout", held, translator, gammas)
+            framing("holdout", held, translator)
             edge_check("holdout", held, translator)
     else:
         emit(set="holdout", skipped="users' data set not found")
@@ -253,6 +261,7 @@ def main(argv=None) -> int:
                         calib_images[key] += images
                 evaluate_set("real", held_real, translator, real_refs or references, figures)
                 contrast_fidelity("real", held_real, translator)
+                framing("real", held_real, translator)
                 edge_check("real", held_real, translator, ("as_given", "16bit"))  # skull-stripped already
         else:
             emit(set="real", skipped="real-t1t2 not found")
@@ -260,6 +269,7 @@ def main(argv=None) -> int:
     if "brats" in sets:
         if brats:
             evaluate_set("brats", brats, translator, references or real_refs, figures)
+            framing("brats", brats, translator)
             edge_check("brats", brats, translator, ("as_given", "16bit"))  # skull-stripped already
         else:
             emit(set="brats", skipped="BraTS pairs not found")

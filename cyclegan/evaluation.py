@@ -12,7 +12,7 @@ named one way: ``<set>_<direction>_<metric>`` (see :func:`rows_to_metrics`).
   whether a translation orders them as the target contrast demands;
 - :func:`edge_metrics`: error at the head's edge against its core, and what a
   translation puts just outside the head;
-- :func:`evaluate_set`, :func:`tissue_order`, :func:`gamma_sweep`,
+- :func:`evaluate_set`, :func:`tissue_order`, :func:`gamma_sweep`, :func:`framing_sweep`,
   :func:`edge_artefacts`: report rows (one dict per result) for a set of pairs;
   :func:`unpaired_checks`: rows that need no pairs at all (the train command's
   check of each export on unpaired data).
@@ -279,6 +279,36 @@ def gamma_sweep(name: str, pairs: Iterable, translator, gammas=GAMMAS) -> list[d
     return rows
 
 
+#: Background in pixels added on every side of the framing rows' inputs: :func:`framing_sweep`.
+FRAMING_PADS = (32, 96)
+
+
+def framing_sweep(name: str, pairs: Iterable, translator, pads=FRAMING_PADS) -> list[dict]:
+    """The model's paired metrics when each pair is framed in a wider field of view: both
+    images padded with ``pad`` pixels of background on every side, the head where it was.
+
+    The head and its pixels are the same, so a translator that looks only at the anatomy
+    scores what it scores on the pair as given (the ``model`` row); one whose output moves
+    with the share of the frame the head fills (instance normalisation over a frame that is
+    mostly air) scores less.
+    """
+    pairs = list(pairs)
+    rows = []
+    for direction in DIRECTIONS:
+        for pad in pads:
+            if int(pad) != pad or pad < 0:
+                raise ValueError(f"framing pads are whole numbers of pixels, 0 or more, not {pad!r}")
+            values = []
+            for _, t1, t2 in pairs:
+                source, truth = source_and_target(direction, t1, t2)
+                wide_source, wide_truth = (np.pad(np.asarray(image, np.float64), int(pad)) for image in (source, truth))
+                values.append(paired_metrics(translator.translate(wide_source, direction), wide_truth,
+                                             head_mask(wide_truth, wide_source)))
+            rows.append(dict(set=name, direction=direction, method="framing", pad=int(pad), n=len(values),
+                             **{k: round(v, 4) for k, v in mean_metrics(values).items()}))
+    return rows
+
+
 #: Width in pixels of the bands either side of the head's edge that :func:`edge_metrics` compares.
 EDGE_BAND = 3
 #: Inputs of the edge check: the images as given, skull-stripped (both images of a pair cut to
@@ -374,7 +404,8 @@ def edge_artefacts(name: str, pairs: Iterable, translator, inputs=EDGE_INPUTS) -
 
 def rows_to_metrics(rows: Iterable[dict]) -> dict:
     """Report rows as flat metrics ``<set>_<direction>_<metric>``: the model's SSIM / PSNR / MAE,
-    the best baseline's SSIM and PSNR, the cycle error, the tissue order and the gamma sweep."""
+    the best baseline's SSIM and PSNR, the cycle error, the tissue order, the gamma sweep and the
+    framing sweep."""
     metrics, baselines = {}, {}
     for row in rows:
         kind, direction, method = row.get("set"), row.get("direction"), row.get("method")
@@ -399,6 +430,8 @@ def rows_to_metrics(rows: Iterable[dict]) -> dict:
                 metrics[f"{prefix}_contrast_order_target_pass"] = row["target_pass_fraction"]
         elif method == "gamma":
             metrics[f"{prefix}_gamma{row['gamma']:g}_ssim"] = row["ssim"]
+        elif method == "framing":
+            metrics[f"{prefix}_pad{row['pad']}_ssim"] = row["ssim"]
     for prefix, best in baselines.items():
         metrics[f"{prefix}_best_baseline_ssim"] = best["ssim"]
         metrics[f"{prefix}_best_baseline_psnr"] = best["psnr"]

@@ -108,3 +108,5 @@ def test_quality_scores_held_out_real_subjects_without_the_users_data_set(tmp_pa
         methods = {r["method"]: r for r in real_rows if r["direction"] == direction}
         assert {"model", "identity", "inversion", "histmatch", "cycle", "contrast_order"} <= set(methods)
         assert methods["model"]["n"] == 2 and -1 <= methods["model"]["ssim"] <= 1
+        pads = {r["pad"]: r for r in real_rows if r["direction"] == direction and r["method"] == "framing"}
+        assert set(pads) == {32, 96} and all(r["n"] == 2 and -1 <= r["ssim"] <= 1 for r in pads.values())

@@ -93,6 +93,42 @@ def skull_head(size=96):
     return t1, t2
 
 
+class PixelTranslator:
+    """The exact pixel-wise map of :func:`pairs`' world; with ``framed`` its output also scales
+    with the share of the frame the head fills, as instance normalisation over air would."""
+
+    def __init__(self, framed=False):
+        self.framed = framed
+
+    def translate(self, image, direction):
+        x = np.asarray(image, np.float64)
+        head = x > 0.05
+        if direction == "t1_to_t2":
+            out = np.where(head, 0.8 * (1.0 - x) + 0.1, 0.0)
+        else:
+            out = np.where(head, 1.0 - (x - 0.1) / 0.8, 0.0)
+        if self.framed:
+            out = out * min(1.0, 2.0 * evaluation.head_mask(x).mean())
+        return np.clip(out, 0.0, 1.0)
+
+
+def test_framing_sweep_sees_a_translation_that_moves_with_the_field_of_view():
+    data = pairs()
+    exact = evaluation.framing_sweep("toy", data, PixelTranslator(), pads=(0, 16, 48))
+    assert {(r["direction"], r["pad"]) for r in exact} == {(d, p) for d in evaluation.DIRECTIONS for p in (0, 16, 48)}
+    assert all(r["method"] == "framing" and r["n"] == 3 for r in exact)
+    assert all(r["ssim"] > 0.999 and r["mae"] < 1e-6 for r in exact)  # the anatomy alone: framing-proof
+    framed = {(r["direction"], r["pad"]): r for r in evaluation.framing_sweep("toy", data, PixelTranslator(True),
+                                                                             pads=(0, 16, 48))}
+    for direction in evaluation.DIRECTIONS:
+        assert framed[(direction, 48)]["ssim"] < framed[(direction, 16)]["ssim"] <= framed[(direction, 0)]["ssim"]
+        assert framed[(direction, 48)]["mae"] > 0.05
+    metrics = evaluation.rows_to_metrics(list(framed.values()))
+    assert metrics["toy_t1_to_t2_pad48_ssim"] == framed[("t1_to_t2", 48)]["ssim"]
+    with pytest.raises(ValueError, match="whole numbers of pixels"):
+        evaluation.framing_sweep("toy", data, PixelTranslator(), pads=(-1,))
+
+
 class RingTranslator:
     """Knows the skull head's two contrasts (a lookup by intensity after its own robust window,
     as the real translator windows its input) and can draw a bright rim just inside the head's
