@@ -66,6 +66,33 @@ def skull_stripped(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return scale_intensities(unit)[0]
 
 
+#: Range of the zoom factor of zoomed training images (drawn log-uniformly): under 1 the
+#: head shrinks inside a wider field of view, over 1 it fills the frame, as another
+#: scanner's field of view or pixel size shows it.
+ZOOM_SCALE = (0.6, 1.4)
+
+
+def zoomed(image: np.ndarray, scale: float) -> np.ndarray:
+    """``image`` (in [-1, 1]) magnified ``scale`` times about its centre on its own grid
+    (background beyond its edges; low-pass filtered first when it shrinks), rescaled
+    through its own robust window as an upload with that field of view would be."""
+    from scipy import ndimage
+
+    scale = float(scale)
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    unit = _unit(image)
+    if scale < 1.0:  # keep the shrunk image free of aliasing, as a coarser scan would be
+        unit = ndimage.gaussian_filter(unit, 0.5 * (1.0 / scale - 1.0), mode="constant")
+    centre = (np.asarray(unit.shape, np.float64) - 1.0) / 2.0
+    # Output pixel o samples the input at centre + (o - centre) / scale.
+    out = ndimage.affine_transform(unit, np.full(2, 1.0 / scale), offset=centre * (1.0 - 1.0 / scale),
+                                   order=1, mode="constant", cval=0.0)
+    if not out.max() > out.min():
+        return np.asarray(image, np.float32)
+    return scale_intensities(out)[0]
+
+
 #: Range of the Gaussian sigma (pixels) of blurred training images.
 BLUR_SIGMA = (0.5, 2.0)
 
@@ -152,6 +179,21 @@ class SkullStrip(Augmentation):
         return self.stripped(images)
 
 
+class Zoom(Augmentation):
+    """Magnified or shrunk about the centre by a factor from :data:`ZOOM_SCALE`, drawn
+    log-uniformly, every image of the tuple alike."""
+
+    field = "zoom"
+    level = "image"
+    summary = (f"{{share}} of the training images zoomed {ZOOM_SCALE[0]:g}-{ZOOM_SCALE[1]:g} times about "
+               "their centre (both images of a pair alike)")
+
+    def apply(self, rng, images):
+        low, high = np.log(ZOOM_SCALE)
+        scale = float(np.exp(rng.uniform(low, high)))
+        return tuple(zoomed(image, scale) for image in images)
+
+
 class Blur(Augmentation):
     """Gaussian blur with a sigma drawn from :data:`BLUR_SIGMA`, every image of the tuple alike."""
 
@@ -180,7 +222,7 @@ class Contrast(Augmentation):
 
 
 #: Every augmentation, in the order the training stream applies them.
-AUGMENTATIONS = (SkullStrip, Blur, Contrast)
+AUGMENTATIONS = (SkullStrip, Zoom, Blur, Contrast)
 
 
 def augmentations(train_config) -> list:

@@ -270,7 +270,9 @@ class TrainConfig(_JsonConfig):
     slice's brain) ``1 + edge_weight`` times; ``paired_ssim_weight`` adds 1 - SSIM of each
     translation and its partner to it. ``skull_strip`` is the
     fraction of aligned training pairs shown skull-stripped (paired training
-    only; 0 = never). ``blur`` is the fraction of training images shown
+    only; 0 = never). ``zoom`` is the fraction of training images shown magnified or
+    shrunk about their centre (both images of a pair alike), so that other fields of
+    view and pixel sizes translate too. ``blur`` is the fraction of training images shown
     Gaussian-blurred (both images of a pair alike), so that smooth,
     low-resolution inputs translate too. ``contrast`` is the fraction of
     generator inputs shown with a random gamma (their targets, the
@@ -311,6 +313,9 @@ class TrainConfig(_JsonConfig):
                                      "the contrast to the discriminators; needs no pairs; 0 = off)")
     skull_strip: float = option(0.0, "fraction of aligned pairs shown skull-stripped, so that brain-only "
                                 "inputs translate well too (needs --paired-weight)", metavar="FRACTION")
+    zoom: float = option(0.0, "fraction of training images shown zoomed 0.6-1.4 times about their centre "
+                         "(both images of a pair alike), so that other fields of view and pixel sizes "
+                         "translate well too", metavar="FRACTION")
     blur: float = option(0.0, "fraction of training images shown Gaussian-blurred (sigma 0.5-2 px; both "
                          "images of a pair alike), so that smooth, low-resolution inputs translate well too",
                          metavar="FRACTION")
@@ -371,6 +376,7 @@ class TrainConfig(_JsonConfig):
         if self.skull_strip > 0 and self.paired_weight <= 0:
             raise ConfigError("skull_strip needs paired_weight > 0 (--skull-strip needs --paired-weight: both "
                               "images of a pair are stripped with one brain mask)")
+        _check_float("zoom", self.zoom, 0.0, 1.0)
         _check_float("blur", self.blur, 0.0, 1.0)
         _check_float("contrast", self.contrast, 0.0, 1.0)
         _check_float("diff_augment", self.diff_augment, 0.0, 1.0)

@@ -401,7 +401,9 @@ class TrainingStream(keras.utils.PyDataset):
     that the paired L1 term counts only true pairs while the CycleGAN terms
     see every image. With ``skull_strip`` > 0 that fraction of the pairs is
     shown skull-stripped (both images masked with one brain mask, see
-    :func:`brain_mask`). With ``blur`` > 0 that fraction of the images (of
+    :func:`brain_mask`). With ``zoom`` > 0 that fraction of the images (of a
+    pair: both alike) is magnified or shrunk about its centre by a factor
+    drawn from :data:`cyclegan.augment.ZOOM_SCALE`. With ``blur`` > 0 that fraction of the images (of
     a pair: both alike) is Gaussian-blurred with a sigma drawn from
     :data:`BLUR_SIGMA`. With ``contrast`` > 0 that fraction of the generator
     inputs gets a random gamma from :data:`CONTRAST_GAMMA`; the batches then
@@ -413,7 +415,7 @@ class TrainingStream(keras.utils.PyDataset):
     def __init__(self, train: dict | None, image_size: int, batch_size: int, steps_per_epoch: int,
                  seed: int = 0, pairs: list | None = None, epoch: int = 0, skull_strip: float = 0.0,
                  blur: float = 0.0, contrast: float = 0.0, sources: list | None = None,
-                 paired: bool | None = None):
+                 paired: bool | None = None, zoom: float = 0.0):
         super().__init__()
         if sources is None:
             if train is None:
@@ -430,7 +432,7 @@ class TrainingStream(keras.utils.PyDataset):
         self.steps_per_epoch = steps_per_epoch
         self.seed = seed
         self.epoch = epoch
-        fractions = {"skull_strip": skull_strip, "blur": blur, "contrast": contrast}
+        fractions = {"skull_strip": skull_strip, "zoom": zoom, "blur": blur, "contrast": contrast}
         self.augmentations = {level: [] for level in ("pair", "image", "input")}
         for cls in AUGMENTATIONS:
             augmentation = cls(fractions[cls.field])

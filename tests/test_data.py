@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cyclegan.augment import BLUR_SIGMA, CONTRAST_GAMMA, blurred, brain_mask, gamma_contrast, skull_stripped
+from cyclegan.augment import (BLUR_SIGMA, CONTRAST_GAMMA, ZOOM_SCALE, blurred, brain_mask, gamma_contrast,
+                              skull_stripped, zoomed)
 from cyclegan.data import (
     TrainingStream,
     augment,
@@ -261,6 +262,58 @@ def test_stream_blurs_both_images_of_a_pair_alike():
     assert 10 <= int((rough < smoothest_sharp).sum()) <= 40
     with pytest.raises(ValueError, match="blur must be a fraction"):
         TrainingStream(train, 96, 2, 3, blur=1.5)
+
+
+def head_fraction(image):
+    return float((image > -0.9).mean())
+
+
+def test_zoomed_shrinks_or_fills_the_frame_about_the_centre():
+    image, _ = synthetic_head()
+    same = zoomed(image, 1.0)
+    assert same.shape == image.shape and same.dtype == np.float32
+    from cyclegan.preprocessing import scale_intensities
+
+    # Scale 1 is the image itself, through its own window.
+    assert np.abs(same - scale_intensities((image + 1.0) / 2.0)[0]).max() < 1e-5
+    small, large = zoomed(image, ZOOM_SCALE[0]), zoomed(image, ZOOM_SCALE[1])
+    for out in (small, large):
+        assert out.shape == image.shape and out.dtype == np.float32
+        assert out.min() == -1.0 and out.max() == 1.0  # rescaled through its own window
+    # The head's area goes with the square of the scale (the ellipse's, while it fits the frame).
+    assert head_fraction(small) == pytest.approx(head_fraction(image) * ZOOM_SCALE[0] ** 2, rel=0.1)
+    assert head_fraction(large) > head_fraction(image) + 0.2
+    # About the centre: the head's centre of mass stays where it was.
+    def centre(im):
+        return np.argwhere(im > -0.9).mean(axis=0)
+
+    assert np.abs(centre(small) - centre(image)).max() < 1.0
+    assert np.all(small[:10] == -1.0) and np.all(small[:, :8] == -1.0)  # new background at the edges
+    with pytest.raises(ValueError, match="scale must be positive"):
+        zoomed(image, 0.0)
+
+
+def test_stream_zooms_both_images_of_a_pair_alike():
+    from cyclegan.data import Slice
+
+    image, _ = synthetic_head(160, 160)
+    t1 = Slice("t1.png", "t1", image.astype(np.float32))
+    twin = Slice("t2.png", "t2", image.astype(np.float32))  # the same pixels: any difference is the zoom's
+    train = {"t1": [t1], "t2": [twin]}
+    plain = TrainingStream(train, 128, 2, 4, seed=0, pairs=[(t1, twin)])
+    zoom = TrainingStream(train, 128, 2, 4, seed=0, pairs=[(t1, twin)], zoom=1.0)
+    fractions = []
+    for index in range(4):
+        batch = zoom[index]
+        assert np.array_equal(batch["t1"], batch["t2"])  # one scale, one crop for both
+        fractions += [head_fraction(c) for c in batch["t1"][..., 0]]
+    plain_fractions = [head_fraction(c) for i in range(4) for c in plain[i]["t1"][..., 0]]
+    assert np.std(fractions) > 2 * np.std(plain_fractions)  # fields of view vary
+    # zoom=0 draws no random numbers: the stream is the one it always was.
+    none = TrainingStream(train, 128, 2, 4, seed=0, pairs=[(t1, twin)], zoom=0.0)
+    assert all(np.array_equal(none[i]["t1"], plain[i]["t1"]) for i in range(4))
+    with pytest.raises(ValueError, match="zoom must be a fraction"):
+        TrainingStream(train, 96, 2, 3, zoom=-0.5)
 
 
 def test_gamma_contrast_keeps_background_and_order_and_changes_the_tissue_ratios():

@@ -252,7 +252,10 @@ def test_card_states_the_training_recipe(tiny_config):
     assert "MIND structure weight 5, 25% of the training images Gaussian-blurred (sigma 0.5-2 px; both" in soft
     varied = hub.model_card(tiny_config, short(blur=0.25, contrast=0.5))
     assert "alike), 50% of the generator inputs with a random gamma (0.5-2; their targets stay), Adam" in varied
-    assert "DiffAugment" not in varied
+    assert "DiffAugment" not in varied and "zoomed" not in varied
+    zoomed = hub.model_card(tiny_config, short(zoom=0.5, blur=0.25))
+    assert ("MIND structure weight 5, 50% of the training images zoomed 0.6-1.4 times about their centre (both "
+            "images of a pair alike), 25% of the training images Gaussian-blurred") in zoomed
     augmented = hub.model_card(tiny_config, short(diff_augment=1.0))
     assert "MIND structure weight 5, DiffAugment (shift and cutout) on 100% of the discriminators' inputs, Adam" \
         in augmented

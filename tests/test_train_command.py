@@ -60,12 +60,13 @@ def test_full_run_then_load(tmp_path, data_zip):
     from cyclegan.config import TrainConfig
 
     warmup = TrainConfig().inversion_warmup  # the default recipe's warm-up
-    proc = run_train(*tiny_args(data_zip, out, "--epochs", "2", "--blur", "0.5", "--contrast", "0.25",
+    proc = run_train(*tiny_args(data_zip, out, "--epochs", "2", "--blur", "0.5", "--contrast", "0.25", "--zoom", "0.5",
                                 "--inversion-warmup", str(warmup)))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"inversion warm-up: {warmup} steps" in proc.stderr and "inversion warm-up done" in proc.stderr
     assert "unreadable images skipped: 1" in proc.stderr
     assert "blur: 50% of the training images Gaussian-blurred" in proc.stderr
+    assert "zoom: 50% of the training images zoomed 0.6-1.4 times about their centre" in proc.stderr
     assert "contrast: 25% of the generator inputs with a random gamma (0.5-2; their targets stay)" in proc.stderr
     for name in ("config.json", "t1_to_t2.keras", "t2_to_t1.keras", "README.md", "samples.png",
                  "history.csv", "samples/epoch_0002.png"):
@@ -73,9 +74,10 @@ def test_full_run_then_load(tmp_path, data_zip):
     assert list((out / "logs").rglob("events.out.tfevents.*")), "no TensorBoard logs"
     config = json.loads((out / "config.json").read_text())
     assert config["train_config"]["epochs"] == 2 and config["train_config"]["blur"] == 0.5
-    assert config["train_config"]["contrast"] == 0.25
+    assert config["train_config"]["contrast"] == 0.25 and config["train_config"]["zoom"] == 0.5
     card = (out / "README.md").read_text()
     assert "50% of the training images Gaussian-blurred" in card
+    assert "50% of the training images zoomed 0.6-1.4 times about their centre" in card
     assert "25% of the generator inputs with a random gamma (0.5-2; their targets stay)" in card
     assert "- `mri`." in card and "nitishpandey04" not in card  # the data set the run read, not the Hub's
     assert config["training"]["epochs_done"] == 2 and config["training"]["backend"] == "tensorflow"
@@ -154,6 +156,7 @@ def test_other_config_in_same_output_is_refused(tmp_path, data_zip):
     (["--edge-weight", "-1", "--paired-weight", "1", "--holdout-pairs", "x.csv"], "edge_weight must be at least 0"),
     (["--skull-strip", "1.5", "--paired-weight", "1", "--holdout-pairs", "x.csv"], "skull_strip must be between"),
     (["--blur", "-0.1"], "blur must be between"),
+    (["--zoom", "1.5"], "zoom must be between"),
     (["--contrast", "2"], "contrast must be between"),
     (["--image-size", "30"], "image_size must be"),
     (["--push-to-hub", "../evil"], "owner/name"),
@@ -418,6 +421,7 @@ def test_runs_recorded_before_a_config_field_existed_still_resume(tmp_path):
     del old["train_config"]["skull_strip"]  # a run.json written before these fields were added
     del old["train_config"]["blur"]
     del old["train_config"]["contrast"]
+    del old["train_config"]["zoom"]
     (tmp_path / "run.json").write_text(json.dumps(old))
     _check_same_run(tmp_path, record, _run_record(tmp_path))  # same run: no error
     changed = {**record, "train_config": {**record["train_config"], "skull_strip": 0.5}}

@@ -539,6 +539,7 @@ def _one_start(*, run, output, command, model_config, train_config, data_config,
         None, model_config.image_size, train_config.batch_size, train_config.steps_per_epoch,
         seed=train_config.seed + _process_index(), sources=split.sources, paired=train_config.paired_weight > 0,
         skull_strip=train_config.skull_strip, blur=train_config.blur, contrast=train_config.contrast,
+        zoom=train_config.zoom,
     )
     for augmentation in augmentations(train_config):
         log.info("%s: %s", augmentation.field.replace("_", " "), augmentation.describe())
