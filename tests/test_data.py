@@ -269,11 +269,11 @@ def head_fraction(image):
 
 
 def test_zoomed_shrinks_or_fills_the_frame_about_the_centre():
+    from cyclegan.preprocessing import scale_intensities
+
     image, _ = synthetic_head()
     same = zoomed(image, 1.0)
     assert same.shape == image.shape and same.dtype == np.float32
-    from cyclegan.preprocessing import scale_intensities
-
     # Scale 1 is the image itself, through its own window.
     assert np.abs(same - scale_intensities((image + 1.0) / 2.0)[0]).max() < 1e-5
     small, large = zoomed(image, ZOOM_SCALE[0]), zoomed(image, ZOOM_SCALE[1])

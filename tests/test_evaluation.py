@@ -115,7 +115,8 @@ class PixelTranslator:
 def test_framing_sweep_sees_a_translation_that_moves_with_the_field_of_view():
     data = pairs()
     exact = evaluation.framing_sweep("toy", data, PixelTranslator(), pads=(0, 16, 48))
-    assert {(r["direction"], r["pad"]) for r in exact} == {(d, p) for d in evaluation.DIRECTIONS for p in (0, 16, 48)}
+    wanted = {(d, p) for d in evaluation.DIRECTIONS for p in (0, 16, 48)}
+    assert {(r["direction"], r["pad"]) for r in exact} == wanted
     assert all(r["method"] == "framing" and r["n"] == 3 for r in exact)
     assert all(r["ssim"] > 0.999 and r["mae"] < 1e-6 for r in exact)  # the anatomy alone: framing-proof
     framed = {(r["direction"], r["pad"]): r for r in evaluation.framing_sweep("toy", data, PixelTranslator(True),
