@@ -260,23 +260,31 @@ def unpaired_checks(name: str, images: dict, translator) -> list[dict]:
     return rows
 
 
+def _sweep_rows(name: str, pairs: Iterable, translator, method: str, key: str, settings,
+                vary: Callable) -> list[dict]:
+    """One row per direction and setting: the model's paired metrics averaged over ``pairs``,
+    each pair scored on the ``(input, truth, mask)`` that ``vary(setting, source, truth)`` makes."""
+    pairs = list(pairs)
+    rows = []
+    for direction in DIRECTIONS:
+        for setting in settings:
+            values = []
+            for _, t1, t2 in pairs:
+                source, truth, mask = vary(setting, *source_and_target(direction, t1, t2))
+                values.append(paired_metrics(translator.translate(source, direction), truth, mask))
+            rows.append(dict(set=name, direction=direction, method=method, **{key: setting}, n=len(values),
+                             **{k: round(v, 4) for k, v in mean_metrics(values).items()}))
+    return rows
+
+
 def gamma_sweep(name: str, pairs: Iterable, translator, gammas=GAMMAS) -> list[dict]:
     """The model's paired metrics when each input's [0, 1] intensities are raised to a gamma."""
     from cyclegan.augment import gamma_contrast
 
-    pairs = list(pairs)
-    rows = []
-    for direction in DIRECTIONS:
-        for gamma in gammas:
-            values = []
-            for _, t1, t2 in pairs:
-                source, truth = source_and_target(direction, t1, t2)
-                changed = (gamma_contrast(source * 2.0 - 1.0, gamma) + 1.0) / 2.0
-                values.append(paired_metrics(translator.translate(changed, direction), truth,
-                                             head_mask(truth, source)))
-            rows.append(dict(set=name, direction=direction, method="gamma", gamma=gamma, n=len(values),
-                             **{k: round(v, 4) for k, v in mean_metrics(values).items()}))
-    return rows
+    def vary(gamma, source, truth):
+        return (gamma_contrast(source * 2.0 - 1.0, gamma) + 1.0) / 2.0, truth, head_mask(truth, source)
+
+    return _sweep_rows(name, pairs, translator, "gamma", "gamma", gammas, vary)
 
 
 #: Background in pixels added on every side of the framing rows' inputs: :func:`framing_sweep`.
@@ -292,21 +300,16 @@ def framing_sweep(name: str, pairs: Iterable, translator, pads=FRAMING_PADS) -> 
     with the share of the frame the head fills (instance normalisation over a frame that is
     mostly air) scores less.
     """
-    pairs = list(pairs)
-    rows = []
-    for direction in DIRECTIONS:
-        for pad in pads:
-            if int(pad) != pad or pad < 0:
-                raise ValueError(f"framing pads are whole numbers of pixels, 0 or more, not {pad!r}")
-            values = []
-            for _, t1, t2 in pairs:
-                source, truth = source_and_target(direction, t1, t2)
-                wide_source, wide_truth = (np.pad(np.asarray(image, np.float64), int(pad)) for image in (source, truth))
-                values.append(paired_metrics(translator.translate(wide_source, direction), wide_truth,
-                                             head_mask(wide_truth, wide_source)))
-            rows.append(dict(set=name, direction=direction, method="framing", pad=int(pad), n=len(values),
-                             **{k: round(v, 4) for k, v in mean_metrics(values).items()}))
-    return rows
+    pads = list(pads)
+    for pad in pads:
+        if int(pad) != pad or pad < 0:
+            raise ValueError(f"framing pads are whole numbers of pixels, 0 or more, not {pad!r}")
+
+    def vary(pad, source, truth):
+        wide_source, wide_truth = (np.pad(np.asarray(image, np.float64), pad) for image in (source, truth))
+        return wide_source, wide_truth, head_mask(wide_truth, wide_source)
+
+    return _sweep_rows(name, pairs, translator, "framing", "pad", [int(pad) for pad in pads], vary)
 
 
 #: Width in pixels of the bands either side of the head's edge that :func:`edge_metrics` compares.

@@ -524,7 +524,7 @@ def _one_start(*, run, output, command, model_config, train_config, data_config,
     import keras
 
     from cyclegan import callbacks as cb
-    from cyclegan.augment import augmentations
+    from cyclegan.augment import AUGMENTATIONS, augmentations
     from cyclegan.config import RESTART_CHECK_STEPS
     from cyclegan.data import TrainingStream
     from cyclegan.hub import push_to_hub, save_pretrained
@@ -538,8 +538,7 @@ def _one_start(*, run, output, command, model_config, train_config, data_config,
     stream = TrainingStream(
         None, model_config.image_size, train_config.batch_size, train_config.steps_per_epoch,
         seed=train_config.seed + _process_index(), sources=split.sources, paired=train_config.paired_weight > 0,
-        skull_strip=train_config.skull_strip, blur=train_config.blur, contrast=train_config.contrast,
-        zoom=train_config.zoom,
+        **{cls.field: getattr(train_config, cls.field) for cls in AUGMENTATIONS},
     )
     for augmentation in augmentations(train_config):
         log.info("%s: %s", augmentation.field.replace("_", " "), augmentation.describe())
