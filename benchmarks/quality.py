@@ -16,12 +16,15 @@ Methods: the model, the model on inputs with another contrast (``gamma``: the he
 intensities raised to each of GAMMAS, as another scanner or sequence would weight the tissues), and
 the baselines ``identity`` (the input itself), ``inversion`` (1 - input
 inside the head) and ``histmatch`` (the input's histogram matched to a training image of the target
-contrast). Metrics: SSIM, PSNR (dB) and MAE inside the head mask on [0, 1] intensities. The
+contrast). Metrics: SSIM, PSNR (dB) and MAE inside the head mask on [0, 1] intensities, and SSIM over
+the whole frame (``ssim_frame``, background included, as most publications report it). The
 ``edge`` rows check the head's (or brain's) edge: the error in a band just inside it against the
 rest of the head, and what the model draws just outside it, on inputs as given, skull-stripped
 and as 16-bit integers (``cyclegan.evaluation.edge_artefacts``). The ``framing`` rows are the
 model's metrics when each pair is padded with 32 or 96 pixels of background on every side (a wider
-field of view, the head unchanged: ``cyclegan.evaluation.framing_sweep``).
+field of view, the head unchanged: ``cyclegan.evaluation.framing_sweep``). The ``blurred_truth``
+rows score the truth itself blurred by a Gaussian of 0.7 or 1 pixel: not a baseline but a scale for
+how much of a set's SSIM rests on detail at the scale of a pixel (``cyclegan.evaluation.detail_reference``).
 """
 
 from __future__ import annotations
@@ -169,6 +172,11 @@ def framing(name, pairs, translator, pads=evaluation.FRAMING_PADS):
         emit(**row)
 
 
+def detail(name, pairs, sigmas=evaluation.DETAIL_SIGMAS):
+    for row in evaluation.detail_reference(name, pairs, sigmas):
+        emit(**row)
+
+
 def edge_check(name, pairs, translator, inputs=evaluation.EDGE_INPUTS):
     for row in evaluation.edge_artefacts(name, pairs, translator, inputs):
         emit(**row)
@@ -225,6 +233,7 @@ def main(argv=None) -> int:
             contrast_fidelity("holdout", held, translator)
             gamma_sweep("holdout", held, translator, gammas)
             framing("holdout", held, translator)
+            detail("holdout", held)
             edge_check("holdout", held, translator)
     else:
         emit(set="holdout", skipped="users' data set not found")
@@ -262,6 +271,7 @@ def main(argv=None) -> int:
                 evaluate_set("real", held_real, translator, real_refs or references, figures)
                 contrast_fidelity("real", held_real, translator)
                 framing("real", held_real, translator)
+                detail("real", held_real)
                 edge_check("real", held_real, translator, ("as_given", "16bit"))  # skull-stripped already
         else:
             emit(set="real", skipped="real-t1t2 not found")
@@ -270,6 +280,7 @@ def main(argv=None) -> int:
         if brats:
             evaluate_set("brats", brats, translator, references or real_refs, figures)
             framing("brats", brats, translator)
+            detail("brats", brats)
             edge_check("brats", brats, translator, ("as_given", "16bit"))  # skull-stripped already
         else:
             emit(set="brats", skipped="BraTS pairs not found")

@@ -110,3 +110,7 @@ def test_quality_scores_held_out_real_subjects_without_the_users_data_set(tmp_pa
         assert methods["model"]["n"] == 2 and -1 <= methods["model"]["ssim"] <= 1
         pads = {r["pad"]: r for r in real_rows if r["direction"] == direction and r["method"] == "framing"}
         assert set(pads) == {32, 96} and all(r["n"] == 2 and -1 <= r["ssim"] <= 1 for r in pads.values())
+        assert -1 <= methods["model"]["ssim_frame"] <= 1
+        blurred = {r["sigma"]: r for r in real_rows
+                   if r["direction"] == direction and r["method"] == "blurred_truth"}
+        assert set(blurred) == {0.7, 1.0} and blurred[1.0]["ssim"] < blurred[0.7]["ssim"] < 1

@@ -130,6 +130,39 @@ def test_framing_sweep_sees_a_translation_that_moves_with_the_field_of_view():
         evaluation.framing_sweep("toy", data, PixelTranslator(), pads=(-1,))
 
 
+def test_frame_ssim_counts_the_background_and_in_head_ssim_does_not():
+    t1 = pairs(1)[0][1]
+    head = evaluation.head_mask(t1)
+    noisy = np.clip(t1 + 0.1 * np.random.default_rng(1).standard_normal(t1.shape) * head, 0, 1)
+    small = evaluation.paired_metrics(noisy, t1, head)
+    # the same head and error in a frame with 40 px more air on every side
+    wide = evaluation.paired_metrics(np.pad(noisy, 40), np.pad(t1, 40), np.pad(head, 40))
+    assert wide["ssim"] == pytest.approx(small["ssim"], abs=1e-9) and small["ssim"] < 0.9
+    assert small["ssim"] < small["ssim_frame"] < wide["ssim_frame"] <= 1.0
+    assert evaluation.paired_metrics(t1, t1, head)["ssim_frame"] == pytest.approx(1.0)
+    model = dict(set="toy", direction="t1_to_t2", method="model", **small)
+    assert evaluation.rows_to_metrics([model])["toy_t1_to_t2_ssim_frame"] == small["ssim_frame"]
+
+
+def test_blurred_truth_scores_less_the_finer_the_detail_and_the_wider_the_blur():
+    data = pairs()
+    fine = [(n, t1, ndimage.zoom(ndimage.zoom(t2, 0.25, order=1), 4, order=1)[:t2.shape[0], :t2.shape[1]])
+            for n, t1, t2 in data]  # the same truths with all detail finer than 4 px removed
+    rows = {(r["direction"], r["sigma"]): r for r in evaluation.detail_reference("toy", data, sigmas=(0.5, 2))}
+    smooth = {(r["direction"], r["sigma"]): r
+              for r in evaluation.detail_reference("toy", fine, sigmas=(0.5, 2)) if r["direction"] == "t1_to_t2"}
+    assert {r["method"] for r in rows.values()} == {"blurred_truth"} and all(r["n"] == 3 for r in rows.values())
+    for direction in evaluation.DIRECTIONS:
+        assert rows[(direction, 2.0)]["ssim"] < rows[(direction, 0.5)]["ssim"] < 1.0
+    # t1_to_t2's truth is the T2: a smooth T2 loses less to the same blur than the sharp one
+    assert smooth[("t1_to_t2", 2.0)]["ssim"] > rows[("t1_to_t2", 2.0)]["ssim"]
+    metrics = evaluation.rows_to_metrics(list(rows.values()))
+    assert metrics["toy_t1_to_t2_blurred_truth2_ssim"] == rows[("t1_to_t2", 2.0)]["ssim"]
+    assert metrics["toy_t2_to_t1_blurred_truth0.5_ssim"] == rows[("t2_to_t1", 0.5)]["ssim"]
+    with pytest.raises(ValueError, match="positive numbers of pixels"):
+        evaluation.detail_reference("toy", data, sigmas=(0,))
+
+
 class RingTranslator:
     """Knows the skull head's two contrasts (a lookup by intensity after its own robust window,
     as the real translator windows its input) and can draw a bright rim just inside the head's
