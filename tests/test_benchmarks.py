@@ -81,13 +81,13 @@ def test_learning_quick_reports_the_tissue_order():
         assert 0 <= right <= total == 10 and len(rows[0][f"{direction}_csf_gm_wm"]) == 3
 
 
-def test_quality_scores_held_out_real_subjects_without_the_users_data_set(tmp_path, tiny_folder):
-    """The real set is scored on its own: its histogram references come from a subject not held out."""
+def real_folder(path):
+    """A real-t1t2 style folder: 6 aligned ellipse pairs, 3 of subject-a and 3 of subject-b."""
     from PIL import Image
 
     from conftest import ellipse_pairs
 
-    real = tmp_path / "real"
+    real = path / "real"
     for domain in ("T1", "T2"):
         (real / f"Tr{domain[1]}" / f"Train{domain}").mkdir(parents=True)
     lines = ["t1,t2"]
@@ -98,6 +98,12 @@ def test_quality_scores_held_out_real_subjects_without_the_users_data_set(tmp_pa
                 real / f"Tr{domain[1]}" / f"Train{domain}" / name)
         lines.append(f"Tr1/TrainT1/{name},Tr2/TrainT2/{name}")
     (real / "PAIRS.csv").write_text("\n".join(lines) + "\n")
+    return real
+
+
+def test_quality_scores_held_out_real_subjects_without_the_users_data_set(tmp_path, tiny_folder):
+    """The real set is scored on its own: its histogram references come from a subject not held out."""
+    real = real_folder(tmp_path)
 
     proc, rows = run_benchmark("quality", "--model", str(tiny_folder), "--data", str(tmp_path / "absent"),
                                "--real", str(real), "--real-subjects", "subject-b", "--sets", "real")
@@ -114,3 +120,26 @@ def test_quality_scores_held_out_real_subjects_without_the_users_data_set(tmp_pa
         blurred = {r["sigma"]: r for r in real_rows
                    if r["direction"] == direction and r["method"] == "blurred_truth"}
         assert set(blurred) == {0.7, 1.0} and blurred[1.0]["ssim"] < blurred[0.7]["ssim"] < 1
+
+
+def test_fit_quick_scores_the_held_out_and_the_training_subjects_and_leaves_the_model_as_it_was(
+        tmp_path, tiny_folder):
+    real = real_folder(tmp_path)
+    before = {path.name: path.read_bytes() for path in tiny_folder.iterdir() if path.is_file()}
+    proc, rows = run_benchmark("fit", "--model", str(tiny_folder), "--data", str(real), "--held-out", "subject-b")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert rows[0]["held_out"] == "subject-b" and rows[0]["training_subjects"] == ["subject-a"]
+    assert rows[0]["pairs"] == 3
+    for direction in ("t1_to_t2", "t2_to_t1"):
+        steps = {r["step"]: r for r in rows if r.get("direction") == direction}
+        assert set(steps) == {0, 2, 4}
+        assert all(-1 <= r["ssim_held_out"] <= 1 and -1 <= r["ssim_training"] <= 1 for r in steps.values())
+        assert steps[4]["loss"] >= 0 and "loss" not in steps[0]
+        # the fit trains: the generator's translations of its training subject change
+        assert steps[4]["ssim_training"] != steps[0]["ssim_training"]
+    assert {path.name: path.read_bytes() for path in tiny_folder.iterdir() if path.is_file()} == before
+
+    proc, rows = run_benchmark("fit", "--model", str(tiny_folder), "--data", str(real), "--held-out", "nobody")
+    assert proc.returncode == 2 and "subject-a, subject-b" in proc.stderr and "Traceback" not in proc.stderr
+    proc, rows = run_benchmark("fit", "--data", str(tmp_path / "absent"))
+    assert proc.returncode == 0 and rows == [{"skipped": "no PAIRS.csv in absent"}]
