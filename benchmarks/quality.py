@@ -22,7 +22,9 @@ the whole frame (``ssim_frame``, background included, as most publications repor
 rest of the head, and what the model draws just outside it, on inputs as given, skull-stripped
 and as 16-bit integers (``cyclegan.evaluation.edge_artefacts``). The ``framing`` rows are the
 model's metrics when each pair is padded with 32 or 96 pixels of background on every side (a wider
-field of view, the head unchanged: ``cyclegan.evaluation.framing_sweep``). The ``blurred_truth``
+field of view, the head unchanged: ``cyclegan.evaluation.framing_sweep``), as the translator makes
+them: an input framed far wider than the training slices is translated within a closer frame around
+the head unless ``--no-reframe`` is given (``cyclegan.preprocessing.head_window``). The ``blurred_truth``
 rows score the truth itself blurred by a Gaussian of 0.7 or 1 pixel: not a baseline but a scale for
 how much of a set's SSIM rests on detail at the scale of a pixel (``cyclegan.evaluation.detail_reference``).
 """
@@ -193,6 +195,9 @@ def main(argv=None) -> int:
     parser.add_argument("--figures", default=None, help="write input/translation/truth/|error| figures here")
     parser.add_argument("--sets", default="holdout,real,phantom,brats,calibration",
                         help="comma-separated sets to run (calibration: the input checks stored with a model)")
+    parser.add_argument("--no-reframe", action="store_true",
+                        help="keep every input's own frame, however much air surrounds the head (the "
+                             "translator brings a frame far wider than the training slices closer by default)")
     parser.add_argument("--quick", action="store_true",
                         help="two pairs of each set, two gammas (CI); the phantom's own slices serve as "
                              "histogram references when the users' data set is absent")
@@ -202,7 +207,8 @@ def main(argv=None) -> int:
 
     from cyclegan.hub import load_generators, resolve_source
 
-    translator = load_generators(args.model)
+    translator = load_generators(args.model, reframe=not args.no_reframe)
+    emit(method="translator", reframe=translator.reframe)
     folder = resolve_source(args.model)
     holdout_names = None
     record = translator.card.get("training", {}) if translator.card else {}

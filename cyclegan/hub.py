@@ -294,7 +294,7 @@ def _load_generator(folder: Path, name: str, config: ModelConfig):
 
 
 def load_generators(source=None, revision: str | None = None, warmup: bool = True,
-                    precision: str = "float32"):
+                    precision: str = "float32", reframe: bool = True):
     """Load both generators and return a :class:`cyclegan.inference.Translator`.
 
     ``source`` is a local model folder, a Hub repo id (``"owner/name"`` or
@@ -302,7 +302,10 @@ def load_generators(source=None, revision: str | None = None, warmup: bool = Tru
     ``HF_HUB_OFFLINE=1`` is honoured) or None for the default model shipped
     with the package. ``revision`` picks a Hub branch, tag or commit.
     ``precision`` is "float32" (XLA), "bfloat16" or "auto" (bfloat16 on CPUs
-    with native bf16 units under TensorFlow, else float32).
+    with native bf16 units under TensorFlow, else float32). ``reframe`` (on by
+    default) translates an input with far more air around the head than the
+    training slices had within a closer frame around the head
+    (:attr:`cyclegan.inference.Translator.reframe`).
 
     TensorFlow's start-up log lines (CUDA probing, CPU features, XLA) are off
     unless ``TF_CPP_MIN_LOG_LEVEL`` is set: loading a model for inference is quiet.
@@ -317,7 +320,7 @@ def load_generators(source=None, revision: str | None = None, warmup: bool = Tru
     t2_to_t1 = _load_generator(folder, "t2_to_t1", config)
     label = "default" if source is None else os.fspath(source)
     return Translator(t1_to_t2, t2_to_t1, config=config, source=label, card=data, warmup=warmup,
-                      precision=precision)
+                      precision=precision, reframe=reframe)
 
 
 # -- publishing ------------------------------------------------------------------

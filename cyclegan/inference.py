@@ -14,8 +14,8 @@ from cyclegan.errors import InputImageError
 from cyclegan.preprocessing import (
     PAD_MULTIPLE,
     finish,
+    head_window,
     pad_to_multiple,
-    prepare,
     scale_intensities,
     to_grayscale,
 )
@@ -137,8 +137,13 @@ class Translator:
         card: dict | None = None,
         warmup: bool = True,
         precision: str = "float32",
+        reframe: bool = True,
     ):
         self.generators = {"t1_to_t2": t1_to_t2, "t2_to_t1": t2_to_t1}
+        #: Translate an input whose head leaves far more air around it than the training slices
+        #: did within a closer frame around the head (:func:`cyclegan.preprocessing.head_window`),
+        #: the rest of the frame left black; False keeps every input's own frame.
+        self.reframe = bool(reframe)
         self.config = config
         self.source = source
         #: Contents of config.json (metrics, training record), when loaded from a folder.
@@ -159,7 +164,8 @@ class Translator:
             self.warmup()
 
     def __repr__(self):
-        return f"Translator(source={self.source!r}, precision={self.precision!r}, config={self.config!r})"
+        return (f"Translator(source={self.source!r}, precision={self.precision!r}, reframe={self.reframe!r}, "
+                f"config={self.config!r})")
 
     def warmup(self, size: int = WARMUP_SIZE) -> None:
         """Compile both directions for one ``size`` x ``size`` slice.
@@ -177,12 +183,32 @@ class Translator:
     def _run(self, direction: str, batch: np.ndarray) -> np.ndarray:
         return self._compiled[check_direction(direction)](batch)
 
+    def _framed(self, image) -> tuple:
+        """(the input's shape, the closer frame or None, the input within it in [-1, 1])."""
+        gray = to_grayscale(image)
+        scaled = scale_intensities(gray)[0]
+        window = head_window([scaled]) if self.reframe else None
+        if window is not None:
+            top, bottom, left, right = window
+            scaled = scale_intensities(gray[top:bottom, left:right])[0]
+        return gray.shape, window, scaled
+
+    @staticmethod
+    def _pasted(image: np.ndarray, shape: tuple, window) -> np.ndarray:
+        """``image`` (made within ``window``) back on the input's grid, black around it."""
+        if window is None:
+            return image
+        top, bottom, left, right = window
+        full = np.zeros(shape, np.float32)
+        full[top:bottom, left:right] = image
+        return full
+
     def translate(self, image, direction: str) -> np.ndarray:
         """Translate one image in ``direction`` ("t1_to_t2" or "t2_to_t1")."""
         check_direction(direction)
-        prepared = prepare(image)
-        output = self._run(direction, prepared.array[None, ..., None])[0]
-        return finish(output, prepared.height, prepared.width)
+        shape, window, scaled = self._framed(image)
+        output = self._run(direction, pad_to_multiple(scaled, PAD_MULTIPLE)[None, ..., None])[0]
+        return self._pasted(finish(output, *scaled.shape), shape, window)
 
     def t1_to_t2(self, image) -> np.ndarray:
         """A T2-weighted image of the anatomy in a T1-weighted ``image``."""
@@ -209,17 +235,16 @@ class Translator:
         """
         check_direction(direction)
         back = "t2_to_t1" if direction == "t1_to_t2" else "t1_to_t2"
-        prepared = prepare(image)
-        forward = self._run(direction, prepared.array[None, ..., None])
+        shape, window, scaled = self._framed(image)
+        height, width = scaled.shape
+        padded = pad_to_multiple(scaled, PAD_MULTIPLE)
+        forward = self._run(direction, padded[None, ..., None])
         # The reconstruction starts from the translation as the network made
         # it, cropped and re-padded like a fresh input.
-        cropped = forward[0, : prepared.height, : prepared.width, 0]
+        cropped = forward[0, :height, :width, 0]
         backward = self._run(back, pad_to_multiple(cropped, PAD_MULTIPLE)[None, ..., None])
-        return (
-            finish(forward[0], prepared.height, prepared.width),
-            finish(backward[0], prepared.height, prepared.width),
-            finish(prepared.array, prepared.height, prepared.width),
-        )
+        return tuple(self._pasted(finish(array, height, width), shape, window)
+                     for array in (forward[0], backward[0], padded))
 
     def translate_slices(
         self,
@@ -231,7 +256,8 @@ class Translator:
         """Translate a stack of 2-D slices of one size, ``batch_size`` at a time.
 
         Each slice is scaled on its own window, as single images are; blank
-        (constant) slices come back as zeros. Returns a float32 array
+        (constant) slices come back as zeros. With :attr:`reframe`, one closer
+        frame around the head of every slice serves the whole stack. Returns a float32 array
         (n, H, W) in [0, 1]. ``progress(done, total)`` is called
         after each batch.
         """
@@ -242,10 +268,16 @@ class Translator:
         shapes = {g.shape for g in grays}
         if len(shapes) > 1:
             raise InputImageError(f"all slices must have the same size, got {sorted(shapes)}")
-        height, width = grays[0].shape
-        out = np.zeros((len(grays), height, width), np.float32)
+        shape = grays[0].shape
         # Blank slices (common at the ends of a volume) stay blank.
         todo = [i for i, g in enumerate(grays) if g.max() > g.min()]
+        window = head_window([scale_intensities(grays[i])[0] for i in todo]) if self.reframe and todo else None
+        if window is not None:  # one closer frame for the whole stack
+            top, bottom, left, right = window
+            grays = [g[top:bottom, left:right] for g in grays]
+            todo = [i for i in todo if grays[i].max() > grays[i].min()]
+        height, width = grays[0].shape
+        out = np.zeros((len(grays), *shape), np.float32)
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             batch = np.stack(
@@ -257,7 +289,7 @@ class Translator:
                 batch = np.concatenate([batch, filler])
             result = self._run(direction, batch)
             for row, i in enumerate(chunk):
-                out[i] = finish(result[row], height, width)
+                out[i] = self._pasted(finish(result[row], height, width), shape, window)
             if progress is not None:
                 progress(min(start + batch_size, len(todo)), len(todo))
         return out

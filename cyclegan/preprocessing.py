@@ -145,6 +145,60 @@ def prepare(image, multiple: int = PAD_MULTIPLE) -> Prepared:
     return Prepared(pad_to_multiple(scaled, multiple), gray.shape[0], gray.shape[1], low, high)
 
 
+#: Mean air, in pixels, between the head and the four sides of the frame above which an input is
+#: translated within a closer frame (:func:`head_window`): more than any of the default model's
+#: training slices had (at most 53 px: a slice near the top of a real head; the users' data set's
+#: at most 16 px).
+REFRAME_ABOVE = 56
+#: Air, in pixels, left on every side of the head in that closer frame.
+REFRAME_MARGIN = 16
+#: Pixels above this share of the [0, 1] range are the head (as ``cyclegan.evaluation.head_mask``).
+HEAD_LEVEL = 0.05
+
+
+def head_window(scaled_images, margin: int = REFRAME_MARGIN, above: float = REFRAME_ABOVE):
+    """``(top, bottom, left, right)`` of a closer frame around the head, or None.
+
+    ``scaled_images`` are one or more images of one size in [-1, 1] (a volume's slices share
+    one frame). The head is every pixel above :data:`HEAD_LEVEL` of the range that has a
+    neighbour above it too (lone noise pixels in the air do not count). When the head leaves,
+    on average over the four sides, more than ``above`` pixels of air, the frame is the head's
+    bounding box widened by ``margin`` on every side (within the image, at least
+    :data:`MIN_SIDE` a side); otherwise None: the generators keep the input's own frame. What
+    they make moves with the share of the frame the head fills (benchmarks/NOTES.md, "The field
+    of view"), so an input framed far wider than any training slice is brought closer.
+    """
+    images = [np.asarray(image) for image in scaled_images]
+    if not images:
+        return None
+    height, width = images[0].shape[:2]
+    head = np.zeros((height, width), bool)
+    for image in images:
+        bright = image > HEAD_LEVEL * 2.0 - 1.0
+        # a pixel counts with a bright 4-neighbour: lone noise pixels in the air do not
+        neighbour = np.zeros_like(bright)
+        neighbour[1:] |= bright[:-1]
+        neighbour[:-1] |= bright[1:]
+        neighbour[:, 1:] |= bright[:, :-1]
+        neighbour[:, :-1] |= bright[:, 1:]
+        head |= bright & neighbour
+    rows, cols = np.flatnonzero(head.any(axis=1)), np.flatnonzero(head.any(axis=0))
+    if not rows.size:
+        return None
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    if (top + (height - bottom) + left + (width - right)) / 4.0 <= above:
+        return None
+    box = []
+    for low, high, side in ((top, bottom, height), (left, right, width)):
+        low, high = max(low - margin, 0), min(high + margin, side)
+        if high - low < MIN_SIDE:  # images are at least MIN_SIDE a side: centre a window of that
+            low = max(0, min((low + high) // 2 - MIN_SIDE // 2, side - MIN_SIDE))
+            high = low + MIN_SIDE
+        box += [low, high]
+    top, bottom, left, right = box
+    return top, bottom, left, right
+
+
 def finish(output: np.ndarray, height: int, width: int) -> np.ndarray:
     """Network output in [-1, 1] (any trailing channel axis) -> float32 [0, 1], cropped."""
     output = np.asarray(output, dtype=np.float32)

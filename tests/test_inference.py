@@ -113,3 +113,65 @@ def test_precision_choices(tiny_folder, monkeypatch):
     assert resolve_precision("auto") == "float32"
     with pytest.raises(InputImageError, match="precision"):
         load_generators(tiny_folder, precision="int8", warmup=False)
+
+
+def _same_generators(translator, reframe):
+    from cyclegan.inference import Translator
+
+    return Translator(translator.generators["t1_to_t2"], translator.generators["t2_to_t1"],
+                      config=translator.config, warmup=False, reframe=reframe)
+
+
+def test_a_head_framed_far_wider_than_the_training_slices_is_translated_within_a_closer_frame(tiny_translator):
+    from cyclegan.preprocessing import REFRAME_MARGIN, head_window, scale_intensities
+
+    assert tiny_translator.reframe  # on by default
+    keep = _same_generators(tiny_translator, False)
+    head = phantom_slice(96, 80)
+    for direction in ("t1_to_t2", "t2_to_t1"):  # framed as training slices are: untouched
+        assert np.array_equal(tiny_translator.translate(head, direction), keep.translate(head, direction))
+    wide = np.pad(head, 100)
+    box = head_window([scale_intensities(wide)[0]], margin=0, above=-1)
+    window = head_window([scale_intensities(wide)[0]])
+    assert box[0] >= 100 and window == (box[0] - REFRAME_MARGIN, box[1] + REFRAME_MARGIN,
+                                        box[2] - REFRAME_MARGIN, box[3] + REFRAME_MARGIN)
+    top, bottom, left, right = window
+    outside = np.ones(wide.shape, bool)
+    outside[top:bottom, left:right] = False
+    for direction in ("t1_to_t2", "t2_to_t1"):
+        out = tiny_translator.translate(wide, direction)
+        assert out.shape == wide.shape
+        np.testing.assert_array_equal(out[top:bottom, left:right], keep.translate(wide[top:bottom, left:right],
+                                                                                  direction))
+        assert out[outside].max() == 0.0
+        assert np.abs(out - keep.translate(wide, direction)).max() > 1e-3  # the wide frame changes the output
+        translation, back, seen = tiny_translator.cycle_check(wide, direction)
+        closer = keep.cycle_check(wide[top:bottom, left:right], direction)
+        for full, part in zip((translation, back, seen), closer):
+            np.testing.assert_array_equal(full[top:bottom, left:right], part)
+            assert full[outside].max() == 0.0
+        stack = tiny_translator.translate_slices(np.stack([wide, np.zeros_like(wide), wide]), direction, batch_size=2)
+        np.testing.assert_allclose(stack[0], out, atol=1e-5)
+        np.testing.assert_allclose(stack[2], out, atol=1e-5)
+        assert stack[1].max() == 0.0
+
+
+def test_head_window_finds_the_head_and_ignores_lone_bright_pixels():
+    from cyclegan.preprocessing import MIN_SIDE, head_window
+
+    air = -np.ones((300, 260), np.float32)
+    assert head_window([air]) is None  # no head
+    small = air.copy()
+    small[5:15, 240:250] = 1.0  # a tiny head in a corner: the window stays inside the image, and
+    small[200, 30] = 1.0  # a lone bright pixel in the air is not part of the head
+    # rows: 5-15 widened by 16 is cut at the top to 0-31, too short, so MIN_SIDE from the top;
+    # columns: 240-250 widened by 16 is cut at the right side to 224-260
+    assert head_window([small]) == (0, MIN_SIDE, 224, 260)
+    wide = air.copy()
+    wide[20:280, 10:250] = 0.5  # the head near every side: the input keeps its frame
+    assert head_window([wide]) is None
+    # a volume: one window around every slice's head
+    other = air.copy()
+    other[150:200, 100:120] = 1.0
+    both = head_window([small, other], margin=0, above=0)
+    assert both == (5, 200, 100, 250)
