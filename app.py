@@ -79,8 +79,10 @@ class TranslationApp:
         #: slice viewer: the web app hands the viewer a copy of the file, so the key is its content.
         self.volumes: dict = {}
 
-    def check(self, scaled: np.ndarray, back: np.ndarray, direction: str, bits: int | None = None) -> dict:
-        """The report of one input: its mean cycle error, the verdict and the contrast check."""
+    def check(self, scaled: np.ndarray, back: np.ndarray, direction: str, bits: int | None = None,
+              frame: tuple | None = None) -> dict:
+        """The report of one input: its mean cycle error, the verdict, the contrast check and the
+        closer frame around the head it was translated within (None: its own frame)."""
         from cyclegan.calibration import mean_cycle_error, t2_probability, verdict
 
         source, target = DIRECTIONS[direction]
@@ -91,6 +93,7 @@ class TranslationApp:
                   "height": int(scaled.shape[0]), "width": int(scaled.shape[1])}
         if bits is not None:
             report["bit_depth"] = bits
+        report["frame"] = dict(zip(("top", "bottom", "left", "right"), map(int, frame))) if frame else None
         report["contrast"] = None
         if self.contrast_check:
             try:
@@ -127,7 +130,7 @@ class TranslationApp:
             str(OUTPUTS.save_png(back, f"{stem}_cycle-{source.lower()}-{target.lower()}-{source.lower()}")),
             str(OUTPUTS.save_pixels(heat_map(error, ERROR_SCALE), f"{stem}_round-trip-error")),
             downloads,
-            self.check(scaled, back, direction, bits),
+            self.check(scaled, back, direction, bits, self.translator.closer_frame(gray)),
         )
 
     def translate_volume(self, path, direction: str, plane: str = "axial", progress=None):
@@ -223,6 +226,11 @@ def report_markdown(report: dict | None) -> str:
     if levels:
         lines.append(f"On held-out scans of the right contrast it was at most {levels['typical']:.3f} (95 %); "
                      f"above {levels['likely_wrong']:.3f} it is as high as on scans of the wrong contrast.")
+    frame = report.get("frame")
+    if frame:
+        lines.append(f"The head fills little of this image (far more air around it than in the training "
+                     f"slices), so it was translated within rows {frame['top']}-{frame['bottom']} and columns "
+                     f"{frame['left']}-{frame['right']} around the head, the rest left black.")
     contrast = report.get("contrast")
     if contrast and contrast["mismatch"]:
         p = contrast["t2_probability"]

@@ -193,6 +193,11 @@ class Translator:
             scaled = scale_intensities(gray[top:bottom, left:right])[0]
         return gray.shape, window, scaled
 
+    def closer_frame(self, image) -> tuple | None:
+        """``(top, bottom, left, right)`` of the frame around the head that ``image`` is translated
+        within, or None when it keeps its own frame (see :attr:`reframe`)."""
+        return self._framed(image)[1]
+
     @staticmethod
     def _pasted(image: np.ndarray, shape: tuple, window) -> np.ndarray:
         """``image`` (made within ``window``) back on the input's grid, black around it."""

@@ -61,6 +61,22 @@ def test_translate_8_bit(client, tmp_path, api):
     assert report["height"] == 181 and report["width"] == 217
     assert 0 <= report["mean_cycle_error"] <= 1
     assert report["verdict"] in ("typical", "unusual", "likely wrong input")
+    assert report["frame"] is None  # the head fills its frame as in the training slices
+
+
+def test_a_head_in_a_wide_frame_is_translated_closer_and_the_report_says_so(client, tmp_path):
+    import app
+
+    path = write_png(tmp_path / "wide.png", np.pad(phantom_slice(120, 100), 110))
+    shown, translated, recon, heat, downloads, report = client.predict(handle_file(path), api_name="/t1_to_t2")
+    frame = report["frame"]
+    assert 0 < frame["top"] < 110 < 230 < frame["bottom"] < 340 and 0 < frame["left"] < 110 < 210 < frame["right"]
+    with Image.open(translated) as image:
+        pixels = np.asarray(image)
+    assert pixels.shape == (340, 320) and pixels[: frame["top"]].max() == 0 and pixels[:, frame["right"]:].max() == 0
+    text = app.report_markdown(report)
+    assert "fills little of this image" in text and f"rows {frame['top']}-{frame['bottom']}" in text
+    assert "fills little" not in app.report_markdown({**report, "frame": None})
 
 
 def test_translate_16_bit(client, tmp_path):
