@@ -16,6 +16,7 @@ from cyclegan.preprocessing import (
     finish,
     head_window,
     pad_to_multiple,
+    reframe_above,
     scale_intensities,
     to_grayscale,
 )
@@ -148,6 +149,9 @@ class Translator:
         self.source = source
         #: Contents of config.json (metrics, training record), when loaded from a folder.
         self.card = card or {}
+        #: Mean air a side (pixels) above which an input is brought closer: what the model's
+        #: training slices had at most (its training record), or the default model's.
+        self.reframe_above = reframe_above(self.card)
         #: "float32" (XLA, the reference) or "bfloat16" (faster on CPUs with bf16 units;
         #: outputs within about 0.01 mean absolute difference, see benchmarks/speed.py).
         self.precision = resolve_precision(precision)
@@ -187,7 +191,7 @@ class Translator:
         """(the input's shape, the closer frame or None, the input within it in [-1, 1])."""
         gray = to_grayscale(image)
         scaled = scale_intensities(gray)[0]
-        window = head_window([scaled]) if self.reframe else None
+        window = head_window([scaled], above=self.reframe_above) if self.reframe else None
         if window is not None:
             top, bottom, left, right = window
             scaled = scale_intensities(gray[top:bottom, left:right])[0]
@@ -276,7 +280,8 @@ class Translator:
         shape = grays[0].shape
         # Blank slices (common at the ends of a volume) stay blank.
         todo = [i for i, g in enumerate(grays) if g.max() > g.min()]
-        window = head_window([scale_intensities(grays[i])[0] for i in todo]) if self.reframe and todo else None
+        window = (head_window([scale_intensities(grays[i])[0] for i in todo], above=self.reframe_above)
+                  if self.reframe and todo else None)
         if window is not None:  # one closer frame for the whole stack
             top, bottom, left, right = window
             grays = [g[top:bottom, left:right] for g in grays]

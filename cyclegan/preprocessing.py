@@ -146,36 +146,29 @@ def prepare(image, multiple: int = PAD_MULTIPLE) -> Prepared:
 
 
 #: Mean air, in pixels, between the head and the four sides of the frame above which an input is
-#: translated within a closer frame (:func:`head_window`): more than any of the default model's
-#: training slices had (at most 53 px: a slice near the top of a real head; the users' data set's
-#: at most 16 px).
+#: translated within a closer frame (:func:`head_window`), for a model that records no framing of
+#: its own: more than any of the default model's training slices had (at most 53 px, a slice near
+#: the top of a real head; the users' data set's at most 16 px).
 REFRAME_ABOVE = 56
+#: Pixels of air beyond the most that a model's training slices had (``framing`` in its training
+#: record, :func:`most_air`) before an input is brought closer.
+REFRAME_SLACK = 2
 #: Air, in pixels, left on every side of the head in that closer frame.
 REFRAME_MARGIN = 16
 #: Pixels above this share of the [0, 1] range are the head (as ``cyclegan.evaluation.head_mask``).
 HEAD_LEVEL = 0.05
 
 
-def head_window(scaled_images, margin: int = REFRAME_MARGIN, above: float = REFRAME_ABOVE):
-    """``(top, bottom, left, right)`` of a closer frame around the head, or None.
-
-    ``scaled_images`` are one or more images of one size in [-1, 1] (a volume's slices share
-    one frame). The head is every pixel above :data:`HEAD_LEVEL` of the range that has a
-    neighbour above it too (lone noise pixels in the air do not count). When the head leaves,
-    on average over the four sides, more than ``above`` pixels of air, the frame is the head's
-    bounding box widened by ``margin`` on every side (within the image, at least
-    :data:`MIN_SIDE` a side); otherwise None: the generators keep the input's own frame. What
-    they make moves with the share of the frame the head fills (benchmarks/NOTES.md, "The field
-    of view"), so an input framed far wider than any training slice is brought closer.
-    """
+def head_box(scaled_images):
+    """``(top, bottom, left, right)`` bounding the head in one or more images of one size in
+    [-1, 1], or None when there is none. The head is every pixel above :data:`HEAD_LEVEL` of
+    the range that has a 4-neighbour above it too: lone noise pixels in the air do not count."""
     images = [np.asarray(image) for image in scaled_images]
     if not images:
         return None
-    height, width = images[0].shape[:2]
-    head = np.zeros((height, width), bool)
+    head = np.zeros(images[0].shape[:2], bool)
     for image in images:
         bright = image > HEAD_LEVEL * 2.0 - 1.0
-        # a pixel counts with a bright 4-neighbour: lone noise pixels in the air do not
         neighbour = np.zeros_like(bright)
         neighbour[1:] |= bright[:-1]
         neighbour[:-1] |= bright[1:]
@@ -185,18 +178,62 @@ def head_window(scaled_images, margin: int = REFRAME_MARGIN, above: float = REFR
     rows, cols = np.flatnonzero(head.any(axis=1)), np.flatnonzero(head.any(axis=0))
     if not rows.size:
         return None
-    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    if (top + (height - bottom) + left + (width - right)) / 4.0 <= above:
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def mean_air(box, shape) -> float:
+    """Pixels between the head's bounding ``box`` and the sides of a frame of ``shape``, on
+    average over the four sides."""
+    top, bottom, left, right = box
+    return (top + (shape[0] - bottom) + left + (shape[1] - right)) / 4.0
+
+
+def most_air(scaled_images) -> float | None:
+    """The most :func:`mean_air` of any one of ``scaled_images`` (each in [-1, 1], any sizes):
+    what a model trained on them has seen, recorded with it as ``framing``."""
+    found = []
+    for image in scaled_images:
+        box = head_box([image])
+        if box is not None:
+            found.append(mean_air(box, np.shape(image)))
+    return max(found) if found else None
+
+
+def head_window(scaled_images, margin: int = REFRAME_MARGIN, above: float = REFRAME_ABOVE):
+    """``(top, bottom, left, right)`` of a closer frame around the head, or None.
+
+    ``scaled_images`` are one or more images of one size in [-1, 1] (a volume's slices share
+    one frame; the head as :func:`head_box` finds it). When the head leaves, on average over
+    the four sides, more than ``above`` pixels of air, the frame is the head's bounding box
+    widened by ``margin`` on every side (within the image, at least :data:`MIN_SIDE` a side);
+    otherwise None: the generators keep the input's own frame. What they make moves with the
+    share of the frame the head fills (benchmarks/NOTES.md, "The field of view"), so an input
+    framed far wider than any training slice is brought closer.
+    """
+    images = [np.asarray(image) for image in scaled_images]
+    box = head_box(images)
+    if box is None or mean_air(box, images[0].shape) <= above:
         return None
-    box = []
-    for low, high, side in ((top, bottom, height), (left, right, width)):
+    height, width = images[0].shape[:2]
+    window = []
+    for low, high, side in ((box[0], box[1], height), (box[2], box[3], width)):
         low, high = max(low - margin, 0), min(high + margin, side)
         if high - low < MIN_SIDE:  # images are at least MIN_SIDE a side: centre a window of that
             low = max(0, min((low + high) // 2 - MIN_SIDE // 2, side - MIN_SIDE))
             high = low + MIN_SIDE
-        box += [low, high]
-    top, bottom, left, right = box
-    return top, bottom, left, right
+        window += [low, high]
+    return tuple(window)
+
+
+def reframe_above(card) -> float:
+    """The air (pixels, mean a side) above which a model brings an input closer: the most its
+    training slices had (``training.framing.most_air`` in its config.json) plus
+    :data:`REFRAME_SLACK`, or :data:`REFRAME_ABOVE` for a model that records none."""
+    framing = ((card or {}).get("training") or {}).get("framing") or {}
+    most = framing.get("most_air")
+    if isinstance(most, (int, float)) and not isinstance(most, bool) and np.isfinite(most) and most >= 0:
+        return float(most) + REFRAME_SLACK
+    return float(REFRAME_ABOVE)
 
 
 def finish(output: np.ndarray, height: int, width: int) -> np.ndarray:

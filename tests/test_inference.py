@@ -175,3 +175,27 @@ def test_head_window_finds_the_head_and_ignores_lone_bright_pixels():
     other[150:200, 100:120] = 1.0
     both = head_window([small, other], margin=0, above=0)
     assert both == (5, 200, 100, 250)
+
+
+def test_a_model_brings_inputs_closer_past_the_air_its_own_training_slices_had(tiny_translator):
+    from cyclegan.inference import Translator
+    from cyclegan.preprocessing import REFRAME_ABOVE, REFRAME_SLACK, head_box, mean_air, most_air, scale_intensities
+
+    head = np.pad(phantom_slice(96, 80), 30)  # about 30 px of air a side: the default keeps the frame
+    scaled = scale_intensities(head)[0]
+    air = mean_air(head_box([scaled]), head.shape)
+    assert 25 < air < REFRAME_ABOVE and most_air([scaled, np.pad(scaled, 5, constant_values=-1)]) == air + 5
+    assert most_air([-np.ones((40, 40))]) is None
+
+    def with_record(framing):
+        card = {"training": {"framing": framing}} if framing is not None else {}
+        return Translator(tiny_translator.generators["t1_to_t2"], tiny_translator.generators["t2_to_t1"],
+                          config=tiny_translator.config, card=card, warmup=False)
+
+    assert with_record(None).reframe_above == REFRAME_ABOVE and with_record(None).closer_frame(head) is None
+    tight = with_record({"most_air": 10.0})  # a model trained on slices with at most 10 px of air
+    assert tight.reframe_above == 10.0 + REFRAME_SLACK and tight.closer_frame(head) is not None
+    roomy = with_record({"most_air": 80.0})
+    assert roomy.closer_frame(np.pad(head, 40)) is None  # 70 px: less than its own slices had
+    for broken in ({"most_air": "wide"}, {"most_air": -3}, {"most_air": float("nan")}, {"most_air": True}, {}):
+        assert with_record(broken).reframe_above == REFRAME_ABOVE

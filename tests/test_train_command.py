@@ -82,9 +82,13 @@ def test_full_run_then_load(tmp_path, data_zip):
     assert "- `mri`." in card and "nitishpandey04" not in card  # the data set the run read, not the Hub's
     assert config["training"]["epochs_done"] == 2 and config["training"]["backend"] == "tensorflow"
     assert "python -m train" in config["training"]["command"]
+    # the most air around the head in a training image, which inference brings a wider input closer past
+    most = config["training"]["framing"]["most_air"]
+    assert isinstance(most, float) and 0 <= most < 90
     from cyclegan.hub import load_generators
 
     translator = load_generators(out)
+    assert translator.reframe_above == most + 2
     image = phantom_slice(181, 217)
     result = translator.t1_to_t2(image)
     assert result.shape == (181, 217) and np.isfinite(result).all()

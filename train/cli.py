@@ -528,6 +528,7 @@ def _one_start(*, run, output, command, model_config, train_config, data_config,
     from cyclegan.config import RESTART_CHECK_STEPS
     from cyclegan.data import TrainingStream
     from cyclegan.hub import push_to_hub, save_pretrained
+    from cyclegan.preprocessing import most_air
     from cyclegan.training import CycleGAN, warm_up_on_inversion
 
     keras.utils.set_random_seed(train_config.seed)  # weights, pools and data order follow --seed
@@ -545,6 +546,9 @@ def _one_start(*, run, output, command, model_config, train_config, data_config,
     with_mask, pairs_total = stream.brain_masks()
     if pairs_total:
         log.info("skull stripping: brain masks for %d of %d training pairs", with_mask, pairs_total)
+    # The most air around the head in any training image, recorded so that inference brings an
+    # input framed far wider than that closer (cyclegan.preprocessing.reframe_above).
+    air = most_air(s.image for d in ("t1", "t2") for s in split.train[d])
     pick = lambda d: (split.val[d] or split.train[d])[0].image  # noqa: E731
     samples = cb.SampleGrid(output / "samples", pick("t1"), pick("t2"))
     progress = cb.Progress(output / "progress.json")
@@ -560,6 +564,8 @@ def _one_start(*, run, output, command, model_config, train_config, data_config,
             "data": split.describe(),
             "data_config": data_config.to_dict(),
         }
+        if air is not None:
+            training["framing"] = {"most_air": round(air, 2)}
         if run.init_from:
             training["init_from"] = run.init_from
         if starts.records:
