@@ -17,30 +17,20 @@ read only. ``--quick`` (CI): 4 steps, scored after 2 and 4, on at most 4 slices 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.quality import SHARED, emit, load_real_subjects  # noqa: E402  (the same loaders and rows)
 from cyclegan.evaluation import DIRECTIONS, head_mask, paired_metrics, source_and_target  # noqa: E402
-
-SHARED = ROOT.parent / "shared" / "data"
-
-
-def emit(**row):
-    print(json.dumps(row, sort_keys=True), flush=True)
 
 
 def paired_subjects(data: Path) -> dict:
     """{subject: [(name, t1, t2)]} of every subject with aligned pairs in PAIRS.csv."""
-    from benchmarks.quality import load_real_subjects
     from cyclegan.config import DEFAULT_SUBJECT_PATTERN
     from cyclegan.data import read_pairs, subject_of
 
