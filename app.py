@@ -93,7 +93,7 @@ class TranslationApp:
                   "height": int(scaled.shape[0]), "width": int(scaled.shape[1])}
         if bits is not None:
             report["bit_depth"] = bits
-        report["frame"] = dict(zip(("top", "bottom", "left", "right"), map(int, frame))) if frame else None
+        report["frame"] = _frame_report(frame)
         report["contrast"] = None
         if self.contrast_check:
             try:
@@ -172,6 +172,7 @@ class TranslationApp:
             "direction": direction, "plane": plane, "shape": [int(n) for n in data.shape],
             "slices": len(out), "translated_slices": len(errors),
             "mean_cycle_error": round(error, 4), "verdict": verdict(error, levels), "levels": levels,
+            "frame": _frame_report(self.translator.closer_frame_of_slices(slices)),
         }
 
     def volume_view(self, nifti: str | None, index) -> str | None:
@@ -215,6 +216,11 @@ class TranslationApp:
         return "\n".join(lines)
 
 
+def _frame_report(frame) -> dict | None:
+    """The closer frame an input was translated within, for a report (None: its own frame)."""
+    return dict(zip(("top", "bottom", "left", "right"), map(int, frame))) if frame else None
+
+
 def report_markdown(report: dict | None) -> str:
     """The plain-language reading of a :meth:`TranslationApp.check` report."""
     if not report:
@@ -228,7 +234,8 @@ def report_markdown(report: dict | None) -> str:
                      f"above {levels['likely_wrong']:.3f} it is as high as on scans of the wrong contrast.")
     frame = report.get("frame")
     if frame:
-        lines.append(f"The head fills little of this image (far more air around it than in the training "
+        what = "these slices" if "slices" in report else "this image"
+        lines.append(f"The head fills little of {what} (far more air around it than in the training "
                      f"slices), so it was translated within rows {frame['top']}-{frame['bottom']} and columns "
                      f"{frame['left']}-{frame['right']} around the head, the rest left black.")
     contrast = report.get("contrast")

@@ -202,6 +202,18 @@ class Translator:
         within, or None when it keeps its own frame (see :attr:`reframe`)."""
         return self._framed(image)[1]
 
+    def _stack_window(self, grays: list, todo: list):
+        """The one closer frame of a stack (the slices ``todo`` of ``grays`` are not blank)."""
+        if not (self.reframe and todo):
+            return None
+        return head_window([scale_intensities(grays[i])[0] for i in todo], above=self.reframe_above)
+
+    def closer_frame_of_slices(self, slices: Iterable) -> tuple | None:
+        """The frame :meth:`translate_slices` translates a stack of slices of one size within,
+        or None when the stack keeps its own frame."""
+        grays = [to_grayscale(s) for s in slices]
+        return self._stack_window(grays, [i for i, g in enumerate(grays) if g.max() > g.min()])
+
     @staticmethod
     def _pasted(image: np.ndarray, shape: tuple, window) -> np.ndarray:
         """``image`` (made within ``window``) back on the input's grid, black around it."""
@@ -280,8 +292,7 @@ class Translator:
         shape = grays[0].shape
         # Blank slices (common at the ends of a volume) stay blank.
         todo = [i for i, g in enumerate(grays) if g.max() > g.min()]
-        window = (head_window([scale_intensities(grays[i])[0] for i in todo], above=self.reframe_above)
-                  if self.reframe and todo else None)
+        window = self._stack_window(grays, todo)
         if window is not None:  # one closer frame for the whole stack
             top, bottom, left, right = window
             grays = [g[top:bottom, left:right] for g in grays]

@@ -157,6 +157,25 @@ def test_translate_nifti_volume(client, tmp_path):
     assert report["plane"] == "axial" and report["slices"] == 6 and report["translated_slices"] == 5
     assert report["shape"] == [48, 40, 6] and report["direction"] == "t1_to_t2"
     assert 0 < report["mean_cycle_error"] < 1 and report["verdict"] in ("typical", "unusual", "likely wrong input")
+    assert report["frame"] is None
+
+
+def test_a_volume_framed_wide_is_translated_within_one_closer_frame(client, tmp_path):
+    import nibabel as nib
+
+    import app
+
+    slices = [np.pad(phantom_slice(60, 50, seed=i), 90).T for i in range(3)]  # (230, 240) each, much air
+    data = np.stack(slices, axis=-1).astype(np.float32)
+    path = tmp_path / "wide.nii.gz"
+    nib.save(nifti_bytes(data), path)
+    nifti, report = client.predict(handle_file(str(path)), "t2_to_t1", "axial", api_name="/volume")
+    frame = report["frame"]
+    assert frame and 0 < frame["top"] < 90 < frame["bottom"] and 0 < frame["left"] < 90 < frame["right"]
+    values = nib.load(nifti).get_fdata()
+    assert values.shape == data.shape and values[: frame["top"]].max() == 0 and values[frame["bottom"]:].max() == 0
+    assert values[frame["top"]:frame["bottom"], frame["left"]:frame["right"]].std() > 0
+    assert "fills little of these slices" in app.report_markdown(report)
 
 
 def test_volume_plane_comes_from_the_header(client, tmp_path):
