@@ -255,7 +255,7 @@ t2 = translator.t1_to_t2(t1_slice)  # float32 in [0, 1], same height and width
 ```
 
 Input: one grayscale slice (any dtype, 32 to 2048 pixels a side), intensities scaled
-to the 0.5-99.5 percentile window.
+to the 0.5-99.5 percentile window.$framing
 
 ## Architecture
 
@@ -339,12 +339,20 @@ def model_card(
     if has_samples:
         samples_text = ("## Samples\n\nRows: input, translation, reconstruction (T1 -> T2 -> T1, then "
                         "T2 -> T1 -> T2).\n\n![samples](samples.png)\n")
+    framing_text = ""
+    if training and isinstance((training.get("framing") or {}).get("most_air"), (int, float)):
+        from cyclegan.preprocessing import REFRAME_MARGIN, reframe_above
+
+        framing_text = (f" A slice whose head leaves more air around it than any training image did (more "
+                        f"than {reframe_above({'training': training}):g} px on average a side) is translated "
+                        f"within a frame {REFRAME_MARGIN} px around the head, the rest left black; "
+                        "`load_generators(..., reframe=False)` keeps every input's own frame.")
     load_line = (f'translator = load_generators("{repo_id}")' if repo_id
                  else 'translator = load_generators("USER/REPO")  # a Hub repo id or a local folder')
     return CARD.substitute(
         library=LIBRARY,
         datasets_meta=("datasets:\n" + "".join(f"- {h}\n" for h in hub_ids)) if hub_ids else "",
-        load_line=load_line,
+        load_line=load_line, framing=framing_text,
         generator_filters=config.generator_filters, generator_blocks=config.generator_blocks,
         upsampling=UPSAMPLING_TEXT[config.upsampling] + (SKIPS_TEXT if config.skips else ""),
         discriminator_filters=config.discriminator_filters, discriminator_layers=config.discriminator_layers,

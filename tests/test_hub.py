@@ -225,6 +225,14 @@ def test_load_in_a_fresh_process(tiny_folder):
     assert proc.stdout.strip().endswith("(40, 40)")
 
 
+def test_card_states_when_an_input_is_brought_closer(tiny_config):
+    card = hub.model_card(tiny_config, training={"framing": {"most_air": 20.5}, "epochs_done": 2})
+    assert "more than 22.5 px on average a side) is translated within a frame 16 px around the head" in card
+    assert "reframe=False" in card
+    for training in (None, {"epochs_done": 2}, {"framing": {"most_air": "wide"}}):
+        assert "around the head, the rest left black" not in hub.model_card(tiny_config, training=training)
+
+
 def test_card_states_the_training_recipe(tiny_config):
     from cyclegan.config import TrainConfig
 
