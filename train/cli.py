@@ -546,8 +546,9 @@ def _one_start(*, run, output, command, model_config, train_config, data_config,
     with_mask, pairs_total = stream.brain_masks()
     if pairs_total:
         log.info("skull stripping: brain masks for %d of %d training pairs", with_mask, pairs_total)
-    # The most air around the head in any training image, recorded so that inference brings an
-    # input framed far wider than that closer (cyclegan.preprocessing.reframe_above).
+    # The most air around the head in any training image as read (--zoom shows some with more),
+    # recorded so that inference brings an input framed far wider than that closer
+    # (cyclegan.preprocessing.reframe_above).
     air = most_air(s.image for d in ("t1", "t2") for s in split.train[d])
     pick = lambda d: (split.val[d] or split.train[d])[0].image  # noqa: E731
     samples = cb.SampleGrid(output / "samples", pick("t1"), pick("t2"))
