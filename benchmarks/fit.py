@@ -39,24 +39,22 @@ def paired_subjects(data: Path) -> dict:
 
 
 def batches_of(pairs: list, direction: str):
-    """(inputs, targets, shapes): every pair as the generator sees it, padded to one shape."""
-    from cyclegan.preprocessing import PAD_MULTIPLE, prepare
+    """(inputs, targets): every pair as the generator sees it, padded to one shape."""
+    from cyclegan.preprocessing import prepare
 
-    inputs, targets, shapes = [], [], []
+    inputs, targets = [], []
     for _, t1, t2 in pairs:
         source, truth = source_and_target(direction, t1, t2)
-        inputs.append(prepare(source).array)
+        inputs.append(prepare(source).array)  # padded to the network's multiple already
         targets.append(np.asarray(truth, np.float32) * 2.0 - 1.0)
-        shapes.append(truth.shape)
     height = max(a.shape[0] for a in inputs)
     width = max(a.shape[1] for a in inputs)
-    height, width = -(-height // PAD_MULTIPLE) * PAD_MULTIPLE, -(-width // PAD_MULTIPLE) * PAD_MULTIPLE
 
     def padded(images):
         return np.stack([np.pad(a, ((0, height - a.shape[0]), (0, width - a.shape[1])), constant_values=-1.0)
                          for a in images])[..., None]
 
-    return padded(inputs), padded(targets), shapes
+    return padded(inputs), padded(targets)
 
 
 def score(model, pairs: list, direction: str) -> float:
@@ -79,7 +77,7 @@ def fit(model, train: list, scored: dict, direction: str, steps: int, every: int
         batch_size: int, seed: int = 0):
     import keras
 
-    inputs, targets, _ = batches_of(train, direction)
+    inputs, targets = batches_of(train, direction)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.5), loss="mae")
     rng = np.random.default_rng(seed)
     start = time.perf_counter()
@@ -132,10 +130,10 @@ def main(argv=None) -> int:
     emit(held_out=args.held_out, training_subjects=training,
          pairs=sum(len(subjects[name]) for name in training), steps=args.steps,
          learning_rate=args.learning_rate, batch_size=args.batch_size)
+    translator = load_generators(args.model, warmup=False)  # each fit changes its own generator only
+    train = [pair for name in training for pair in subjects[name]]
+    scored = {"held_out": subjects[args.held_out], "training": train}
     for direction in directions:
-        translator = load_generators(args.model, warmup=False)  # each direction from the model as shipped
-        train = [pair for name in training for pair in subjects[name]]
-        scored = {"held_out": subjects[args.held_out], "training": train}
         fit(translator.generators[direction], train, scored, direction, args.steps, args.every,
             args.learning_rate, args.batch_size)
     return 0

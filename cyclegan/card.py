@@ -339,10 +339,10 @@ def model_card(
     if has_samples:
         samples_text = ("## Samples\n\nRows: input, translation, reconstruction (T1 -> T2 -> T1, then "
                         "T2 -> T1 -> T2).\n\n![samples](samples.png)\n")
-    framing_text = ""
-    if training and isinstance((training.get("framing") or {}).get("most_air"), (int, float)):
-        from cyclegan.preprocessing import REFRAME_MARGIN, reframe_above
+    from cyclegan.preprocessing import REFRAME_MARGIN, recorded_air, reframe_above
 
+    framing_text = ""
+    if recorded_air({"training": training}) is not None:
         framing_text = (f" A slice whose head leaves more air around it than any training image did (more "
                         f"than {reframe_above({'training': training}):g} px on average a side) is translated "
                         f"within a frame {REFRAME_MARGIN} px around the head, the rest left black; "

@@ -31,6 +31,8 @@ import numpy as np
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 
+from cyclegan.preprocessing import HEAD_LEVEL
+
 DIRECTIONS = ("t1_to_t2", "t2_to_t1")
 #: Input gammas of the contrast-robustness rows (1 is the plain model row).
 GAMMAS = (0.5, 0.7, 1.4, 2.0)
@@ -43,8 +45,9 @@ def source_and_target(direction: str, t1, t2) -> tuple:
     return (t1, t2) if direction == "t1_to_t2" else (t2, t1)
 
 
-#: Intensity (on [0, 1]) above which a pixel is inside the head: :func:`head_mask`.
-HEAD_THRESHOLD = 0.05
+#: Intensity (on [0, 1]) above which a pixel is inside the head: :func:`head_mask` (the same level
+#: as the translator's closer frame, :func:`cyclegan.preprocessing.head_box`).
+HEAD_THRESHOLD = HEAD_LEVEL
 
 
 def head_mask(*images: np.ndarray, threshold: float = HEAD_THRESHOLD) -> np.ndarray:
@@ -265,18 +268,14 @@ def unpaired_checks(name: str, images: dict, translator) -> list[dict]:
     return rows
 
 
-def _sweep_rows(name: str, pairs: Iterable, translator, method: str, key: str, settings,
-                vary: Callable) -> list[dict]:
-    """One row per direction and setting: the model's paired metrics averaged over ``pairs``,
-    each pair scored on the ``(input, truth, mask)`` that ``vary(setting, source, truth)`` makes."""
+def _sweep_rows(name: str, pairs: Iterable, method: str, key: str, settings, score: Callable) -> list[dict]:
+    """One row per direction and setting: the :func:`paired_metrics` that
+    ``score(setting, direction, source, truth)`` gives each of ``pairs``, averaged."""
     pairs = list(pairs)
     rows = []
     for direction in DIRECTIONS:
         for setting in settings:
-            values = []
-            for _, t1, t2 in pairs:
-                source, truth, mask = vary(setting, *source_and_target(direction, t1, t2))
-                values.append(paired_metrics(translator.translate(source, direction), truth, mask))
+            values = [score(setting, direction, *source_and_target(direction, t1, t2)) for _, t1, t2 in pairs]
             rows.append(dict(set=name, direction=direction, method=method, **{key: setting}, n=len(values),
                              **{k: round(v, 4) for k, v in mean_metrics(values).items()}))
     return rows
@@ -286,10 +285,11 @@ def gamma_sweep(name: str, pairs: Iterable, translator, gammas=GAMMAS) -> list[d
     """The model's paired metrics when each input's [0, 1] intensities are raised to a gamma."""
     from cyclegan.augment import gamma_contrast
 
-    def vary(gamma, source, truth):
-        return (gamma_contrast(source * 2.0 - 1.0, gamma) + 1.0) / 2.0, truth, head_mask(truth, source)
+    def score(gamma, direction, source, truth):
+        changed = (gamma_contrast(source * 2.0 - 1.0, gamma) + 1.0) / 2.0
+        return paired_metrics(translator.translate(changed, direction), truth, head_mask(truth, source))
 
-    return _sweep_rows(name, pairs, translator, "gamma", "gamma", gammas, vary)
+    return _sweep_rows(name, pairs, "gamma", "gamma", gammas, score)
 
 
 #: Background in pixels added on every side of the framing rows' inputs: :func:`framing_sweep`.
@@ -310,11 +310,12 @@ def framing_sweep(name: str, pairs: Iterable, translator, pads=FRAMING_PADS) -> 
         if int(pad) != pad or pad < 0:
             raise ValueError(f"framing pads are whole numbers of pixels, 0 or more, not {pad!r}")
 
-    def vary(pad, source, truth):
+    def score(pad, direction, source, truth):
         wide_source, wide_truth = (np.pad(np.asarray(image, np.float64), pad) for image in (source, truth))
-        return wide_source, wide_truth, head_mask(wide_truth, wide_source)
+        return paired_metrics(translator.translate(wide_source, direction), wide_truth,
+                              head_mask(wide_truth, wide_source))
 
-    return _sweep_rows(name, pairs, translator, "framing", "pad", [int(pad) for pad in pads], vary)
+    return _sweep_rows(name, pairs, "framing", "pad", [int(pad) for pad in pads], score)
 
 
 #: Gaussian widths (sigma, pixels) of the blurred truths of :func:`detail_reference`.
@@ -333,18 +334,12 @@ def detail_reference(name: str, pairs: Iterable, sigmas=DETAIL_SIGMAS) -> list[d
     for sigma in sigmas:
         if not sigma > 0:
             raise ValueError(f"blur widths are positive numbers of pixels, not {sigma!r}")
-    pairs = list(pairs)
-    rows = []
-    for direction in DIRECTIONS:
-        for sigma in sigmas:
-            values = []
-            for _, t1, t2 in pairs:
-                source, truth = source_and_target(direction, t1, t2)
-                blurred = ndimage.gaussian_filter(np.asarray(truth, np.float64), sigma)
-                values.append(paired_metrics(blurred, truth, head_mask(truth, source)))
-            rows.append(dict(set=name, direction=direction, method="blurred_truth", sigma=float(sigma),
-                             n=len(values), **{k: round(v, 4) for k, v in mean_metrics(values).items()}))
-    return rows
+
+    def score(sigma, direction, source, truth):
+        blurred = ndimage.gaussian_filter(np.asarray(truth, np.float64), sigma)
+        return paired_metrics(blurred, truth, head_mask(truth, source))
+
+    return _sweep_rows(name, pairs, "blurred_truth", "sigma", [float(sigma) for sigma in sigmas], score)
 
 
 #: Width in pixels of the bands either side of the head's edge that :func:`edge_metrics` compares.

@@ -202,17 +202,26 @@ class Translator:
         within, or None when it keeps its own frame (see :attr:`reframe`)."""
         return self._framed(image)[1]
 
-    def _stack_window(self, grays: list, todo: list):
-        """The one closer frame of a stack (the slices ``todo`` of ``grays`` are not blank)."""
-        if not (self.reframe and todo):
-            return None
-        return head_window([scale_intensities(grays[i])[0] for i in todo], above=self.reframe_above)
+    def _stack(self, slices: Iterable) -> tuple:
+        """(grayscale slices of one size, the indices of those not blank, the stack's one closer
+        frame or None); raises :class:`InputImageError` for no slices or slices of several sizes."""
+        grays = [to_grayscale(s) for s in slices]
+        if not grays:
+            raise InputImageError("no slices to translate")
+        shapes = {g.shape for g in grays}
+        if len(shapes) > 1:
+            raise InputImageError(f"all slices must have the same size, got {sorted(shapes)}")
+        # Blank slices (common at the ends of a volume) stay blank.
+        todo = [i for i, g in enumerate(grays) if g.max() > g.min()]
+        window = None
+        if self.reframe and todo:
+            window = head_window([scale_intensities(grays[i])[0] for i in todo], above=self.reframe_above)
+        return grays, todo, window
 
     def closer_frame_of_slices(self, slices: Iterable) -> tuple | None:
         """The frame :meth:`translate_slices` translates a stack of slices of one size within,
         or None when the stack keeps its own frame."""
-        grays = [to_grayscale(s) for s in slices]
-        return self._stack_window(grays, [i for i, g in enumerate(grays) if g.max() > g.min()])
+        return self._stack(slices)[2]
 
     @staticmethod
     def _pasted(image: np.ndarray, shape: tuple, window) -> np.ndarray:
@@ -283,16 +292,8 @@ class Translator:
         after each batch.
         """
         check_direction(direction)
-        grays = [to_grayscale(s) for s in slices]
-        if not grays:
-            raise InputImageError("no slices to translate")
-        shapes = {g.shape for g in grays}
-        if len(shapes) > 1:
-            raise InputImageError(f"all slices must have the same size, got {sorted(shapes)}")
+        grays, todo, window = self._stack(slices)
         shape = grays[0].shape
-        # Blank slices (common at the ends of a volume) stay blank.
-        todo = [i for i, g in enumerate(grays) if g.max() > g.min()]
-        window = self._stack_window(grays, todo)
         if window is not None:  # one closer frame for the whole stack
             top, bottom, left, right = window
             grays = [g[top:bottom, left:right] for g in grays]

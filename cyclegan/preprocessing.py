@@ -155,7 +155,7 @@ REFRAME_ABOVE = 56
 REFRAME_SLACK = 2
 #: Air, in pixels, left on every side of the head in that closer frame.
 REFRAME_MARGIN = 16
-#: Pixels above this share of the [0, 1] range are the head (as ``cyclegan.evaluation.head_mask``).
+#: Pixels above this share of the [0, 1] range are the head (here and in ``cyclegan.evaluation``).
 HEAD_LEVEL = 0.05
 
 
@@ -225,15 +225,21 @@ def head_window(scaled_images, margin: int = REFRAME_MARGIN, above: float = REFR
     return tuple(window)
 
 
+def recorded_air(card) -> float | None:
+    """The most air around the head among a model's training images (``training.framing.most_air``
+    in its config.json, written by the train command), or None where it records none."""
+    most = (((card or {}).get("training") or {}).get("framing") or {}).get("most_air")
+    if isinstance(most, (int, float)) and not isinstance(most, bool) and np.isfinite(most) and most >= 0:
+        return float(most)
+    return None
+
+
 def reframe_above(card) -> float:
     """The air (pixels, mean a side) above which a model brings an input closer: the most its
-    training slices had (``training.framing.most_air`` in its config.json) plus
-    :data:`REFRAME_SLACK`, or :data:`REFRAME_ABOVE` for a model that records none."""
-    framing = ((card or {}).get("training") or {}).get("framing") or {}
-    most = framing.get("most_air")
-    if isinstance(most, (int, float)) and not isinstance(most, bool) and np.isfinite(most) and most >= 0:
-        return float(most) + REFRAME_SLACK
-    return float(REFRAME_ABOVE)
+    training slices had (:func:`recorded_air`) plus :data:`REFRAME_SLACK`, or
+    :data:`REFRAME_ABOVE` for a model that records none."""
+    most = recorded_air(card)
+    return float(REFRAME_ABOVE) if most is None else most + REFRAME_SLACK
 
 
 def finish(output: np.ndarray, height: int, width: int) -> np.ndarray:
