@@ -178,7 +178,11 @@ class DataConfig(_JsonConfig):
     gives each data set's CSV of aligned T1/T2 file names (columns ``t1,t2``;
     an empty string for a data set without one); with one data set a single
     entry. ``weights`` are the data sets' sampling weights (default: equal,
-    so that a small set is not drowned by a large one). ``holdout_subjects``
+    so that a small set is not drowned by a large one). ``pair_shares`` are
+    the fractions of each data set's draws that are aligned pairs in paired
+    training (default: its training pairs over its images of the larger
+    contrast), so that a data set's few pairs can be drawn more often than
+    its unpaired images. ``holdout_subjects``
     are whole subjects kept out of training (both contrasts, every slice); a
     subject is the first group of ``subject_pattern`` matched in a file name.
     ``holdout_fraction`` of the aligned pairs of every data set without a
@@ -198,6 +202,10 @@ class DataConfig(_JsonConfig):
     weights: tuple = option(
         (), "sampling weight of each --dataset, in order (default: equal weights, so that a small data set is "
         "not drowned)", flag="--dataset-weight", item=float, action="append", cli_default=None, metavar="W")
+    pair_shares: tuple = option(
+        (), "fraction of each --dataset's draws that are aligned pairs in paired training, in order, each in [0, 1] "
+        "(default: its training pairs over its images of the larger contrast; 0 for a data set without pairs)",
+        flag="--pair-share", item=float, action="append", cli_default=None, metavar="F")
     holdout_fraction: float = option(
         0.15, "fraction of the pairs in --holdout-pairs to hold out, spread over the slice range (data sets "
         "with a held-out subject hold out that subject instead)")
@@ -215,16 +223,22 @@ class DataConfig(_JsonConfig):
         set_("datasets", _as_tuple("datasets", self.datasets, str))
         set_("pairs", _as_tuple("pairs", self.pairs, str))
         set_("weights", _as_tuple("weights", self.weights, float))
+        set_("pair_shares", _as_tuple("pair_shares", self.pair_shares, float))
         set_("holdout_subjects", _as_tuple("holdout_subjects", self.holdout_subjects, str))
         if not self.datasets or any(not d.strip() for d in self.datasets):
             raise ConfigError("datasets must name at least one data set, none of them empty")
-        for name, values in (("pairs", self.pairs), ("weights", self.weights)):
+        for name, values in (("pairs", self.pairs), ("weights", self.weights), ("pair_shares", self.pair_shares)):
             if len(values) not in (0, len(self.datasets)):
                 raise ConfigError(
                     f"give {name} once per data set ({len(self.datasets)}), or not at all; got {len(values)}"
                 )
         if self.weights and sum(self.weights) <= 0:
             raise ConfigError("weights must not all be zero")
+        for index, share in enumerate(self.pair_shares):
+            _check_float("pair_shares", share, 0.0, 1.0)
+            if share > 0 and self.pairs_of(index) is None:
+                raise ConfigError(f"pair share {share:g} for data set {index + 1} ({self.datasets[index]}), which has "
+                                  "no pair list: give it one with --holdout-pairs, or a share of 0")
         _check_float("holdout_fraction", self.holdout_fraction, 0.0, 1.0)
         _check_float("val_fraction", self.val_fraction, 0.0, 1.0)
         for name in ("holdout_fraction", "val_fraction"):
@@ -247,6 +261,10 @@ class DataConfig(_JsonConfig):
 
     def weight_of(self, index: int) -> float:
         return self.weights[index] if self.weights else 1.0
+
+    def pair_share_of(self, index: int) -> float | None:
+        """The share of data set ``index``'s draws that are aligned pairs, or None for its own."""
+        return self.pair_shares[index] if self.pair_shares else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -405,6 +423,9 @@ def check_run(train_config: TrainConfig, data_config: DataConfig) -> None:
     if train_config.paired_weight > 0 and not any(data_config.pairs):
         raise ConfigError("paired_weight needs a pair list (--paired-weight needs --holdout-pairs: the file "
                           "that says which slices are aligned)")
+    if data_config.pair_shares and train_config.paired_weight <= 0:
+        raise ConfigError("pair_shares needs paired_weight > 0 (--pair-share says how often pairs are drawn for "
+                          "the paired term of --paired-weight)")
 
 
 #: Named architectures. ``reference`` is the original CycleGAN (ResNet-9, 70x70

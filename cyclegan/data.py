@@ -58,10 +58,16 @@ class Source:
     pairs: list  # [(Slice t1, Slice t2)] aligned pairs inside the training split
     weight: float = 1.0
     name: str = ""
+    share: float | None = None  # fraction of draws that are pairs; None: len(pairs) / images
 
     @property
     def pair_share(self) -> float:
-        """Fraction of this data set's draws that are aligned pairs (paired training)."""
+        """Fraction of this data set's draws that are aligned pairs (paired training): the
+        share it was given, or its pairs over its images of the larger contrast."""
+        if not self.pairs:
+            return 0.0
+        if self.share is not None:
+            return self.share
         most = max(len(self.train["t1"]), len(self.train["t2"]), 1)
         return min(1.0, len(self.pairs) / most)
 
@@ -92,7 +98,8 @@ class DataSplit:
             total = sum(s.weight for s in self.sources) or 1.0
             text += "; data sets: " + ", ".join(
                 f"{s.name} ({len(s.train['t1'])} T1 / {len(s.train['t2'])} T2, {len(s.pairs)} pairs,"
-                f" weight {s.weight / total:.2f})" for s in self.sources
+                f" weight {s.weight / total:.2f}" + (f", pair share {s.share:.2f}" if s.share is not None else "")
+                + ")" for s in self.sources
             )
         return text
 
@@ -284,6 +291,7 @@ def split_datasets(
     weights: list | None = None,
     names: list | None = None,
     skipped: int = 0,
+    pair_shares: list | None = None,
 ) -> DataSplit:
     """Split several data sets, each ``(slices, pairs or None)``, for one run.
 
@@ -291,7 +299,8 @@ def split_datasets(
     contrasts; aligned pairs among them are held-out pairs. Data sets without
     a held-out subject hold out ``holdout_fraction`` of their pairs (spread
     over the slice range); those with nothing held out put ``val_fraction`` of
-    their images (by file name) into validation.
+    their images (by file name) into validation. ``weights`` and ``pair_shares``
+    (None entries: the data set's own share) become each :class:`Source`'s.
     """
     holdout_subjects = tuple(holdout_subjects)
     found_subjects = {s.subject for slices, _ in parts for s in slices if s.subject}
@@ -342,7 +351,10 @@ def split_datasets(
         train_ids = {id(s) for d in DOMAINS for s in train[d]}
         train_pairs = [p for p in known_pairs if id(p[0]) in train_ids and id(p[1]) in train_ids]
         weight = float(weights[index]) if weights else 1.0
-        sources.append(Source(train, train_pairs, weight, label))
+        share = pair_shares[index] if pair_shares else None
+        if share and not train_pairs:
+            raise DataError(f"pair share {share:g} for {label}, which has no aligned pairs in the training split")
+        sources.append(Source(train, train_pairs, weight, label, None if share is None else float(share)))
         all_pairs += train_pairs
         holdout_all += holdout
         for d in DOMAINS:

@@ -126,9 +126,27 @@ def test_data_config_checks_and_round_trips():
         ({"subject_pattern": r"_z\d+"}, "needs a group"),
         ({"holdout_fraction": 1.0}, "below 1"),
         ({"datasets": "a"}, "must be a list"),
+        ({"datasets": ["a", "b"], "pairs": ["a.csv", "b.csv"], "pair_shares": [0.5]}, "once per data set"),
+        ({"pairs": ["a.csv"], "pair_shares": [1.5]}, "between 0.0 and 1.0"),
+        ({"datasets": ["a", "b"], "pairs": ["a.csv", ""], "pair_shares": [0.5, 0.5]}, "no pair list"),
     ):
         with pytest.raises(ConfigError, match=message):
             DataConfig(**bad)
+
+
+def test_pair_shares_are_per_data_set_and_need_the_paired_term():
+    from cyclegan.config import DataConfig, TrainConfig, check_run
+
+    config = DataConfig(datasets=["a", "b"], pairs=["a.csv", ""], pair_shares=[0.75, 0.0])
+    assert config.pair_share_of(0) == 0.75 and config.pair_share_of(1) == 0.0
+    assert DataConfig(datasets=["a"]).pair_share_of(0) is None
+    assert DataConfig.from_json(config.to_json()) == config
+    # A record written before the option existed reads as the data sets' own shares.
+    old = {k: v for k, v in config.to_dict().items() if k != "pair_shares"}
+    assert DataConfig.from_dict(old).pair_shares == ()
+    check_run(TrainConfig(paired_weight=1.0), config)
+    with pytest.raises(ConfigError, match="pair_shares needs paired_weight"):
+        check_run(TrainConfig(), config)
 
 
 @pytest.mark.parametrize("field, value", [("edge_weight", 4.0), ("paired_ssim_weight", 20.0)])

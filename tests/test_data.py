@@ -422,6 +422,21 @@ def test_split_holds_out_whole_subjects_of_one_data_set():
     # The other data set still has its own validation split by file name.
     assert split.sources[0].name == "users" and split.val["t1"]
     assert "held-out subjects: beta" in split.describe() and "real (6 T1 / 6 T2, 6 pairs" in split.describe()
+    assert split.sources[1].share is None and "pair share" not in split.describe()
+
+
+def test_split_gives_each_data_set_its_pair_share():
+    from cyclegan.data import split_datasets
+
+    real, real_pairs = subject_slices(["alpha", "beta", "gamma"], source=1)
+    users = [s for s in make_slices(8)]
+    split = split_datasets([(users, None), (real, real_pairs)], holdout_subjects=["beta"], names=["users", "real"],
+                           pair_shares=[None, 0.8])
+    assert split.sources[0].share is None and split.sources[1].pair_share == 0.8
+    assert "real (6 T1 / 6 T2, 6 pairs, weight 0.50, pair share 0.80)" in split.describe()
+    with pytest.raises(DataError, match="pair share 0.5 for users, which has no aligned pairs"):
+        split_datasets([(users, None), (real, real_pairs)], holdout_subjects=["beta"], names=["users", "real"],
+                       pair_shares=[0.5, 0.8])
 
 
 def test_split_refuses_unknown_subjects_and_names_the_known_ones():
@@ -496,3 +511,12 @@ def test_stream_mixes_data_sets_by_weight_and_flags_true_pairs():
     assert "paired" not in unpaired[0]
     with pytest.raises(ValueError, match="needs a data set with a positive weight"):
         TrainingStream(None, 32, 2, 2, sources=[Source(sources[0].train, [], 0.0)])
+    # A pair share given to a data set replaces its own (2 of 8): B's pairs drawn 3 times in 4, or never.
+    for share, low, high in ((0.75, 0.65, 0.85), (0.0, 0.0, 0.0)):
+        b = sources[1]
+        shared = Source(b.train, b.pairs, b.weight, share=share)
+        assert shared.pair_share == share
+        flags = np.concatenate([TrainingStream(None, 32, 50, 8, seed=0, sources=[shared], paired=True)[i]["paired"]
+                                for i in range(8)])
+        assert low <= flags.mean() <= high
+    assert Source(b.train, [], share=0.5).pair_share == 0.0  # nothing to draw

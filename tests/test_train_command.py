@@ -466,16 +466,19 @@ def test_two_data_sets_with_a_held_out_subject(tmp_path, data_zip):
     out = tmp_path / "run"
     args = tiny_args(data_zip, out, "--epochs", "1", "--dataset", str(real), "--holdout-pairs", "none",
                      "--holdout-pairs", str(real / "PAIRS.csv"), "--holdout-subjects", "beta",
-                     "--paired-weight", "1", "--dataset-weight", "1", "--dataset-weight", "2")
+                     "--paired-weight", "1", "--dataset-weight", "1", "--dataset-weight", "2",
+                     "--pair-share", "0", "--pair-share", "0.75")
     proc = run_train(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "held-out subjects: beta" in proc.stderr
-    assert "mri (6 T1 / 7 T2, 0 pairs, weight 0.33), real (4 T1 / 4 T2, 4 pairs, weight 0.67)" in proc.stderr
+    assert ("mri (6 T1 / 7 T2, 0 pairs, weight 0.33, pair share 0.00), real (4 T1 / 4 T2, 4 pairs, weight 0.67, "
+            "pair share 0.75)") in proc.stderr
     held = json.loads((out / "holdout_pairs.json").read_text())
     assert sorted(held) == [[f"Tr1/TrainT1/beta_z{z:03d}.png", f"Tr2/TrainT2/beta_z{z:03d}.png"] for z in (10, 20)]
     run = json.loads((out / "run.json").read_text())
     assert run["dataset"] == [str(data_zip), str(real)]
     assert run["data_config"]["holdout_subjects"] == ["beta"] and run["data_config"]["weights"] == [1.0, 2.0]
+    assert run["data_config"]["pair_shares"] == [0.0, 0.75]
     assert "holdout_t1_to_t2_ssim" in json.loads((out / "config.json").read_text())["metrics"]
     # Another held-out subject in the same output folder is another run.
     other = run_train(*[a if a != "beta" else "gamma" for a in args])
@@ -487,6 +490,9 @@ def test_two_data_sets_with_a_held_out_subject(tmp_path, data_zip):
     (["--holdout-subjects", "nobody"], "held-out subject(s) not found: nobody"),
     (["--holdout-pairs", "x.csv"], "give pairs once per data set (2)"),
     (["--dataset-weight", "1"], "give weights once per data set"),
+    (["--pair-share", "0", "--pair-share", "0"], "pair_shares needs paired_weight"),
+    (["--holdout-pairs", "none", "--holdout-pairs", "none", "--paired-weight", "1", "--pair-share", "0.5",
+      "--pair-share", "0.5"], "no pair list"),
 ])
 def test_bad_mixing_options_give_clear_errors(tmp_path, data_zip, extra, message, capsys):
     real = make_subject_folder(tmp_path / "real")

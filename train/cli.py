@@ -486,6 +486,7 @@ def _run(args, argv) -> int:
         parts, data_config.val_fraction, data_config.holdout_fraction, data_config.holdout_subjects,
         weights=[data_config.weight_of(i) for i in range(len(datasets))],
         names=[short_name(d) for d in datasets], skipped=skipped,
+        pair_shares=[data_config.pair_share_of(i) for i in range(len(datasets))],
     )
     log.info("data: %s", split.describe())
     if train_config.paired_weight > 0 and not split.train_pairs:
