@@ -89,6 +89,8 @@ def datasets_of(training: Mapping[str, Any] | None) -> list[str] | None:
 def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
     return str(value)
 
 
@@ -163,8 +165,9 @@ def quality_tables(metrics: Mapping[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
-def recipe(train_config: TrainConfig) -> str:
-    """One sentence of the training recipe, augmentations included."""
+def recipe(train_config: TrainConfig, init_from: str | None = None) -> str:
+    """One sentence of the training recipe, augmentations included. A run that started from the
+    generators of ``init_from`` had no inversion warm-up (the train command skips it then)."""
     tc = train_config
     parts = [f"LSGAN, cycle weight {tc.cycle_weight:g}, identity weight {tc.identity_weight:g} x cycle, "
              f"paired L1 weight {tc.paired_weight:g}"
@@ -176,7 +179,9 @@ def recipe(train_config: TrainConfig) -> str:
         fraction = getattr(tc, cls.field)
         if fraction:
             parts.append(cls(fraction).describe())
-    if tc.inversion_warmup:
+    if init_from:
+        parts.append(f"generators started from {init_from}")
+    elif tc.inversion_warmup:
         parts.append(f"generators first fitted for {tc.inversion_warmup} steps to their inputs' inversion "
                      "(air and bone kept dark)")
     if tc.diff_augment:
@@ -322,7 +327,7 @@ def model_card(
     hub_ids = [h for h in hub_ids if h]
     training_text = ""
     if train_config is not None:
-        training_text = "## Training\n\n" + _data_section(datasets) + "\n" + recipe(train_config) + "\n\n"
+        training_text = "## Training\n\n" + _data_section(datasets) + "\n" + recipe(train_config, (training or {}).get("init_from")) + "\n\n"
     if training and training.get("failed_starts"):
         training_text += failed_starts_text(training["failed_starts"]) + "\n\n"
     if training:

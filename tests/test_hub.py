@@ -253,6 +253,12 @@ def test_card_states_the_training_recipe(tiny_config):
     default = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2))
     assert ("MIND structure weight 5, generators first fitted for 300 steps to their inputs' inversion (air and "
             "bone kept dark), Adam 0.0004") in default
+    # A run that started from another model's generators skipped the warm-up, as the train command does.
+    started = hub.model_card(tiny_config, TrainConfig(epochs=4, decay_epochs=2),
+                             training={"init_from": "runs/a", "framing": {"most_air": 53.25}})
+    assert "MIND structure weight 5, generators started from runs/a, Adam 0.0004" in started
+    assert "| framing | most_air: 53.25 |" in started  # a record's mapping as plain text
+    assert "inversion" not in started.split("| record |")[0]
     without = hub.model_card(tiny_config, short(structure_weight=0.0))
     assert "paired L1 weight 0, Adam 0.0004" in without and "MIND" not in without
     assert "blurred" not in plain and "gamma" not in plain
