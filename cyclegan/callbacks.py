@@ -32,15 +32,17 @@ def translate_raw(generator, image: np.ndarray) -> np.ndarray:
 def sample_grid(model, t1_image: np.ndarray, t2_image: np.ndarray) -> np.ndarray:
     """uint8 grid: row 1 T1 -> T2 -> T1, row 2 T2 -> T1 -> T2 (input, translation, reconstruction),
     drawn by the training model's averaged generators when it keeps an average."""
-    rows = []
     with model.averaged_generators():
-        for image, forward, backward in (
-            (t1_image, model.t1_to_t2, model.t2_to_t1),
-            (t2_image, model.t2_to_t1, model.t1_to_t2),
-        ):
-            fake = translate_raw(forward, image)
-            rec = translate_raw(backward, fake)
-            rows.append(np.concatenate([finish(x, *image.shape) for x in (image, fake, rec)], axis=1))
+        return generator_grid(model.t1_to_t2, model.t2_to_t1, t1_image, t2_image)
+
+
+def generator_grid(t1_to_t2, t2_to_t1, t1_image: np.ndarray, t2_image: np.ndarray) -> np.ndarray:
+    """:func:`sample_grid` of two generators; the images in [-1, 1]."""
+    rows = []
+    for image, forward, backward in ((t1_image, t1_to_t2, t2_to_t1), (t2_image, t2_to_t1, t1_to_t2)):
+        fake = translate_raw(forward, image)
+        rec = translate_raw(backward, fake)
+        rows.append(np.concatenate([finish(x, *image.shape) for x in (image, fake, rec)], axis=1))
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, [(0, 0), (0, width - r.shape[1])]) for r in rows]
     grid = np.concatenate(rows, axis=0)

@@ -64,3 +64,22 @@ def test_export_keeps_or_replaces_the_calibration(tmp_path, tiny_folder, tiny_ca
     config = json.loads((replaced / "config.json").read_text())
     assert config["calibration"]["cycle_error"]["t1_to_t2"]["typical"] == 0.123
     assert "| T1 → T2 | 0.123 |" in (replaced / "README.md").read_text()
+
+
+def test_export_draws_the_sample_grid_from_given_images(tmp_path, tiny_folder, capsys):
+    from PIL import Image
+
+    from conftest import phantom_slice
+
+    t1, t2 = tmp_path / "t1.png", tmp_path / "t2.png"
+    for path, seed in ((t1, 0), (t2, 1)):
+        Image.fromarray(phantom_slice(48, 40, seed)).save(path)
+    dest = tmp_path / "dest"
+    assert main([str(tiny_folder), str(dest), "--samples", str(t1), str(t2)]) == 0
+    grid = np.asarray(Image.open(dest / "samples.png"))
+    assert grid.shape == (2 * 48, 3 * 40)  # two rows (T1, T2) of input, translation, reconstruction
+    # The grid's first column is the given images, through the model's intensity window.
+    assert np.corrcoef(grid[:48, :40].ravel(), np.asarray(Image.open(t1)).ravel())[0, 1] > 0.99
+    assert "![samples](samples.png)" in (dest / "README.md").read_text()
+    assert main([str(tiny_folder), str(tmp_path / "d2"), "--samples", str(tmp_path / "none.png"), str(t2)]) == 2
+    assert "none.png" in capsys.readouterr().err and not (tmp_path / "d2").exists()

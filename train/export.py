@@ -5,6 +5,8 @@ Copies the generators, config and training record of a run folder into ``DEST`` 
 (the JSON lines of ``benchmarks/quality.py``, which replace the run's own held-out report) in
 config.json and the model card, and the
 input checks it calibrated (``calibration`` in config.json, see :mod:`cyclegan.calibration`).
+``--samples T1 T2`` draws the card's sample grid anew from two images of the project's own (for
+instance its phantom examples) instead of the run's grid, which shows its training data.
 """
 
 from __future__ import annotations
@@ -33,6 +35,16 @@ def quality_calibration(lines) -> dict | None:
     return found[-1] if found else None
 
 
+def _grid(translator, t1_path: str, t2_path: str):
+    """The sample grid of ``translator``'s generators on two image files."""
+    from cyclegan.callbacks import generator_grid
+    from cyclegan.files import read_image_file
+    from cyclegan.preprocessing import scale_intensities, to_grayscale
+
+    t1, t2 = (scale_intensities(to_grayscale(read_image_file(path)[0]))[0] for path in (t1_path, t2_path))
+    return generator_grid(translator.generators["t1_to_t2"], translator.generators["t2_to_t1"], t1, t2)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", help="run folder written by python -m train")
@@ -40,6 +52,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quality", default=None, help="JSON lines written by benchmarks/quality.py")
     parser.add_argument("--note", default=None, help="a sentence added to the training record")
     parser.add_argument("--command", default=None, help="replace the recorded train command (e.g. local paths)")
+    parser.add_argument("--samples", nargs=2, default=None, metavar=("T1", "T2"),
+                        help="draw the sample grid from this T1 and this T2 image instead of the run's grid")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from cyclegan.hub import load_generators, read_config, save_pretrained
@@ -64,8 +78,10 @@ def main(argv=None) -> int:
         if holdout.is_file():
             training["holdout_pairs"] = json.loads(holdout.read_text())
         samples = Path(args.run) / "samples.png"
-        save_pretrained(translator.generators, args.dest, data["model_config"], metrics,
-                        samples if samples.is_file() else None,
+        samples = samples if samples.is_file() else None
+        if args.samples:
+            samples = _grid(translator, *args.samples)
+        save_pretrained(translator.generators, args.dest, data["model_config"], metrics, samples,
                         train_config=data["train_config"], training=training, calibration=calibration)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
