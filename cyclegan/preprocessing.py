@@ -147,8 +147,8 @@ def prepare(image, multiple: int = PAD_MULTIPLE) -> Prepared:
 
 #: Mean air, in pixels, between the head and the four sides of the frame above which an input is
 #: translated within a closer frame (:func:`head_window`), for a model that records no framing of
-#: its own: more than any of the default model's training slices had (at most 53 px, a slice near
-#: the top of a real head; the users' data set's at most 16 px).
+#: its own: more than any slice of the default model's two training data sets had (at most 53 px,
+#: a slice near the top of a real head; the users' data set's at most 16 px).
 REFRAME_ABOVE = 56
 #: Pixels of air beyond the most that a model's training slices had (``framing`` in its training
 #: record, :func:`most_air`) before an input is brought closer.
