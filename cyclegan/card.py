@@ -327,7 +327,8 @@ def model_card(
     hub_ids = [h for h in hub_ids if h]
     training_text = ""
     if train_config is not None:
-        training_text = "## Training\n\n" + _data_section(datasets) + "\n" + recipe(train_config, (training or {}).get("init_from")) + "\n\n"
+        training_text = ("## Training\n\n" + _data_section(datasets) + "\n"
+                         + recipe(train_config, (training or {}).get("init_from")) + "\n\n")
     if training and training.get("failed_starts"):
         training_text += failed_starts_text(training["failed_starts"]) + "\n\n"
     if training:
@@ -347,9 +348,10 @@ def model_card(
     from cyclegan.preprocessing import REFRAME_MARGIN, recorded_air, reframe_above
 
     framing_text = ""
-    if recorded_air({"training": training}) is not None:
+    record = {"training": training}  # the shape of config.json, which the translator reads too
+    if recorded_air(record) is not None:
         framing_text = (f" A slice whose head leaves more air around it than any training image did (more "
-                        f"than {reframe_above({'training': training}):g} px on average a side) is translated "
+                        f"than {reframe_above(record):g} px on average a side) is translated "
                         f"within a frame {REFRAME_MARGIN} px around the head, the rest left black; "
                         "`load_generators(..., reframe=False)` keeps every input's own frame.")
     load_line = (f'translator = load_generators("{repo_id}")' if repo_id
