@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from cyclegan.augment import AUGMENTATIONS
-from cyclegan.config import DEFAULT_DATASET, ModelConfig, TrainConfig
+from cyclegan.config import DEFAULT_DATASET, REFINE_CROP, ModelConfig, TrainConfig
 
 LIBRARY = "mri-cyclegan"
 
@@ -191,6 +191,9 @@ def recipe(train_config: TrainConfig, init_from: str | None = None) -> str:
                  f"{tc.pool_size}, seed {tc.seed}"
                  + (f", up to {tc.restarts} restart{'s' if tc.restarts != 1 else ''} from the next seed when a "
                     "start keeps the input's contrast or paints the air grey" if tc.restarts else ""))
+    if tc.refine_steps:
+        parts.append(f"then {tc.refine_steps} steps fitting each generator's refiner alone to the aligned training "
+                     f"pairs (L1 on {REFINE_CROP}x{REFINE_CROP} crops, Adam {tc.refine_learning_rate:g})")
     if tc.generator_ema:
         parts.append(f"the generators' weights are the moving average of their training steps (momentum "
                      f"{tc.generator_ema:g})")
@@ -280,6 +283,14 @@ SKIPS_TEXT = (", skip connections that add the encoder's features at full and ha
               "decoder's (1x1 convolutions)")
 
 
+def refiner_text(config) -> str:
+    """The card's words for ``ModelConfig.refiner_width`` (empty without a refiner)."""
+    if not config.refiner_width:
+        return ""
+    return (f", and a refiner at full resolution ({config.refiner_width}-channel 3x3 convolutions on the input "
+            "and the output, adding a correction)")
+
+
 def calibration_text(calibration: Mapping[str, Any] | None) -> str:
     """The input checks a model was calibrated with (``calibration`` in config.json), as Markdown."""
     if not calibration:
@@ -361,7 +372,8 @@ def model_card(
         datasets_meta=("datasets:\n" + "".join(f"- {h}\n" for h in hub_ids)) if hub_ids else "",
         load_line=load_line, framing=framing_text,
         generator_filters=config.generator_filters, generator_blocks=config.generator_blocks,
-        upsampling=UPSAMPLING_TEXT[config.upsampling] + (SKIPS_TEXT if config.skips else ""),
+        upsampling=(UPSAMPLING_TEXT[config.upsampling] + (SKIPS_TEXT if config.skips else "")
+                    + refiner_text(config)),
         discriminator_filters=config.discriminator_filters, discriminator_layers=config.discriminator_layers,
         size=config.image_size, training=training_text, metrics=metrics_text, samples=samples_text,
         checks=("## Input checks\n\n" + calibration_text(calibration) + "\n") if calibration else "",

@@ -112,7 +112,10 @@ class ModelConfig(_JsonConfig):
     ``generator_filters`` channels, two stride-2 downsamples, ``generator_blocks``
     residual blocks, two upsamples (``upsampling``) and a 7x7 convolution with tanh; with
     ``skips`` the encoder's features at full and half resolution are added to the decoder's
-    through 1x1 convolutions that start at zero (a U-Net's skip connections). The
+    through 1x1 convolutions that start at zero (a U-Net's skip connections). With
+    ``refiner_width`` > 0 a refiner follows: three 3x3 convolutions of that width at full
+    resolution (ReLU) on the input and the output, then a 3x3 convolution, initialised to zero,
+    whose output is added to the generator's (:func:`cyclegan.models.build_generator`). The
     discriminator is the PatchGAN with ``discriminator_layers`` stride-2 layers
     (3 gives the 70x70 receptive field of the reference).
     """
@@ -129,6 +132,11 @@ class ModelConfig(_JsonConfig):
                                           "then a 3x3 convolution: no checkerboard artefacts) "
                                           "(default: the preset's for a new run, a resumed run's own, and "
                                           "with --init-from the saved model's)", choices=UPSAMPLING, cli_default=None)
+    refiner_width: int = option(0, "width of a refiner at the end of each generator: three 3x3 convolutions "
+                                   "at full resolution on the input and the generator's output, adding a "
+                                   "correction that starts at zero (trained by --refine-steps; 0 = none) "
+                                   "(default: none for a new run, a resumed run's own, and with --init-from "
+                                   "the saved model's)", cli_default=None, metavar="CHANNELS")
     skips: bool = option(False, "full-resolution skip connections in the generators: the encoder's "
                                 "features at full and half resolution, through a 1x1 convolution that "
                                 "starts at zero, added to the decoder's, so the edges of the input reach "
@@ -140,6 +148,7 @@ class ModelConfig(_JsonConfig):
         _check_choice(self, "upsampling")  # absent from models saved before it: their default, transpose
         if not isinstance(self.skips, bool):  # absent from models saved before it: off
             raise ConfigError(f"skips must be true or false, got {self.skips!r}")
+        _check_int("refiner_width", self.refiner_width, 0, 256)  # absent from models saved before it: 0
         _check_int("image_size", self.image_size, 32, 2048)
         if self.image_size % 4:
             raise ConfigError(f"image_size must be a multiple of 4, got {self.image_size}")
@@ -155,6 +164,11 @@ DEFAULT_DATASET = "nitishpandey04/MRI-Unpaired-T1-and-T2-Images"
 #: Training steps a start runs before its checks without pairs may set it aside (``TrainConfig.restarts``):
 #: at 400-500 steps they agreed with held-out pairs on every run measured (benchmarks/NOTES.md).
 RESTART_CHECK_STEPS = 300
+#: Crop side and batch size of the refiner stage (``TrainConfig.refine_steps``,
+#: :func:`cyclegan.training.fit_refiners`): the refiner sees 9x9 pixels, so crops teach it what
+#: whole slices would, at a fraction of the cost.
+REFINE_CROP = 96
+REFINE_BATCH = 16
 #: Default subject pattern: the part of a file name before ``_z<slice number>``.
 DEFAULT_SUBJECT_PATTERN = r"^(.+?)_z\d+"
 
@@ -300,6 +314,8 @@ class TrainConfig(_JsonConfig):
     shift and cutout (DiffAugment): the same random map for real and generated images,
     differentiable, so the generators learn through it. ``inversion_warmup`` steps first
     fit each generator alone to its input's inversion (:func:`cyclegan.training.invert_tissue`).
+    ``refine_steps`` steps then fit the generators' refiners (``ModelConfig.refiner_width``)
+    alone to the aligned training pairs (:func:`cyclegan.training.fit_refiners`).
     ``generator_ema`` keeps an exponential moving average of the generators' weights with that
     momentum (Keras's optimizer EMA); what a run exports, checks and reports is the average.
     """
@@ -353,6 +369,13 @@ class TrainConfig(_JsonConfig):
                                   "updated every step (the optimizer's EMA); exports, checks and the held-out "
                                   "report use the average, training goes on from the last step's weights; "
                                   "0 = off", metavar="MOMENTUM")
+    refine_steps: int = option(0, "after the CycleGAN schedule, steps that fit each generator's refiner "
+                               "(--refiner-width) alone, the rest of the generator frozen, to the aligned "
+                               "training pairs: L1 on 96x96 crops, 16 a batch, the edge band weighted as by "
+                               "--edge-weight, every pair as given and, with --skull-strip, skull-stripped too; "
+                               "a resumed run that had finished its schedule does this stage again; 0 = off",
+                               metavar="STEPS")
+    refine_learning_rate: float = option(1e-3, "Adam learning rate of the refiner stage (--refine-steps)")
     pool_size: int = option(50, "image pool size (0 disables the pool)")
     mixed_precision: bool = option(False, "bf16 mixed precision (GPUs, CPUs with bf16 units)")
     seed: int = option(0, "random seed (weight initialisation, data order, image pools)")
@@ -403,6 +426,14 @@ class TrainConfig(_JsonConfig):
         if self.generator_ema >= 1.0:
             raise ConfigError("generator_ema must be under 1 (1 would never move the average), "
                               f"got {self.generator_ema}")
+        _check_int("refine_steps", self.refine_steps, 0, 1_000_000)
+        _check_float("refine_learning_rate", self.refine_learning_rate, 0.0, 1.0)
+        if self.refine_learning_rate <= 0:
+            raise ConfigError(f"refine_learning_rate must be positive, got {self.refine_learning_rate}")
+        if self.refine_steps and self.generator_ema:
+            raise ConfigError("refine_steps cannot be combined with generator_ema: the refiner stage trains the "
+                              "generators' own weights, and the export would replace them with the average "
+                              "(drop --generator-ema or --refine-steps)")
         _check_int("pool_size", self.pool_size, 0, 10000)
         if not isinstance(self.mixed_precision, bool):
             raise ConfigError(f"mixed_precision must be true or false, got {self.mixed_precision!r}")
@@ -423,6 +454,9 @@ def check_run(train_config: TrainConfig, data_config: DataConfig) -> None:
     if train_config.paired_weight > 0 and not any(data_config.pairs):
         raise ConfigError("paired_weight needs a pair list (--paired-weight needs --holdout-pairs: the file "
                           "that says which slices are aligned)")
+    if train_config.refine_steps and not any(data_config.pairs):
+        raise ConfigError("refine_steps needs a pair list (--refine-steps fits the refiners to aligned pairs: "
+                          "give --holdout-pairs, the file that says which slices are aligned)")
     if data_config.pair_shares and train_config.paired_weight <= 0:
         raise ConfigError("pair_shares needs paired_weight > 0 (--pair-share says how often pairs are drawn for "
                           "the paired term of --paired-weight)")

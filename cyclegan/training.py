@@ -20,12 +20,13 @@ from __future__ import annotations
 import contextlib
 
 import keras
+import numpy as np
 from keras import ops
 
-from cyclegan.config import ModelConfig, TrainConfig
+from cyclegan.config import REFINE_BATCH, REFINE_CROP, ModelConfig, TrainConfig
 from cyclegan.errors import ConfigError
 from cyclegan.losses import edge_band, l1_loss, lsgan_loss, mind_loss, ssim_loss
-from cyclegan.models import build_discriminator, build_generator
+from cyclegan.models import REFINER_LAYERS, SIZE_MULTIPLE, build_discriminator, build_generator
 
 PACKAGE = "cyclegan"
 
@@ -239,6 +240,113 @@ def warm_up_on_inversion(gan: "CycleGAN", batches, steps: int, verbose=0):
                        {"t1_to_t2": invert_tissue(t1), "t2_to_t1": invert_tissue(t2)})
 
     return model.fit(pairs(), steps_per_epoch=steps, epochs=1, shuffle=False, verbose=verbose)
+
+
+def refiner_examples(pairs, skull_strip: bool = False) -> list:
+    """[(t1, t2)] float32 arrays in [-1, 1] for :func:`fit_refiners`: every aligned pair of
+    ``pairs`` as given and, with ``skull_strip``, both images cut to the brain mask of the T1 where
+    it has a trustworthy one (:class:`cyclegan.augment.SkullStrip`). Pairs of two sizes are left
+    out."""
+    from cyclegan.augment import SkullStrip
+
+    strip = SkullStrip(1.0)
+    examples = []
+    for t1, t2 in pairs:
+        pair = (np.asarray(t1, np.float32), np.asarray(t2, np.float32))
+        if pair[0].shape != pair[1].shape:
+            continue
+        examples.append(pair)
+        stripped = strip.stripped(pair) if skull_strip else None
+        if stripped is not None:
+            examples.append(tuple(np.asarray(image, np.float32) for image in stripped))
+    return examples
+
+
+class RefinerCrops(keras.utils.PyDataset):
+    """``steps`` batches of :data:`REFINE_CROP` crops of (input, the generator's output before its
+    refiner, target, pixel weight) arrays, drawn with flips from ``seed``: ``((input, output),
+    target, weight)`` as ``fit`` takes them. Images smaller than a crop are padded with
+    background of weight 0."""
+
+    def __init__(self, examples: list, steps: int, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        if not examples:
+            raise ValueError("the refiner stage needs aligned pairs")
+        self.examples, self.steps, self.seed = examples, steps, seed
+
+    def __len__(self):
+        return self.steps
+
+    def __getitem__(self, index):
+        rng = np.random.default_rng((self.seed, index))
+        batch = [[], [], [], []]
+        for _ in range(REFINE_BATCH):
+            arrays = self.examples[rng.integers(len(self.examples))]
+            height, width = arrays[0].shape
+            pad = ((0, max(0, REFINE_CROP - height)), (0, max(0, REFINE_CROP - width)))
+            arrays = [np.pad(a, pad, constant_values=0.0 if k == 3 else -1.0) for k, a in enumerate(arrays)]
+            top = rng.integers(arrays[0].shape[0] - REFINE_CROP + 1)
+            left = rng.integers(arrays[0].shape[1] - REFINE_CROP + 1)
+            step = -1 if rng.random() < 0.5 else 1
+            for k, a in enumerate(arrays):
+                batch[k].append(a[top:top + REFINE_CROP, left:left + REFINE_CROP][:, ::step])
+        source, output, target, weight = (np.stack(b).astype(np.float32) for b in batch)
+        return (source[..., None], output[..., None]), target[..., None], weight
+
+
+def refiner_parts(generator: keras.Model) -> tuple:
+    """(the generator without its refiner, a model (input, that model's output) -> the
+    generator's output) of a generator with a refiner, sharing its layers."""
+    name = generator.name
+    base = keras.Model(generator.inputs[0], generator.get_layer(f"{name}_tanh").output, name=f"{name}_base")
+    channels = generator.inputs[0].shape[-1]
+    source = keras.Input(shape=(None, None, channels), name=f"{name}_refine_source")
+    drawn = keras.Input(shape=(None, None, channels), name=f"{name}_refine_drawn")
+    x = generator.get_layer(f"{name}_refine_concat")([source, drawn])
+    for i in range(REFINER_LAYERS):
+        x = generator.get_layer(f"{name}_refine{i}_conv")(x)
+    x = generator.get_layer(f"{name}_refine_out_conv")(x)
+    head = keras.Model([source, drawn], generator.get_layer(f"{name}_refine_add")([drawn, x]),
+                       name=f"{name}_refiner")
+    return base, head
+
+
+def fit_refiners(gan: "CycleGAN", examples: list, steps: int, verbose=0, seed: int = 0) -> dict:
+    """Fit each generator's refiner alone to the aligned ``examples`` ([(t1, t2)] in [-1, 1], see
+    :func:`refiner_examples`), the rest of the generator as it is: the generator draws each
+    example's translation once, whole, as at inference, and the refiner learns to correct it, with
+    an L1 loss on :class:`RefinerCrops` whose pixels within 3 px of the target's edge count ``1 +
+    edge_weight`` times, and Adam at ``refine_learning_rate``. Returns ``{direction: (weighted L1 on
+    the examples before, after)}``."""
+    from cyclegan.preprocessing import pad_to_multiple
+
+    if not gan.model_config.refiner_width:
+        raise ConfigError("the generators have no refiner to fit (refiner_width is 0)")
+    tc = gan.train_config
+    results = {}
+    for direction, generator in (("t1_to_t2", gan.t1_to_t2), ("t2_to_t1", gan.t2_to_t1)):
+        base, head = refiner_parts(generator)
+        data = []
+        for t1, t2 in examples:
+            source, target = (t1, t2) if direction == "t1_to_t2" else (t2, t1)
+            height, width = source.shape
+            padded = pad_to_multiple(source, SIZE_MULTIPLE)[None, ..., None]
+            drawn = ops.convert_to_numpy(base(padded, training=False))[0, :height, :width, 0]
+            weight = 1.0 + tc.edge_weight * ops.convert_to_numpy(edge_band(target[None, ..., None]))[0, ..., 0]
+            data.append((source, drawn.astype(np.float32), target, weight.astype(np.float32)))
+
+        def error():
+            total = 0.0
+            for source, drawn, target, weight in data:
+                out = ops.convert_to_numpy(head([source[None, ..., None], drawn[None, ..., None]], training=False))
+                total += float(np.mean(np.abs(out[0, ..., 0] - target) * weight))
+            return total / len(data)
+
+        before = error()
+        head.compile(optimizer=keras.optimizers.Adam(tc.refine_learning_rate), loss="mae")
+        head.fit(RefinerCrops(data, steps, seed), epochs=1, shuffle=False, verbose=verbose)
+        results[direction] = (before, error())
+    return results
 
 
 def _as_config(value, cls):

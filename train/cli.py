@@ -138,11 +138,11 @@ def _run_record(output: Path) -> dict | None:
 
 #: Architecture fields a run keeps from the run it resumes or the model it starts from, where
 #: the command leaves them out.
-KEPT_ARCHITECTURE = ("upsampling", "skips")
+KEPT_ARCHITECTURE = ("upsampling", "skips", "refiner_width")
 
 
 def _kept_architecture(record: dict | None, model_config, init_from, given: set) -> "ModelConfig":
-    """``model_config`` with the generators' upsampling and skips, where the command leaves them
+    """``model_config`` with the generators' upsampling, skips and refiner, where the command leaves them
     out, taken from the run it resumes (its ``record``), else from the ``--init-from`` model: a
     preset's upsampling that changed since a run started does not make it another run, and a
     fine-tune keeps the architecture of the model it starts from."""
@@ -326,22 +326,26 @@ def _setup_distribution(multi_host: bool = False):
 
 def _init_generators(model, source) -> None:
     """Copy both generators' weights from a saved model (a resumed run restores its own). A saved
-    model without skips may start a run with them (``--skips``): every layer it has is copied by
-    name and the skip convolutions are set to zero, so the run starts from what it translated."""
+    model without skips or a refiner may start a run with them (``--skips``, ``--refiner-width``):
+    every layer it has is copied by name, the skip convolutions are set to zero and the refiner
+    keeps its new weights (its output convolution starts at zero), so the run starts from what the
+    saved model translated."""
     from cyclegan.errors import ConfigError
     from cyclegan.hub import load_generators
 
     saved = load_generators(source, warmup=False)
     ours = model.model_config
-    grows = ours.skips and not saved.config.skips  # skips may be added to a saved model, never taken away
-    if saved.config.replace(image_size=ours.image_size, skips=saved.config.skips or ours.skips) != ours:
+    # skips and a refiner may be added to a saved model, never taken away
+    added = {k: getattr(ours, k) for k in ("skips", "refiner_width")
+             if getattr(ours, k) and not getattr(saved.config, k)}
+    if saved.config.replace(image_size=ours.image_size, **added) != ours:
         raise ConfigError(
             f"--init-from {source}: its architecture {saved.config} differs from this run's "
-            f"{ours} (choose the matching --preset, --upsampling and --skips)"
+            f"{ours} (choose the matching --preset, --upsampling, --skips and --refiner-width)"
         )
     for name in ("t1_to_t2", "t2_to_t1"):
         target, weights = getattr(model, name), saved.generators[name]
-        if not grows:
+        if not added:
             target.set_weights(weights.get_weights())
             continue
         theirs = {layer.name.removeprefix(weights.name): layer for layer in weights.layers if layer.weights}
@@ -351,12 +355,13 @@ def _init_generators(model, source) -> None:
                 layer.set_weights(theirs.pop(tag).get_weights())
             elif layer.weights and tag.startswith("_skip"):
                 layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
-            elif layer.weights:
+            elif layer.weights and not tag.startswith("_refine"):
                 raise ConfigError(f"--init-from {source}: its {name} has no layer {tag.strip('_')!r}")
         if theirs:
             raise ConfigError(f"--init-from {source}: its {name} has layers this run's lacks: "
                               f"{', '.join(sorted(t.strip('_') for t in theirs))}")
-    log.info("generators initialised from %s%s", source, "; the skip connections start at zero" if grows else "")
+    notes = {"skips": "the skip connections start at zero", "refiner_width": "the refiner starts at zero"}
+    log.info("generators initialised from %s%s", source, "".join(f"; {notes[k]}" for k in added))
 
 
 def check_images(train: dict, count: int) -> dict:
@@ -480,6 +485,9 @@ def _run(args, argv) -> int:
         "init_from": run.init_from,
     }
     _check_same_run(output, record, previous)
+    if train_config.refine_steps and not model_config.refiner_width:
+        return fail("--refine-steps needs generators with a refiner: give --refiner-width (the default model's "
+                    "is 16)")
 
     parts, skipped = read_datasets(data_config)
     split = split_datasets(
@@ -491,6 +499,8 @@ def _run(args, argv) -> int:
     log.info("data: %s", split.describe())
     if train_config.paired_weight > 0 and not split.train_pairs:
         return fail("--paired-weight needs aligned pairs in the training split; none were found")
+    if train_config.refine_steps and not split.train_pairs:
+        return fail("--refine-steps needs aligned pairs in the training split; none were found")
 
     output.mkdir(parents=True, exist_ok=True)
     (output / "run.json").write_text(json.dumps({**record, "command": command}, indent=2))
@@ -530,7 +540,7 @@ def _one_start(*, run, output, command, model_config, train_config, data_config,
     from cyclegan.data import TrainingStream
     from cyclegan.hub import push_to_hub, save_pretrained
     from cyclegan.preprocessing import most_air
-    from cyclegan.training import CycleGAN, warm_up_on_inversion
+    from cyclegan.training import CycleGAN, fit_refiners, refiner_examples, warm_up_on_inversion
 
     keras.utils.set_random_seed(train_config.seed)  # weights, pools and data order follow --seed
     model = CycleGAN(model_config, train_config)
@@ -629,6 +639,16 @@ def _one_start(*, run, output, command, model_config, train_config, data_config,
     if checker is not None and checker.stopped_start:
         return 0, checker.failed_start
     log.info("training done in %.0f s (this run)", time.monotonic() - started)
+    if train_config.refine_steps:
+        refine_started = time.monotonic()
+        examples = refiner_examples([(a.image, b.image) for a, b in split.train_pairs], train_config.skull_strip > 0)
+        log.info("refiner stage: %d steps fitting each generator's refiner to %d examples of %d aligned training "
+                 "pairs", train_config.refine_steps, len(examples), len(split.train_pairs))
+        refined = fit_refiners(model, examples, train_config.refine_steps, verbose=run.verbose,
+                               seed=train_config.seed)
+        log.info("refiner stage done in %.0f s: weighted L1 on those examples %s", time.monotonic() - refine_started,
+                 ", ".join(f"{before:.4f} -> {after:.4f} ({d.replace('_to_', ' -> ').upper()})"
+                           for d, (before, after) in refined.items()))
 
     metrics = _evaluate_holdout(model, split.holdout_pairs, split.sources) if split.holdout_pairs else None
     if samples.latest is None:  # resumed after the last epoch: keep the newest grid
