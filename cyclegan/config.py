@@ -372,7 +372,8 @@ class TrainConfig(_JsonConfig):
     refine_steps: int = option(0, "after the CycleGAN schedule, steps that fit each generator's refiner "
                                "(--refiner-width) alone, the rest of the generator frozen, to the aligned "
                                "training pairs: L1 on 96x96 crops, 16 a batch, the edge band weighted as by "
-                               "--edge-weight, every pair as given and, with --skull-strip, skull-stripped too; "
+                               "--edge-weight, every pair as given and, with --skull-strip, skull-stripped too, "
+                               "and with --contrast each once more with a random gamma on the input; "
                                "a resumed run that had finished its schedule does this stage again; 0 = off",
                                metavar="STEPS")
     refine_learning_rate: float = option(1e-3, "Adam learning rate of the refiner stage (--refine-steps)")

@@ -242,23 +242,34 @@ def warm_up_on_inversion(gan: "CycleGAN", batches, steps: int, verbose=0):
     return model.fit(pairs(), steps_per_epoch=steps, epochs=1, shuffle=False, verbose=verbose)
 
 
-def refiner_examples(pairs, skull_strip: bool = False) -> list:
-    """[(t1, t2)] float32 arrays in [-1, 1] for :func:`fit_refiners`: every aligned pair of
-    ``pairs`` as given and, with ``skull_strip``, both images cut to the brain mask of the T1 where
-    it has a trustworthy one (:class:`cyclegan.augment.SkullStrip`). Pairs of two sizes are left
-    out."""
-    from cyclegan.augment import SkullStrip
+def refiner_examples(pairs, skull_strip: bool = False, contrast: bool = False, seed: int = 0) -> list:
+    """[(t1, t2, t1 input, t2 input)] float32 arrays in [-1, 1] for :func:`fit_refiners`: every
+    aligned pair of ``pairs`` as given (each image its own input) and, with ``skull_strip``, both
+    images cut to the brain mask of the T1 where it has a trustworthy one
+    (:class:`cyclegan.augment.SkullStrip`); with ``contrast``, each of those once more with a
+    random gamma from :data:`cyclegan.augment.CONTRAST_GAMMA` on both inputs, the targets as they
+    are (as ``TrainConfig.contrast`` shows generator inputs; blank pairs have none). Pairs of two sizes are left out."""
+    from cyclegan.augment import CONTRAST_GAMMA, SkullStrip, gamma_contrast
 
     strip = SkullStrip(1.0)
-    examples = []
+    rng = np.random.default_rng(seed)
+    plain = []
     for t1, t2 in pairs:
         pair = (np.asarray(t1, np.float32), np.asarray(t2, np.float32))
         if pair[0].shape != pair[1].shape:
             continue
-        examples.append(pair)
+        plain.append(pair)
         stripped = strip.stripped(pair) if skull_strip else None
         if stripped is not None:
-            examples.append(tuple(np.asarray(image, np.float32) for image in stripped))
+            plain.append(tuple(np.asarray(image, np.float32) for image in stripped))
+    examples = [(t1, t2, t1, t2) for t1, t2 in plain]
+    if contrast:
+        low, high = np.log(CONTRAST_GAMMA)
+        for t1, t2 in plain:
+            if not (t1.max() > t1.min() and t2.max() > t2.min()):
+                continue  # a blank image has no contrast to change
+            inputs = [gamma_contrast(image, float(np.exp(rng.uniform(low, high)))) for image in (t1, t2)]
+            examples.append((t1, t2, *(np.asarray(image, np.float32) for image in inputs)))
     return examples
 
 
@@ -312,9 +323,9 @@ def refiner_parts(generator: keras.Model) -> tuple:
 
 
 def fit_refiners(gan: "CycleGAN", examples: list, steps: int, verbose=0, seed: int = 0) -> dict:
-    """Fit each generator's refiner alone to the aligned ``examples`` ([(t1, t2)] in [-1, 1], see
-    :func:`refiner_examples`), the rest of the generator as it is: the generator draws each
-    example's translation once, whole, as at inference, and the refiner learns to correct it, with
+    """Fit each generator's refiner alone to the aligned ``examples`` ([(t1, t2, t1 input, t2
+    input)] in [-1, 1], see :func:`refiner_examples`), the rest of the generator as it is: the
+    generator draws each example's translation of its input once, whole, as at inference, and the refiner learns to correct it, with
     an L1 loss on :class:`RefinerCrops` whose pixels within 3 px of the target's edge count ``1 +
     edge_weight`` times, and Adam at ``refine_learning_rate``. Returns ``{direction: (weighted L1 on
     the examples before, after)}``."""
@@ -327,8 +338,8 @@ def fit_refiners(gan: "CycleGAN", examples: list, steps: int, verbose=0, seed: i
     for direction, generator in (("t1_to_t2", gan.t1_to_t2), ("t2_to_t1", gan.t2_to_t1)):
         base, head = refiner_parts(generator)
         data = []
-        for t1, t2 in examples:
-            source, target = (t1, t2) if direction == "t1_to_t2" else (t2, t1)
+        for t1, t2, t1_input, t2_input in examples:
+            source, target = (t1_input, t2) if direction == "t1_to_t2" else (t2_input, t1)
             height, width = source.shape
             padded = pad_to_multiple(source, SIZE_MULTIPLE)[None, ..., None]
             drawn = ops.convert_to_numpy(base(padded, training=False))[0, :height, :width, 0]

@@ -75,19 +75,31 @@ def test_refiner_options_are_checked():
     assert ModelConfig.from_dict(old).refiner_width == 0
 
 
-def test_refiner_examples_add_the_skull_stripped_pair_where_the_t1_has_a_brain_mask():
+def test_refiner_examples_add_skull_stripped_pairs_and_inputs_of_another_contrast():
     head_t1, _ = synthetic_head()
     head_t2 = -head_t1
     blank = np.full((40, 40), -1.0, np.float32)
     pairs = [(head_t1, head_t2), (blank, blank), (blank, np.zeros((40, 44), np.float32))]
-    assert len(refiner_examples(pairs)) == 2  # as given, the pair of two sizes left out
+    plain = refiner_examples(pairs)
+    assert len(plain) == 2  # as given, the pair of two sizes left out
+    assert all(e[2] is e[0] and e[3] is e[1] for e in plain)  # each image its own input
     examples = refiner_examples(pairs, skull_strip=True)
     assert len(examples) == 3  # the blank pair has no brain mask
-    stripped_t1, stripped_t2 = examples[1]
+    stripped_t1, stripped_t2, _, _ = examples[1]
     assert stripped_t1.dtype == np.float32 and stripped_t1.shape == head_t1.shape
     outside = stripped_t1 <= -1.0
     assert outside.sum() > (head_t1 <= -1.0).sum()  # the scalp is gone
     assert np.all(stripped_t2[outside] <= -1.0)  # both images cut with one mask
+    contrasted = refiner_examples(pairs, skull_strip=True, contrast=True, seed=4)
+    assert len(contrasted) == 5  # the blank pair has no contrast to change
+    for (t1, t2, _, _), (u1, u2, in1, in2) in zip(contrasted[:3], contrasted[3:]):
+        assert u1 is t1 and u2 is t2  # the targets stay as they are
+        head = t1 > -0.9
+        if head.any():
+            assert np.abs(in1 - t1)[head].mean() > 0.01  # the inputs get another contrast
+        assert in1.dtype == np.float32 and in2.shape == t2.shape
+    again = refiner_examples(pairs, skull_strip=True, contrast=True, seed=4)
+    np.testing.assert_array_equal(again[3][2], contrasted[3][2])
 
 
 def test_refiner_crops_pad_small_images_with_background_of_no_weight():
@@ -106,7 +118,7 @@ def test_refiner_crops_pad_small_images_with_background_of_no_weight():
 def test_fit_refiners_trains_the_refiner_alone_and_lowers_its_error(tiny_config):
     gan = CycleGAN(tiny_config.replace(refiner_width=4),
                    TrainConfig(refine_learning_rate=3e-3, edge_weight=4.0, paired_weight=1.0))
-    examples = [(t1 * 2 - 1, t2 * 2 - 1) for _, t1, t2 in ellipse_pairs(4, size=48)]
+    examples = refiner_examples([(t1 * 2 - 1, t2 * 2 - 1) for _, t1, t2 in ellipse_pairs(4, size=48)])
     before = {v.path: numpy(v) for g in gan.generators for v in g.weights}
     results = fit_refiners(gan, examples, steps=40, seed=3)
     for direction in ("t1_to_t2", "t2_to_t1"):

@@ -641,7 +641,8 @@ def _one_start(*, run, output, command, model_config, train_config, data_config,
     log.info("training done in %.0f s (this run)", time.monotonic() - started)
     if train_config.refine_steps:
         refine_started = time.monotonic()
-        examples = refiner_examples([(a.image, b.image) for a, b in split.train_pairs], train_config.skull_strip > 0)
+        examples = refiner_examples([(a.image, b.image) for a, b in split.train_pairs], train_config.skull_strip > 0,
+                                    train_config.contrast > 0, seed=train_config.seed)
         log.info("refiner stage: %d steps fitting each generator's refiner to %d examples of %d aligned training "
                  "pairs", train_config.refine_steps, len(examples), len(split.train_pairs))
         refined = fit_refiners(model, examples, train_config.refine_steps, verbose=run.verbose,
