@@ -194,8 +194,11 @@ class TranslationApp:
         training = card.get("training") or {}
         name = "the default model shipped with the app" if self.translator.source == "default" \
             else f"`{self.translator.source}`"
+        epochs = training.get("epochs_done", "?")
+        refined = getattr(card.get("train_config"), "refine_steps", 0)  # a TrainConfig, or None
         lines = [ABOUT, f"\n### The model\n\n{name}; mri-cyclegan {__version__}; "
-                 f"trained {training.get('epochs_done', '?')} epochs"
+                 f"its last training run: {epochs} epoch{'' if epochs == 1 else 's'}"
+                 + (f", then {refined} steps fitting its refiners" if refined else "")
                  + (f" ({training['backend']})" if training.get("backend") else "") + "."]
         datasets = datasets_of(training)
         if datasets:

@@ -243,6 +243,11 @@ def test_bad_volumes(client, tmp_path):
 
 
 def test_still_serving_after_bad_input(client, tmp_path, app_process):
+    # Its own bad input first, so that the test does not rest on which tests ran before it.
+    bad = tmp_path / "text.png"
+    bad.write_bytes(BAD["text.png"][0])
+    with pytest.raises(Exception, match=BAD["text.png"][1]):
+        client.predict(handle_file(str(bad)), api_name="/t1_to_t2")
     path = write_png(tmp_path / "ok.png", phantom_slice())
     translated = client.predict(handle_file(path), api_name="/t1_to_t2")[1]
     assert os.path.getsize(translated) > 0
@@ -302,3 +307,15 @@ def test_about_shows_quality_tables_and_training_data(tiny_translator, monkeypat
     from cyclegan import __version__
 
     assert f"mri-cyclegan {__version__}" in text and "### The model" in text
+
+
+def test_about_says_what_the_last_training_run_did(tiny_translator, monkeypatch):
+    import app
+    from cyclegan.config import TrainConfig
+
+    monkeypatch.setattr(tiny_translator, "card", {"training": {"epochs_done": 1, "backend": "jax"},
+                                                  "train_config": TrainConfig(refine_steps=2000)})
+    text = app.TranslationApp(tiny_translator).about()
+    assert "its last training run: 1 epoch, then 2000 steps fitting its refiners (jax)." in text
+    monkeypatch.setattr(tiny_translator, "card", {"training": {"epochs_done": 6}})
+    assert "its last training run: 6 epochs." in app.TranslationApp(tiny_translator).about()
