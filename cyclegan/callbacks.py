@@ -60,14 +60,19 @@ class SampleGrid(keras.callbacks.Callback):
         self.latest: Path | None = None
 
     def on_epoch_end(self, epoch, logs=None):
+        self.draw(self.model, f"epoch_{epoch + 1:04d}.png")
+
+    def draw(self, model, name: str) -> Path:
+        """Write the grid of ``model`` as ``name`` in the folder (atomically); it becomes :attr:`latest`."""
         from PIL import Image
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"epoch_{epoch + 1:04d}.png"
+        path = self.folder / name
         tmp = path.with_suffix(".tmp")
-        Image.fromarray(sample_grid(self.model, self.t1_image, self.t2_image)).save(tmp, format="PNG")
+        Image.fromarray(sample_grid(model, self.t1_image, self.t2_image)).save(tmp, format="PNG")
         os.replace(tmp, path)
         self.latest = path
+        return path
 
 
 class SetStreamEpoch(keras.callbacks.Callback):

@@ -186,9 +186,9 @@ def recipe(train_config: TrainConfig, init_from: str | None = None) -> str:
                      "(air and bone kept dark)")
     if tc.diff_augment:
         parts.append(f"DiffAugment (shift and cutout) on {tc.diff_augment:.0%} of the discriminators' inputs")
-    parts.append(f"Adam {tc.learning_rate:g} (beta1 {tc.beta_1:g}), {tc.epochs} epoch{'s' if tc.epochs != 1 else ''} "
-                 f"of {tc.steps_per_epoch} steps (linear decay over the last {tc.decay_epochs}), batch {tc.batch_size}, image pool "
-                 f"{tc.pool_size}, seed {tc.seed}"
+    epochs = f"{tc.epochs} epoch{'s' if tc.epochs != 1 else ''}"
+    parts.append(f"Adam {tc.learning_rate:g} (beta1 {tc.beta_1:g}), {epochs} of {tc.steps_per_epoch} steps (linear "
+                 f"decay over the last {tc.decay_epochs}), batch {tc.batch_size}, image pool {tc.pool_size}, seed {tc.seed}"
                  + (f", up to {tc.restarts} restart{'s' if tc.restarts != 1 else ''} from the next seed when a "
                     "start keeps the input's contrast or paints the air grey" if tc.restarts else ""))
     if tc.refine_steps:

@@ -248,7 +248,8 @@ def refiner_examples(pairs, skull_strip: bool = False, contrast: bool = False, s
     images cut to the brain mask of the T1 where it has a trustworthy one
     (:class:`cyclegan.augment.SkullStrip`); with ``contrast``, each of those once more with a
     random gamma from :data:`cyclegan.augment.CONTRAST_GAMMA` on both inputs, the targets as they
-    are (as ``TrainConfig.contrast`` shows generator inputs; blank pairs have none). Pairs of two sizes are left out."""
+    are (as ``TrainConfig.contrast`` shows generator inputs; blank pairs have none). Pairs of two
+    sizes are left out."""
     from cyclegan.augment import CONTRAST_GAMMA, SkullStrip, gamma_contrast
 
     strip = SkullStrip(1.0)
@@ -325,10 +326,10 @@ def refiner_parts(generator: keras.Model) -> tuple:
 def fit_refiners(gan: "CycleGAN", examples: list, steps: int, verbose=0, seed: int = 0) -> dict:
     """Fit each generator's refiner alone to the aligned ``examples`` ([(t1, t2, t1 input, t2
     input)] in [-1, 1], see :func:`refiner_examples`), the rest of the generator as it is: the
-    generator draws each example's translation of its input once, whole, as at inference, and the refiner learns to correct it, with
-    an L1 loss on :class:`RefinerCrops` whose pixels within 3 px of the target's edge count ``1 +
-    edge_weight`` times, and Adam at ``refine_learning_rate``. Returns ``{direction: (weighted L1 on
-    the examples before, after)}``."""
+    generator draws each example's translation of its input once, whole, as at inference, and the
+    refiner learns to correct it, with an L1 loss on :class:`RefinerCrops` whose pixels within 3 px
+    of the target's edge count ``1 + edge_weight`` times, and Adam at ``refine_learning_rate``.
+    Returns ``{direction: (weighted L1 on the examples before, after)}``."""
     from cyclegan.preprocessing import pad_to_multiple
 
     if not gan.model_config.refiner_width:

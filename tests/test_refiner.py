@@ -159,6 +159,8 @@ def test_the_train_command_fits_the_refiners_after_its_schedule(tmp_path, tiny_f
     assert "refiner stage done" in caplog.text
     saved = json.loads((out / "config.json").read_text())
     assert saved["model_config"]["refiner_width"] == 4 and saved["train_config"]["refine_steps"] == 3
+    assert (out / "samples" / "refined.png").is_file()  # the card's grid shows the refined translations
+    assert (out / "samples.png").read_bytes() == (out / "samples" / "refined.png").read_bytes()
     card = (out / "README.md").read_text()
     assert "a refiner at full resolution (4-channel" in card and "then 3 steps fitting each generator's refiner" in card
     from cyclegan.hub import load_generators

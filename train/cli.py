@@ -142,8 +142,8 @@ KEPT_ARCHITECTURE = ("upsampling", "skips", "refiner_width")
 
 
 def _kept_architecture(record: dict | None, model_config, init_from, given: set) -> "ModelConfig":
-    """``model_config`` with the generators' upsampling, skips and refiner, where the command leaves them
-    out, taken from the run it resumes (its ``record``), else from the ``--init-from`` model: a
+    """``model_config`` with the generators' upsampling, skips and refiner, where the command leaves
+    them out, taken from the run it resumes (its ``record``), else from the ``--init-from`` model: a
     preset's upsampling that changed since a run started does not make it another run, and a
     fine-tune keeps the architecture of the model it starts from."""
     kept, source = {}, None
@@ -487,7 +487,7 @@ def _run(args, argv) -> int:
     _check_same_run(output, record, previous)
     if train_config.refine_steps and not model_config.refiner_width:
         return fail("--refine-steps needs generators with a refiner: give --refiner-width (the default model's "
-                    "is 16)")
+                    "is 32)")
 
     parts, skipped = read_datasets(data_config)
     split = split_datasets(
@@ -641,15 +641,17 @@ def _one_start(*, run, output, command, model_config, train_config, data_config,
     log.info("training done in %.0f s (this run)", time.monotonic() - started)
     if train_config.refine_steps:
         refine_started = time.monotonic()
-        examples = refiner_examples([(a.image, b.image) for a, b in split.train_pairs], train_config.skull_strip > 0,
-                                    train_config.contrast > 0, seed=train_config.seed)
+        examples = refiner_examples([(a.image, b.image) for a, b in split.train_pairs],
+                                    train_config.skull_strip > 0, train_config.contrast > 0, seed=train_config.seed)
         log.info("refiner stage: %d steps fitting each generator's refiner to %d examples of %d aligned training "
                  "pairs", train_config.refine_steps, len(examples), len(split.train_pairs))
         refined = fit_refiners(model, examples, train_config.refine_steps, verbose=run.verbose,
                                seed=train_config.seed)
-        log.info("refiner stage done in %.0f s: weighted L1 on those examples %s", time.monotonic() - refine_started,
+        log.info("refiner stage done in %.0f s: weighted L1 on those examples %s",
+                 time.monotonic() - refine_started,
                  ", ".join(f"{before:.4f} -> {after:.4f} ({d.replace('_to_', ' -> ').upper()})"
                            for d, (before, after) in refined.items()))
+        samples.draw(model, "refined.png")  # the model's card shows the refined translations
 
     metrics = _evaluate_holdout(model, split.holdout_pairs, split.sources) if split.holdout_pairs else None
     if samples.latest is None:  # resumed after the last epoch: keep the newest grid
