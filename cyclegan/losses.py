@@ -59,6 +59,14 @@ def edge_band(images, width: int = EDGE_BAND):
     return ops.stop_gradient(grow(solid, size) - shrink(solid, size))
 
 
+def edge_weights(targets, edge_weight: float):
+    """Pixel weights of a paired L1 term: ``1 + edge_weight`` within :func:`edge_band` of each
+    target's edge, 1 elsewhere; None when ``edge_weight`` is 0 (every pixel counts once)."""
+    if edge_weight <= 0:
+        return None
+    return 1.0 + edge_weight * edge_band(targets)
+
+
 #: Side of the SSIM windows of :func:`ssim_map`: 7 pixels, as the evaluation's SSIM
 #: (scikit-image's default) measures it.
 SSIM_WINDOW = 7

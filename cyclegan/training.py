@@ -25,7 +25,7 @@ from keras import ops
 
 from cyclegan.config import REFINE_BATCH, REFINE_CROP, ModelConfig, TrainConfig
 from cyclegan.errors import ConfigError
-from cyclegan.losses import edge_band, l1_loss, lsgan_loss, mind_loss, ssim_loss
+from cyclegan.losses import edge_weights, l1_loss, lsgan_loss, mind_loss, ssim_loss
 from cyclegan.models import REFINER_LAYERS, SIZE_MULTIPLE, build_discriminator, build_generator
 
 PACKAGE = "cyclegan"
@@ -247,12 +247,12 @@ def refiner_examples(pairs, skull_strip: bool = False, contrast: bool = False, s
     aligned pair of ``pairs`` as given (each image its own input) and, with ``skull_strip``, both
     images cut to the brain mask of the T1 where it has a trustworthy one
     (:class:`cyclegan.augment.SkullStrip`); with ``contrast``, each of those once more with a
-    random gamma from :data:`cyclegan.augment.CONTRAST_GAMMA` on both inputs, the targets as they
+    random gamma on each input (:class:`cyclegan.augment.Contrast`), the targets as they
     are (as ``TrainConfig.contrast`` shows generator inputs; blank pairs have none). Pairs of two
     sizes are left out."""
-    from cyclegan.augment import CONTRAST_GAMMA, SkullStrip, gamma_contrast
+    from cyclegan.augment import Contrast, SkullStrip
 
-    strip = SkullStrip(1.0)
+    strip, contrasted = SkullStrip(1.0), Contrast(1.0)
     rng = np.random.default_rng(seed)
     plain = []
     for t1, t2 in pairs:
@@ -265,11 +265,11 @@ def refiner_examples(pairs, skull_strip: bool = False, contrast: bool = False, s
             plain.append(tuple(np.asarray(image, np.float32) for image in stripped))
     examples = [(t1, t2, t1, t2) for t1, t2 in plain]
     if contrast:
-        low, high = np.log(CONTRAST_GAMMA)
         for t1, t2 in plain:
             if not (t1.max() > t1.min() and t2.max() > t2.min()):
                 continue  # a blank image has no contrast to change
-            inputs = [gamma_contrast(image, float(np.exp(rng.uniform(low, high)))) for image in (t1, t2)]
+            # One gamma for each input, as the training stream draws them (one image at a time).
+            inputs = [contrasted.apply(rng, (image,))[0] for image in (t1, t2)]
             examples.append((t1, t2, *(np.asarray(image, np.float32) for image in inputs)))
     return examples
 
@@ -344,7 +344,8 @@ def fit_refiners(gan: "CycleGAN", examples: list, steps: int, verbose=0, seed: i
             height, width = source.shape
             padded = pad_to_multiple(source, SIZE_MULTIPLE)[None, ..., None]
             drawn = ops.convert_to_numpy(base(padded, training=False))[0, :height, :width, 0]
-            weight = 1.0 + tc.edge_weight * ops.convert_to_numpy(edge_band(target[None, ..., None]))[0, ..., 0]
+            weight = edge_weights(target[None, ..., None], tc.edge_weight)
+            weight = np.ones_like(target) if weight is None else ops.convert_to_numpy(weight)[0, ..., 0]
             data.append((source, drawn.astype(np.float32), target, weight.astype(np.float32)))
 
         def error():
@@ -556,10 +557,10 @@ class CycleGAN(keras.Model):
             logs["identity_t1"] = identity * l1_loss(self.t2_to_t1(real_t1, training=True), real_t1)
             logs["identity_t2"] = identity * l1_loss(self.t1_to_t2(real_t2, training=True), real_t2)
         if tc.paired_weight > 0:
-            edge_t1 = 1.0 + tc.edge_weight * edge_band(real_t1) if tc.edge_weight > 0 else None
-            edge_t2 = 1.0 + tc.edge_weight * edge_band(real_t2) if tc.edge_weight > 0 else None
-            logs["paired_t1"] = tc.paired_weight * l1_loss(fake_t1, real_t1, aligned, edge_t1)
-            logs["paired_t2"] = tc.paired_weight * l1_loss(fake_t2, real_t2, aligned, edge_t2)
+            logs["paired_t1"] = tc.paired_weight * l1_loss(fake_t1, real_t1, aligned,
+                                                           edge_weights(real_t1, tc.edge_weight))
+            logs["paired_t2"] = tc.paired_weight * l1_loss(fake_t2, real_t2, aligned,
+                                                           edge_weights(real_t2, tc.edge_weight))
         if tc.paired_ssim_weight > 0:
             logs["ssim_t1"] = tc.paired_ssim_weight * ssim_loss(fake_t1, real_t1, aligned)
             logs["ssim_t2"] = tc.paired_ssim_weight * ssim_loss(fake_t2, real_t2, aligned)
