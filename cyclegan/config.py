@@ -113,8 +113,8 @@ class ModelConfig(_JsonConfig):
     residual blocks, two upsamples (``upsampling``) and a 7x7 convolution with tanh; with
     ``skips`` the encoder's features at full and half resolution are added to the decoder's
     through 1x1 convolutions that start at zero (a U-Net's skip connections). With
-    ``refiner_width`` > 0 a refiner follows: three 3x3 convolutions of that width at full
-    resolution (ReLU) on the input and the output, then a 3x3 convolution, initialised to zero,
+    ``refiner_width`` > 0 a refiner follows: ``refiner_layers`` 3x3 convolutions of that width at
+    full resolution (ReLU) on the input and the output, then a 3x3 convolution, initialised to zero,
     whose output is added to the generator's (:func:`cyclegan.models.build_generator`). The
     discriminator is the PatchGAN with ``discriminator_layers`` stride-2 layers
     (3 gives the 70x70 receptive field of the reference).
@@ -132,11 +132,16 @@ class ModelConfig(_JsonConfig):
                                           "then a 3x3 convolution: no checkerboard artefacts) "
                                           "(default: the preset's for a new run, a resumed run's own, and "
                                           "with --init-from the saved model's)", choices=UPSAMPLING, cli_default=None)
-    refiner_width: int = option(0, "width of a refiner at the end of each generator: three 3x3 convolutions "
-                                   "at full resolution on the input and the generator's output, adding a "
+    refiner_width: int = option(0, "width of a refiner at the end of each generator: 3x3 convolutions "
+                                   "(--refiner-layers) at full resolution on the input and the generator's output, adding a "
                                    "correction that starts at zero (trained by --refine-steps; 0 = none) "
                                    "(default: none for a new run, a resumed run's own, and with --init-from "
                                    "the saved model's)", cli_default=None, metavar="CHANNELS")
+    refiner_layers: int = option(3, "3x3 convolutions of the refiner (--refiner-width) before its output "
+                                    "convolution: it sees 2 x (layers + 1) + 1 pixels a side, 9 with 3; "
+                                    "--init-from a model whose refiner has another depth or width starts "
+                                    "the refiner anew (default: 3 for a new run, a resumed run's own, and "
+                                    "with --init-from the saved model's)", cli_default=None, metavar="LAYERS")
     skips: bool = option(False, "full-resolution skip connections in the generators: the encoder's "
                                 "features at full and half resolution, through a 1x1 convolution that "
                                 "starts at zero, added to the decoder's, so the edges of the input reach "
@@ -149,6 +154,7 @@ class ModelConfig(_JsonConfig):
         if not isinstance(self.skips, bool):  # absent from models saved before it: off
             raise ConfigError(f"skips must be true or false, got {self.skips!r}")
         _check_int("refiner_width", self.refiner_width, 0, 256)  # absent from models saved before it: 0
+        _check_int("refiner_layers", self.refiner_layers, 1, 16)  # absent from models saved before it: 3
         _check_int("image_size", self.image_size, 32, 2048)
         if self.image_size % 4:
             raise ConfigError(f"image_size must be a multiple of 4, got {self.image_size}")
@@ -165,8 +171,8 @@ DEFAULT_DATASET = "nitishpandey04/MRI-Unpaired-T1-and-T2-Images"
 #: at 400-500 steps they agreed with held-out pairs on every run measured (benchmarks/NOTES.md).
 RESTART_CHECK_STEPS = 300
 #: Crop side and batch size of the refiner stage (``TrainConfig.refine_steps``,
-#: :func:`cyclegan.training.fit_refiners`): the refiner sees 9x9 pixels, so crops teach it what
-#: whole slices would, at a fraction of the cost.
+#: :func:`cyclegan.training.fit_refiners`): the refiner sees 9x9 pixels with 3 layers, 17x17 with
+#: 7, so crops teach it what whole slices would, at a fraction of the cost.
 REFINE_CROP = 96
 REFINE_BATCH = 16
 #: Default subject pattern: the part of a file name before ``_z<slice number>``.

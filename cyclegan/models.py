@@ -97,26 +97,29 @@ def build_generator(config: ModelConfig, name: str, dtype=None) -> keras.Model:
     return keras.Model(inputs, outputs, name=name)
 
 
-#: Layers of the refiner (:func:`refined`) before its output convolution.
-REFINER_LAYERS = 3
-
-
 def refined(config: ModelConfig, name: str, inputs, outputs, dtype=None):
-    """``outputs`` plus the refiner's correction: ``REFINER_LAYERS`` 3x3 convolutions of
+    """``outputs`` plus the refiner's correction: ``config.refiner_layers`` 3x3 convolutions of
     ``config.refiner_width`` channels (ReLU) at full resolution on the input and ``outputs``
     side by side, then a 3x3 convolution initialised to zero, so that a new refiner leaves the
     output as it is (the others start at Glorot's scale, not the reference's N(0, 0.02), under
-    which three layers pass almost nothing on to learn from). It sees 9x9 pixels around each
-    pixel and nothing of the frame, so it can mend what the downsampled path draws soft (a
-    skull-stripped brain's edge) without making the output depend on the field of view."""
+    which several layers pass almost nothing on to learn from). It sees a square of
+    :func:`refiner_reach` pixels around each pixel (9x9 with 3 layers) and nothing of the frame,
+    so it can mend what the downsampled path draws soft (a skull-stripped brain's edge) without
+    making the output depend on the field of view."""
     x = keras.layers.Concatenate(name=f"{name}_refine_concat", dtype=dtype)([inputs, outputs])
-    for i in range(REFINER_LAYERS):
+    for i in range(config.refiner_layers):
         x = keras.layers.Conv2D(config.refiner_width, 3, padding="same", activation="relu",
                                 kernel_initializer="glorot_uniform", name=f"{name}_refine{i}_conv",
                                 dtype=dtype)(x)
     x = keras.layers.Conv2D(config.channels, 3, padding="same", kernel_initializer="zeros",
                             name=f"{name}_refine_out_conv", dtype=dtype)(x)
     return keras.layers.Add(dtype="float32", name=f"{name}_refine_add")([outputs, x])
+
+
+def refiner_reach(layers: int) -> int:
+    """The side of the square of input pixels a refiner of ``layers`` 3x3 convolutions (and its
+    3x3 output convolution) sees around each pixel."""
+    return 2 * (layers + 1) + 1
 
 
 def build_discriminator(config: ModelConfig, name: str, dtype=None) -> keras.Model:

@@ -26,7 +26,7 @@ from keras import ops
 from cyclegan.config import REFINE_BATCH, REFINE_CROP, ModelConfig, TrainConfig
 from cyclegan.errors import ConfigError
 from cyclegan.losses import edge_weights, l1_loss, lsgan_loss, mind_loss, ssim_loss
-from cyclegan.models import REFINER_LAYERS, SIZE_MULTIPLE, build_discriminator, build_generator
+from cyclegan.models import SIZE_MULTIPLE, build_discriminator, build_generator
 
 PACKAGE = "cyclegan"
 
@@ -315,8 +315,11 @@ def refiner_parts(generator: keras.Model) -> tuple:
     source = keras.Input(shape=(None, None, channels), name=f"{name}_refine_source")
     drawn = keras.Input(shape=(None, None, channels), name=f"{name}_refine_drawn")
     x = generator.get_layer(f"{name}_refine_concat")([source, drawn])
-    for i in range(REFINER_LAYERS):
+    layers = {layer.name for layer in generator.layers}
+    i = 0
+    while f"{name}_refine{i}_conv" in layers:
         x = generator.get_layer(f"{name}_refine{i}_conv")(x)
+        i += 1
     x = generator.get_layer(f"{name}_refine_out_conv")(x)
     head = keras.Model([source, drawn], generator.get_layer(f"{name}_refine_add")([drawn, x]),
                        name=f"{name}_refiner")

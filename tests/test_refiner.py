@@ -10,7 +10,7 @@ import pytest
 from conftest import ellipse_pairs, make_zip
 from cyclegan.config import ModelConfig, TrainConfig, check_run, DataConfig
 from cyclegan.errors import ConfigError
-from cyclegan.models import build_generator
+from cyclegan.models import build_generator, refiner_reach
 from cyclegan.training import CycleGAN, RefinerCrops, fit_refiners, refiner_examples, refiner_parts
 from test_data import synthetic_head
 from test_train_command import main_in_process, make_subject_folder, tiny_args
@@ -21,20 +21,22 @@ def numpy(x):
     return keras.ops.convert_to_numpy(x)
 
 
-def test_a_new_refiner_leaves_the_output_as_it_is_and_sees_only_its_neighbourhood(tiny_config):
+@pytest.mark.parametrize("layers", [3, 5])
+def test_a_new_refiner_leaves_the_output_as_it_is_and_sees_only_its_neighbourhood(tiny_config, layers):
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (1, 40, 48, 1)).astype("float32")
     plain = build_generator(tiny_config, "t1_to_t2")
-    refined = build_generator(tiny_config.replace(refiner_width=4), "t1_to_t2")
+    refined = build_generator(tiny_config.replace(refiner_width=4, refiner_layers=layers), "t1_to_t2")
     assert [l.name for l in refined.layers if "refine" in l.name] == [
-        "t1_to_t2_refine_concat", "t1_to_t2_refine0_conv", "t1_to_t2_refine1_conv", "t1_to_t2_refine2_conv",
+        "t1_to_t2_refine_concat", *(f"t1_to_t2_refine{i}_conv" for i in range(layers)),
         "t1_to_t2_refine_out_conv", "t1_to_t2_refine_add"]
     for layer in plain.layers:
         if layer.weights:
             refined.get_layer(layer.name).set_weights(layer.get_weights())
     np.testing.assert_array_equal(numpy(plain(x)), numpy(refined(x)))
     # Once its output convolution moves, the refiner changes the output, only near what changed:
-    # with the rest of the generator's output held, a pixel of the input reaches 4 px around it.
+    # with the rest of the generator's output held, a pixel of the input reaches layers + 1 px
+    # around it (4 px, a 9x9 square, with 3 layers).
     out = refined.get_layer("t1_to_t2_refine_out_conv")
     kernel, bias = out.get_weights()
     out.set_weights([rng.normal(0, 0.1, kernel.shape).astype("float32"), bias])
@@ -45,7 +47,11 @@ def test_a_new_refiner_leaves_the_output_as_it_is_and_sees_only_its_neighbourhoo
     change = np.abs(numpy(head([poked, drawn])) - numpy(head([x, drawn])))[0, ..., 0]
     assert change[20, 24] > 0
     rows, cols = np.nonzero(change > 0)
-    assert rows.min() >= 16 and rows.max() <= 24 and cols.min() >= 20 and cols.max() <= 28
+    reach = (refiner_reach(layers) - 1) // 2
+    assert reach == layers + 1
+    assert rows.min() >= 20 - reach and rows.max() <= 20 + reach
+    assert cols.min() >= 24 - reach and cols.max() <= 24 + reach
+    assert rows.max() - rows.min() > 2 * reach - 2  # and it does reach that far
 
 
 def test_a_refined_generator_round_trips_through_a_keras_file(tmp_path, tiny_config):
@@ -69,10 +75,13 @@ def test_refiner_options_are_checked():
         TrainConfig(refine_steps=10, generator_ema=0.99)
     with pytest.raises(ConfigError, match="refine_steps needs a pair list"):
         check_run(TrainConfig(refine_steps=10), DataConfig())
-    # Models saved before the option have no refiner.
+    with pytest.raises(ConfigError, match="refiner_layers must be between 1 and 16"):
+        ModelConfig(refiner_width=8, refiner_layers=0)
+    # Models saved before the options have no refiner, and a refiner of 3 layers.
     old = ModelConfig(refiner_width=8).to_dict()
-    del old["refiner_width"]
+    del old["refiner_width"], old["refiner_layers"]
     assert ModelConfig.from_dict(old).refiner_width == 0
+    assert ModelConfig.from_dict(old).refiner_layers == 3
 
 
 def test_refiner_examples_add_skull_stripped_pairs_and_inputs_of_another_contrast():
@@ -143,6 +152,33 @@ def test_init_from_a_model_without_a_refiner_grows_one_that_starts_at_zero(tiny_
                          str(tiny_folder))
 
 
+def test_init_from_a_model_whose_refiner_has_another_shape_starts_the_refiner_anew(tmp_path, tiny_config, caplog):
+    from cyclegan.hub import save_pretrained
+
+    saved = CycleGAN(tiny_config.replace(refiner_width=4), TrainConfig())
+    for generator in saved.generators:  # a refiner that does something, to be left behind
+        out = generator.get_layer(f"{generator.name}_refine_out_conv")
+        out.set_weights([np.full_like(w, 0.05) for w in out.get_weights()])
+    save_pretrained(saved, tmp_path / "refined", tiny_config.replace(refiner_width=4))
+    x = np.random.default_rng(5).uniform(-1, 1, (1, 40, 44, 1)).astype("float32")
+    for shape in ({"refiner_layers": 5}, {"refiner_width": 6}):
+        deeper = CycleGAN(tiny_config.replace(**{"refiner_width": 4, "image_size": 48, **shape}), TrainConfig())
+        with caplog.at_level(logging.INFO, logger="train"):
+            _init_generators(deeper, str(tmp_path / "refined"))
+        assert "its refiner (3 layers of 4 channels) is not copied" in caplog.text
+        for name in ("t1_to_t2", "t2_to_t1"):
+            # the saved generator's own output, without its refiner's correction
+            base, _ = refiner_parts(getattr(saved, name))
+            np.testing.assert_allclose(numpy(getattr(deeper, name)(x)), numpy(base(x)), atol=1e-6)
+            assert not np.allclose(numpy(getattr(saved, name)(x)), numpy(base(x)), atol=1e-3)
+    # The same shape is copied whole; taking the refiner away is refused.
+    same = CycleGAN(tiny_config.replace(refiner_width=4, image_size=48), TrainConfig())
+    _init_generators(same, str(tmp_path / "refined"))
+    np.testing.assert_allclose(numpy(same.t1_to_t2(x)), numpy(saved.t1_to_t2(x)), atol=1e-6)
+    with pytest.raises(ConfigError, match="architecture"):
+        _init_generators(CycleGAN(tiny_config.replace(image_size=48), TrainConfig()), str(tmp_path / "refined"))
+
+
 def test_the_train_command_fits_the_refiners_after_its_schedule(tmp_path, tiny_folder, caplog):
     data = make_zip(tmp_path / "mri.zip")
     real = make_subject_folder(tmp_path / "real")
@@ -162,7 +198,7 @@ def test_the_train_command_fits_the_refiners_after_its_schedule(tmp_path, tiny_f
     assert (out / "samples" / "refined.png").is_file()  # the card's grid shows the refined translations
     assert (out / "samples.png").read_bytes() == (out / "samples" / "refined.png").read_bytes()
     card = (out / "README.md").read_text()
-    assert "a refiner at full resolution (4-channel" in card and "then 3 steps fitting each generator's refiner" in card
+    assert "a refiner at full resolution (3 4-channel" in card and "then 3 steps fitting each generator's refiner" in card
     from cyclegan.hub import load_generators
 
     translator = load_generators(str(out))

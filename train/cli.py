@@ -138,7 +138,7 @@ def _run_record(output: Path) -> dict | None:
 
 #: Architecture fields a run keeps from the run it resumes or the model it starts from, where
 #: the command leaves them out.
-KEPT_ARCHITECTURE = ("upsampling", "skips", "refiner_width")
+KEPT_ARCHITECTURE = ("upsampling", "skips", "refiner_width", "refiner_layers")
 
 
 def _kept_architecture(record: dict | None, model_config, init_from, given: set) -> "ModelConfig":
@@ -329,18 +329,24 @@ def _init_generators(model, source) -> None:
     model without skips or a refiner may start a run with them (``--skips``, ``--refiner-width``):
     every layer it has is copied by name, the skip convolutions are set to zero and the refiner
     keeps its new weights (its output convolution starts at zero), so the run starts from what the
-    saved model translated."""
+    saved model translated. A saved refiner of another width or depth (``--refiner-layers``) is
+    not copied: the run's refiner starts anew, at zero, on the saved generator."""
     from cyclegan.errors import ConfigError
     from cyclegan.hub import load_generators
 
     saved = load_generators(source, warmup=False)
-    ours = model.model_config
-    # skips and a refiner may be added to a saved model, never taken away
+    ours, theirs_config = model.model_config, saved.config
+    # skips and a refiner may be added to a saved model, never taken away; a refiner may be replaced
+    refiner = ("refiner_width", "refiner_layers")
+    replaced = bool(ours.refiner_width and theirs_config.refiner_width
+                    and any(getattr(ours, k) != getattr(theirs_config, k) for k in refiner))
     added = {k: getattr(ours, k) for k in ("skips", "refiner_width")
-             if getattr(ours, k) and not getattr(saved.config, k)}
-    if saved.config.replace(image_size=ours.image_size, **added) != ours:
+             if getattr(ours, k) and not getattr(theirs_config, k)}
+    if added.get("refiner_width") or replaced:
+        added.update({k: getattr(ours, k) for k in refiner})
+    if theirs_config.replace(image_size=ours.image_size, **added) != ours:
         raise ConfigError(
-            f"--init-from {source}: its architecture {saved.config} differs from this run's "
+            f"--init-from {source}: its architecture {theirs_config} differs from this run's "
             f"{ours} (choose the matching --preset, --upsampling, --skips and --refiner-width)"
         )
     for name in ("t1_to_t2", "t2_to_t1"):
@@ -349,6 +355,8 @@ def _init_generators(model, source) -> None:
             target.set_weights(weights.get_weights())
             continue
         theirs = {layer.name.removeprefix(weights.name): layer for layer in weights.layers if layer.weights}
+        if replaced:
+            theirs = {tag: layer for tag, layer in theirs.items() if not tag.startswith("_refine")}
         for layer in target.layers:
             tag = layer.name.removeprefix(target.name)
             if tag in theirs:
@@ -360,8 +368,16 @@ def _init_generators(model, source) -> None:
         if theirs:
             raise ConfigError(f"--init-from {source}: its {name} has layers this run's lacks: "
                               f"{', '.join(sorted(t.strip('_') for t in theirs))}")
-    notes = {"skips": "the skip connections start at zero", "refiner_width": "the refiner starts at zero"}
-    log.info("generators initialised from %s%s", source, "".join(f"; {notes[k]}" for k in added))
+    notes = []
+    if "skips" in added:
+        notes.append("the skip connections start at zero")
+    if replaced:
+        notes.append(f"its refiner ({theirs_config.refiner_layers} layers of {theirs_config.refiner_width} "
+                     f"channels) is not copied: this run's ({ours.refiner_layers} of {ours.refiner_width}) "
+                     "starts at zero")
+    elif "refiner_width" in added:
+        notes.append("the refiner starts at zero")
+    log.info("generators initialised from %s%s", source, "".join(f"; {n}" for n in notes))
 
 
 def check_images(train: dict, count: int) -> dict:
