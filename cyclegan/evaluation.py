@@ -361,14 +361,18 @@ def edge_metrics(prediction: np.ndarray, truth: np.ndarray, mask: np.ndarray) ->
     """How a translation behaves at the edge of the head (or brain) ``mask``.
 
     ``edge_mae`` is the error in the band just inside the edge, ``core_mae`` the error in the rest
-    of the head; ``halo`` is the mean translation in the band just outside (background, where the
-    truth is about 0: ``halo_truth``). A rim or halo artefact raises ``edge_mae`` and ``halo``.
+    of the head; ``edge_bias`` is the mean signed error in that band (translation minus truth): a
+    rim drawn too dark or too bright all round shows there, where errors that only scatter cancel;
+    ``halo`` is the mean translation in the band just outside (background, where the truth is about
+    0: ``halo_truth``). A rim or halo artefact raises ``edge_mae`` and ``halo``.
     """
     inside, outside, core = edge_bands(mask)
     if not inside.any() or not core.any() or not outside.any():
         raise ValueError("the mask is too small or touches the image border")
-    error = np.abs(np.asarray(prediction, np.float64) - truth)
-    return {"edge_mae": float(error[inside].mean()), "core_mae": float(error[core].mean()),
+    signed = np.asarray(prediction, np.float64) - truth
+    error = np.abs(signed)
+    return {"edge_mae": float(error[inside].mean()), "edge_bias": float(signed[inside].mean()),
+            "core_mae": float(error[core].mean()),
             "halo": float(np.asarray(prediction)[outside].mean()), "halo_truth": float(truth[outside].mean())}
 
 
@@ -378,9 +382,9 @@ def edge_artefacts(name: str, pairs: Iterable, translator, inputs=EDGE_INPUTS) -
     ``edge_ratio`` is the mean ``edge_mae`` over the mean ``core_mae`` (None where the core is
     exact). ``skull_stripped`` cuts both images of a pair to the brain mask of its T1 and sets
     each image's intensity window anew (as a skull-stripped scan would have it); its
-    ``with_skull_edge_mae`` is the error in the same band when the model sees the whole head (its
-    translation then cut to the brain the same way), so that an edge artefact caused by the
-    missing skull shows as ``edge_mae`` above it. Pairs whose T1 gives no trustworthy brain mask
+    ``with_skull_edge_mae`` (and ``with_skull_edge_bias``) is the error in the same band when the
+    model sees the whole head (its translation then cut to the brain the same way), so that an edge
+    artefact caused by the missing skull shows as ``edge_mae`` (``edge_bias``) beyond it. Pairs whose T1 gives no trustworthy brain mask
     are left out. For ``16bit`` inputs (the [0, 1] image as 0-65535
     integers) ``scale_max_diff`` is the largest difference inside the head from the translation
     of the same image as floats: the model sees both through the same robust window.
@@ -415,8 +419,8 @@ def edge_artefacts(name: str, pairs: Iterable, translator, inputs=EDGE_INPUTS) -
                     continue
                 stripped, stripped_truth = window(source * brain), window(truth * brain)
                 brain_edge = head_mask(stripped_truth, stripped)
-                extra["skull_stripped"].append(float(
-                    np.abs(window(plain * brain) - stripped_truth)[edge_bands(brain_edge)[0]].mean()))
+                signed = (window(plain * brain) - stripped_truth)[edge_bands(brain_edge)[0]]
+                extra["skull_stripped"].append((float(np.abs(signed).mean()), float(signed.mean())))
                 values["skull_stripped"].append(edge_metrics(
                     translator.translate(stripped, direction), stripped_truth, brain_edge))
         for variant in inputs:
@@ -428,7 +432,8 @@ def edge_artefacts(name: str, pairs: Iterable, translator, inputs=EDGE_INPUTS) -
                        **{k: round(v, 4) for k, v in means.items()},
                        edge_ratio=round(ratio, 3) if ratio is not None else None)
             if variant == "skull_stripped":
-                row["with_skull_edge_mae"] = round(float(np.mean(extra[variant])), 4)
+                row["with_skull_edge_mae"], row["with_skull_edge_bias"] = (
+                    round(float(v), 4) for v in np.mean(extra[variant], axis=0))
             elif variant == "16bit":
                 row["scale_max_diff"] = round(max(extra[variant]), 4)
             rows.append(row)

@@ -202,9 +202,17 @@ def test_edge_metrics_see_a_rim_and_a_halo():
     mask = evaluation.head_mask(t1, t2)
     clean = evaluation.edge_metrics(t2, t2, mask)
     assert clean["edge_mae"] == 0 and clean["core_mae"] == 0 and clean["halo"] == clean["halo_truth"]
+    assert clean["edge_bias"] == 0
     inside, outside, _ = evaluation.edge_bands(mask)
     rim = evaluation.edge_metrics(np.clip(t2 + 0.3 * inside, 0, 1), t2, mask)
     assert rim["edge_mae"] > 0.1 and rim["core_mae"] == 0 and rim["halo"] == clean["halo"]
+    assert rim["edge_bias"] == pytest.approx(rim["edge_mae"])  # a bright rim: every error the same sign
+    dark = evaluation.edge_metrics(t2 - 0.1 * inside, t2, mask)
+    assert dark["edge_bias"] == pytest.approx(-0.1) and dark["edge_mae"] == pytest.approx(0.1)
+    # Errors that scatter either way raise the band's error and leave its bias near zero.
+    checker = np.indices(t2.shape).sum(axis=0) % 2 * 2 - 1
+    noisy = evaluation.edge_metrics(t2 + 0.1 * checker * inside, t2, mask)
+    assert noisy["edge_mae"] == pytest.approx(0.1) and abs(noisy["edge_bias"]) < 0.01
     halo = evaluation.edge_metrics(t2 + 0.2 * outside, t2, mask)
     assert halo["halo"] == pytest.approx(clean["halo_truth"] + 0.2) and halo["edge_mae"] == 0
 
@@ -218,10 +226,11 @@ def test_edge_artefacts_rows_flag_a_rim_stripping_and_scale():
         assert good[direction, "16bit"]["scale_max_diff"] < 0.01  # the same image at another scale
         assert good[direction, "as_given"]["edge_mae"] == 0 and good[direction, "as_given"]["edge_ratio"] is None
         stripped = good[direction, "skull_stripped"]
-        assert stripped["n"] == 1 and "with_skull_edge_mae" in stripped
+        assert stripped["n"] == 1 and "with_skull_edge_mae" in stripped and "with_skull_edge_bias" in stripped
     rimmed = {(r["direction"], r["input"]): r for r in evaluation.edge_artefacts("toy", data, RingTranslator(rim=0.4))}
     for key, row in rimmed.items():
         assert row["edge_mae"] > good[key]["edge_mae"] + 0.05 and row["core_mae"] == good[key]["core_mae"]
+        assert row["edge_bias"] > good[key]["edge_bias"] + 0.05  # the ring is drawn too bright
     raw = evaluation.edge_artefacts("toy", data, RingTranslator(window=False), ("16bit",))
     assert all(r["scale_max_diff"] > 0.5 for r in raw)  # a model that does not window 16-bit input fails
     with pytest.raises(ValueError, match="edge check inputs"):
