@@ -216,6 +216,8 @@ def test_the_train_command_fits_the_refiners_after_its_schedule(tmp_path, tiny_f
     (["--holdout-pairs", "none", "--holdout-pairs", "none", "--refine-steps", "2", "--refiner-width", "2"],
      "refine_steps needs a pair list"),
     (["--refine-steps", "2", "--refiner-width", "2", "--generator-ema", "0.9"], "cannot be combined"),
+    (["--refiner-layers", "5"], "--refiner-layers sets the depth of a refiner, and these generators have none"),
+    (["--refiner-width", "2", "--refiner-layers", "0"], "refiner_layers must be between 1 and 16"),
 ])
 def test_bad_refiner_options_give_clear_errors(tmp_path, extra, message, capsys):
     data = make_zip(tmp_path / "mri.zip")

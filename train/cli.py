@@ -504,6 +504,9 @@ def _run(args, argv) -> int:
     if train_config.refine_steps and not model_config.refiner_width:
         return fail("--refine-steps needs generators with a refiner: give --refiner-width (the default model's "
                     "is 32)")
+    if "refiner_layers" in given and not model_config.refiner_width:
+        return fail("--refiner-layers sets the depth of a refiner, and these generators have none: give "
+                    "--refiner-width too")
 
     parts, skipped = read_datasets(data_config)
     split = split_datasets(
