@@ -52,6 +52,7 @@ def test_quality_quick_reports_model_and_baselines():
     assert set(edges) == {(d, v) for d in ("t1_to_t2", "t2_to_t1") for v in ("as_given", "16bit")}
     for (direction, variant), row in edges.items():
         assert row["n"] == 2 and row["edge_mae"] >= 0 and row["core_mae"] > 0
+        assert abs(row["edge_bias"]) <= row["edge_mae"]  # a mean signed error is never above the mean error
         if variant == "16bit":  # the same slices as 16-bit integers translate the same
             assert row["scale_max_diff"] < 0.01 and row["edge_mae"] == pytest.approx(
                 edges[direction, "as_given"]["edge_mae"], abs=0.002)
