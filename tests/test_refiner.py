@@ -198,7 +198,7 @@ def test_the_train_command_fits_the_refiners_after_its_schedule(tmp_path, tiny_f
     assert (out / "samples" / "refined.png").is_file()  # the card's grid shows the refined translations
     assert (out / "samples.png").read_bytes() == (out / "samples" / "refined.png").read_bytes()
     card = (out / "README.md").read_text()
-    assert "a refiner at full resolution (3 4-channel" in card and "then 3 steps fitting each generator's refiner" in card
+    assert "a refiner at full resolution (3 layers of 4-channel" in card and "then 3 steps fitting each generator's refiner" in card
     from cyclegan.hub import load_generators
 
     translator = load_generators(str(out))
