@@ -362,7 +362,8 @@ def edge_metrics(prediction: np.ndarray, truth: np.ndarray, mask: np.ndarray) ->
 
     ``edge_mae`` is the error in the band just inside the edge, ``core_mae`` the error in the rest
     of the head; ``edge_bias`` is the mean signed error in that band (translation minus truth): a
-    rim drawn too dark or too bright all round shows there, where errors that only scatter cancel;
+    rim drawn too dark or too bright all round shows there, where errors that only scatter cancel,
+    against ``core_bias``, the same in the rest of the head (a whole translation too dark or bright);
     ``halo`` is the mean translation in the band just outside (background, where the truth is about
     0: ``halo_truth``). A rim or halo artefact raises ``edge_mae`` and ``halo``.
     """
@@ -372,7 +373,7 @@ def edge_metrics(prediction: np.ndarray, truth: np.ndarray, mask: np.ndarray) ->
     signed = np.asarray(prediction, np.float64) - truth
     error = np.abs(signed)
     return {"edge_mae": float(error[inside].mean()), "edge_bias": float(signed[inside].mean()),
-            "core_mae": float(error[core].mean()),
+            "core_mae": float(error[core].mean()), "core_bias": float(signed[core].mean()),
             "halo": float(np.asarray(prediction)[outside].mean()), "halo_truth": float(truth[outside].mean())}
 
 

@@ -209,6 +209,9 @@ def test_edge_metrics_see_a_rim_and_a_halo():
     assert rim["edge_bias"] == pytest.approx(rim["edge_mae"])  # a bright rim: every error the same sign
     dark = evaluation.edge_metrics(t2 - 0.1 * inside, t2, mask)
     assert dark["edge_bias"] == pytest.approx(-0.1) and dark["edge_mae"] == pytest.approx(0.1)
+    assert dark["core_bias"] == 0
+    brighter = evaluation.edge_metrics(t2 + 0.05 * mask, t2, mask)  # the whole head, not a rim
+    assert brighter["edge_bias"] == pytest.approx(0.05) and brighter["core_bias"] == pytest.approx(0.05)
     # Errors that scatter either way raise the band's error and leave its bias near zero.
     checker = np.indices(t2.shape).sum(axis=0) % 2 * 2 - 1
     noisy = evaluation.edge_metrics(t2 + 0.1 * checker * inside, t2, mask)
