@@ -19,10 +19,9 @@ inside the head) and ``histmatch`` (the input's histogram matched to a training 
 contrast). Metrics: SSIM, PSNR (dB) and MAE inside the head mask on [0, 1] intensities, and SSIM over
 the whole frame (``ssim_frame``, background included, as most publications report it). The
 ``edge`` rows check the head's (or brain's) edge: the error in a band just inside it against the
-rest of the head, its mean signed error (``edge_bias``: a rim drawn too dark or too bright; ``core_bias``
-in the rest of the head), and
-what the model draws just outside it, on inputs as given, skull-stripped
-and as 16-bit integers (``cyclegan.evaluation.edge_artefacts``). The ``framing`` rows are the
+rest of the head, its mean signed error (``edge_bias``: a rim drawn too dark or too bright;
+``core_bias`` in the rest of the head), and what the model draws just outside it, on inputs as
+given, skull-stripped and as 16-bit integers (``cyclegan.evaluation.edge_artefacts``). The ``framing`` rows are the
 model's metrics when each pair is padded with 32 or 96 pixels of background on every side (a wider
 field of view, the head unchanged: ``cyclegan.evaluation.framing_sweep``), as the translator makes
 them: an input framed far wider than the training slices is translated within a closer frame around

@@ -287,8 +287,8 @@ def refiner_text(config) -> str:
     """The card's words for ``ModelConfig.refiner_width`` (empty without a refiner)."""
     if not config.refiner_width:
         return ""
-    return (f", and a refiner at full resolution ({config.refiner_layers} layers of {config.refiner_width}-channel "
-            "3x3 convolutions on the input and the output, adding a correction)")
+    return (f", and a refiner at full resolution ({config.refiner_layers} layers of "
+            f"{config.refiner_width}-channel 3x3 convolutions on the input and the output, adding a correction)")
 
 
 def calibration_text(calibration: Mapping[str, Any] | None) -> str:

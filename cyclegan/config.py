@@ -133,8 +133,8 @@ class ModelConfig(_JsonConfig):
                                           "(default: the preset's for a new run, a resumed run's own, and "
                                           "with --init-from the saved model's)", choices=UPSAMPLING, cli_default=None)
     refiner_width: int = option(0, "width of a refiner at the end of each generator: 3x3 convolutions "
-                                   "(--refiner-layers) at full resolution on the input and the generator's output, adding a "
-                                   "correction that starts at zero (trained by --refine-steps; 0 = none) "
+                                   "(--refiner-layers) at full resolution on the input and the generator's "
+                                   "output, adding a correction that starts at zero (trained by --refine-steps; 0 = none) "
                                    "(default: none for a new run, a resumed run's own, and with --init-from "
                                    "the saved model's)", cli_default=None, metavar="CHANNELS")
     refiner_layers: int = option(3, "3x3 convolutions of the refiner (--refiner-width) before its output "

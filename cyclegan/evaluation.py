@@ -385,10 +385,10 @@ def edge_artefacts(name: str, pairs: Iterable, translator, inputs=EDGE_INPUTS) -
     each image's intensity window anew (as a skull-stripped scan would have it); its
     ``with_skull_edge_mae`` (and ``with_skull_edge_bias``) is the error in the same band when the
     model sees the whole head (its translation then cut to the brain the same way), so that an edge
-    artefact caused by the missing skull shows as ``edge_mae`` (``edge_bias``) beyond it. Pairs whose T1 gives no trustworthy brain mask
-    are left out. For ``16bit`` inputs (the [0, 1] image as 0-65535
-    integers) ``scale_max_diff`` is the largest difference inside the head from the translation
-    of the same image as floats: the model sees both through the same robust window.
+    artefact caused by the missing skull shows as ``edge_mae`` (``edge_bias``) beyond it. Pairs
+    whose T1 gives no trustworthy brain mask are left out. For ``16bit`` inputs (the [0, 1] image
+    as 0-65535 integers) ``scale_max_diff`` is the largest difference inside the head from the
+    translation of the same image as floats: the model sees both through the same robust window.
     """
     from cyclegan.augment import brain_mask
     from cyclegan.preprocessing import scale_intensities
