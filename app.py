@@ -23,9 +23,9 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
 from cyclegan.errors import CycleGANError, ModelLoadError  # noqa: E402
-from cyclegan.files import (HEAT_COLOURS, OutputFolder, heat_map, input_stem, read_image_file,  # noqa: E402
-                            read_volume, write_volume_like)
+from cyclegan.files import HEAT_COLOURS, OutputFolder, heat_map, input_stem, load_volume, read_image_file  # noqa: E402
 from cyclegan.preprocessing import to_uint8  # noqa: E402
+from cyclegan.translate import ERROR_SCALE, output_stem  # noqa: E402
 
 log = logging.getLogger("app")
 
@@ -71,40 +71,9 @@ class TranslationApp:
     def __init__(self, translator, notice: str | None = None):
         self.translator = translator
         self.notice = notice
-        calibration = (translator.card or {}).get("calibration") or {}
-        #: The input checks measured on held-out data and stored with the model (config.json).
-        self.levels = calibration.get("cycle_error") or {}
-        self.contrast_check = calibration.get("contrast_check") or None
         #: Volumes translated lately (digest of the output file -> (input slices, translations)), for the
         #: slice viewer: the web app hands the viewer a copy of the file, so the key is its content.
         self.volumes: dict = {}
-
-    def check(self, scaled: np.ndarray, back: np.ndarray, direction: str, bits: int | None = None,
-              frame: tuple | None = None) -> dict:
-        """The report of one input: its mean cycle error, the verdict, the contrast check and the
-        closer frame around the head it was translated within (None: its own frame)."""
-        from cyclegan.calibration import mean_cycle_error, t2_probability, verdict
-
-        source, target = DIRECTIONS[direction]
-        error = mean_cycle_error(scaled, back)
-        levels = self.levels.get(direction)
-        report = {"direction": direction, "mean_cycle_error": round(error, 4),
-                  "verdict": verdict(error, levels), "levels": levels, "error_scale": ERROR_SCALE,
-                  "height": int(scaled.shape[0]), "width": int(scaled.shape[1])}
-        if bits is not None:
-            report["bit_depth"] = bits
-        report["frame"] = _frame_report(frame)
-        report["contrast"] = None
-        if self.contrast_check:
-            try:
-                p_t2 = t2_probability(self.contrast_check, scaled)
-            except ValueError:
-                p_t2 = None
-            if p_t2 is not None:
-                looks = "T2" if p_t2 > 0.5 else "T1"
-                report["contrast"] = {"expected": source, "looks_like": looks, "t2_probability": round(p_t2, 3),
-                                      "mismatch": looks != source}
-        return report
 
     def translate_file(self, path, direction: str):
         """(input PNG, translation PNG, reconstruction PNG, error-map PNG, downloads, report) of one
@@ -112,68 +81,52 @@ class TranslationApp:
 
         The PNGs are lossless 8-bit (their own download buttons give them);
         ``downloads`` holds the 16-bit PNG and TIFF of the translation for
-        16-bit input and is empty otherwise. ``report`` is a plain dict (see
-        :meth:`check`).
+        16-bit input and is empty otherwise. ``report`` is a plain dict
+        (:func:`cyclegan.translate.report`).
         """
+        from cyclegan.translate import translate_image
+
         OUTPUTS.clean()
         gray, bits = read_image_file(path)
-        forward, back, scaled = self.translator.cycle_check(gray, direction)
-        error = np.abs(scaled - back)
+        result = translate_image(self.translator, gray, direction, bits)
         source, target = DIRECTIONS[direction]
         stem = input_stem(path)
-        out = f"{stem}_{target.lower()}w-from-{source.lower()}w"
+        out = output_stem(stem, direction)
+        forward = result.translation
         downloads = ([str(OUTPUTS.save_png(forward, f"{out}-16bit", 16)), str(OUTPUTS.save_tiff16(forward, out))]
                      if bits == 16 else [])
         return (
-            str(OUTPUTS.save_png(scaled, f"{stem}_input")),
+            str(OUTPUTS.save_png(result.shown, f"{stem}_input")),
             str(OUTPUTS.save_png(forward, out)),
-            str(OUTPUTS.save_png(back, f"{stem}_cycle-{source.lower()}-{target.lower()}-{source.lower()}")),
-            str(OUTPUTS.save_pixels(heat_map(error, ERROR_SCALE), f"{stem}_round-trip-error")),
+            str(OUTPUTS.save_png(result.reconstruction,
+                                 f"{stem}_cycle-{source.lower()}-{target.lower()}-{source.lower()}")),
+            str(OUTPUTS.save_pixels(heat_map(result.error_map, ERROR_SCALE), f"{stem}_round-trip-error")),
             downloads,
-            self.check(scaled, back, direction, bits, self.translator.closer_frame(gray)),
+            result.report,
         )
 
     def translate_volume(self, path, direction: str, plane: str = "axial", progress=None):
-        """Translate a NIfTI volume slice by slice in ``plane`` (read from its header) and back (the cycle
+        """Translate a NIfTI volume slice by slice in ``plane`` (read from its header; resampled to
+        the model's 1 mm pixels and back when its pixels are another size) and back (the cycle
         check); returns (NIfTI path with the input's shape, affine and header, report)."""
-        from cyclegan.calibration import mean_cycle_error, verdict
         from cyclegan.inference import check_direction
-        from cyclegan.preprocessing import scale_intensities
+        from cyclegan.translate import translate_volume
 
         check_direction(direction)
         OUTPUTS.clean()
-        image, data, slices = read_volume(path, plane)
+        volume = load_volume(path, plane)
 
         def report(stage, done, total):
             if progress is not None:
                 progress(done / max(total, 1), desc=f"{stage} {done}/{total} slices")
 
-        out = self.translator.translate_slices(slices, direction, batch_size=8,
-                                               progress=lambda d, t: report("translating", d, t))
-        back = self.translator.translate_slices(out, _other(direction), batch_size=8,
-                                                progress=lambda d, t: report("cycle check", d, t))
-        source, target = DIRECTIONS[direction]
-        out_path = write_volume_like(image, out, plane,
-                                     OUTPUTS.path(f"{input_stem(path)}_{target.lower()}w-from-{source.lower()}w",
-                                                  ".nii.gz"))
-        shown = np.zeros_like(out)
-        errors = []
-        for i, s in enumerate(slices):
-            if np.ptp(s) > 0:
-                shown[i] = (scale_intensities(np.asarray(s, np.float64))[0] + 1.0) / 2.0
-                if out[i].any():
-                    errors.append(mean_cycle_error(shown[i], back[i]))
-        error = float(np.mean(errors)) if errors else 0.0
-        levels = self.levels.get(direction)
-        self.volumes[_digest(out_path)] = (shown, out)
+        result = translate_volume(self.translator, volume, direction, batch_size=8, progress=report)
+        out_path = volume.write(result.translation,
+                                OUTPUTS.path(output_stem(input_stem(path), direction), ".nii.gz"))
+        self.volumes[_digest(out_path)] = (result.shown, result.model_translation)
         while len(self.volumes) > 4:
             self.volumes.pop(next(iter(self.volumes)))
-        return str(out_path), {
-            "direction": direction, "plane": plane, "shape": [int(n) for n in data.shape],
-            "slices": len(out), "translated_slices": len(errors),
-            "mean_cycle_error": round(error, 4), "verdict": verdict(error, levels), "levels": levels,
-            "frame": _frame_report(self.translator.closer_frame_of_slices(slices)),
-        }
+        return str(out_path), result.report
 
     def volume_view(self, nifti: str | None, index) -> str | None:
         """A PNG of input | translation of one slice of a volume translated lately."""
@@ -219,11 +172,6 @@ class TranslationApp:
         return "\n".join(lines)
 
 
-def _frame_report(frame) -> dict | None:
-    """The closer frame an input was translated within, for a report (None: its own frame)."""
-    return dict(zip(("top", "bottom", "left", "right"), map(int, frame))) if frame else None
-
-
 def report_markdown(report: dict | None) -> str:
     """The plain-language reading of a :meth:`TranslationApp.check` report."""
     if not report:
@@ -252,8 +200,6 @@ def report_markdown(report: dict | None) -> str:
     return "\n\n".join(lines)
 
 
-#: Mean cycle error at the hottest colour of the error map.
-ERROR_SCALE = 0.25
 VERDICTS = {
     "typical": "**Typical**: as low as on held-out scans the model translates well.",
     "unusual": "**Unusual**: higher than on held-out scans; check the translation against the input.",

@@ -2,8 +2,9 @@
 
 - :func:`read_image_file`: an uploaded PNG / JPEG / TIFF (8- or 16-bit, grayscale or
   RGB) as grayscale pixels and its bit depth, or :class:`InputImageError`;
-- :func:`read_volume` / :func:`write_volume_like`: a 3-D NIfTI volume as slices of a
-  plane read from its header (anterior / superior up), and a translated volume with the
+- :func:`load_volume` / :func:`write_volume_like`: a 3-D NIfTI volume as slices of a
+  plane read from its header (anterior / superior up), resampled to the model's 1 mm pixels
+  when its pixels are another size (:class:`Volume`), and a translated volume with the
   input's shape, affine and header;
 - :class:`OutputFolder`: lossless PNG / TIFF outputs named after the input, each in a
   unique folder, swept when old;
@@ -199,12 +200,92 @@ def _to_ras(image):
     return ornt, orient.ornt_transform(ornt, orient.axcodes2ornt(("R", "A", "S")))
 
 
-def read_volume(path, plane: str = "axial", max_slices: int = MAX_SLICES):
-    """(NIfTI image, float32 data, slices) of a 3-D volume cut in ``plane``.
+#: The in-plane pixel size (mm) the models were trained at: volume slices are resampled to it.
+MODEL_PIXEL_MM = 1.0
+#: Pixel sides within this fraction of :data:`MODEL_PIXEL_MM` are translated on their own grid.
+PIXEL_TOLERANCE = 0.05
+
+
+def resample(image: np.ndarray, shape: tuple) -> np.ndarray:
+    """``image`` on a grid of ``shape`` covering the same field of view (linear; smoothed first
+    along a side that shrinks, so that thin detail is averaged rather than aliased)."""
+    from skimage.transform import resize
+
+    shape = tuple(int(n) for n in shape)
+    if tuple(image.shape) == shape:
+        return np.asarray(image, np.float32)
+    shrinks = any(new < old for new, old in zip(shape, image.shape))
+    return resize(np.asarray(image, np.float64), shape, order=1, mode="edge", preserve_range=True,
+                  anti_aliasing=shrinks).astype(np.float32)
+
+
+class Volume:
+    """A 3-D NIfTI volume cut in one plane, as :func:`load_volume` reads it.
+
+    ``slices`` are on the volume's own grid, each shown as a radiologist reads it (anterior or
+    superior at the top); ``pixel_mm`` is their (row, column) spacing from the header. A model
+    translates :meth:`model_slices`, the same slices resampled to :data:`MODEL_PIXEL_MM` pixels
+    when the volume's pixels are another size or not square (thick-slice volumes cut across their
+    slices), and :meth:`from_model` brings its output back onto the volume's grid, so that
+    :meth:`write` gives a volume with the input's shape, affine and header.
+    """
+
+    def __init__(self, image, data: np.ndarray, plane: str, slices: list, pixel_mm: tuple, label: str):
+        self.image, self.data, self.plane, self.slices = image, data, plane, slices
+        self.pixel_mm = tuple(float(z) for z in pixel_mm)
+        self.label = label
+
+    @property
+    def shape(self) -> tuple:
+        """The volume's shape (its voxel order, as stored)."""
+        return tuple(int(n) for n in self.data.shape)
+
+    @property
+    def model_shape(self) -> tuple:
+        """(rows, columns) of a slice as the model sees it."""
+        rows, columns = self.slices[0].shape
+        if not self.resampled:
+            return rows, columns
+        return (max(1, round(rows * self.pixel_mm[0] / MODEL_PIXEL_MM)),
+                max(1, round(columns * self.pixel_mm[1] / MODEL_PIXEL_MM)))
+
+    @property
+    def resampled(self) -> bool:
+        """Whether the slices are resampled for the model (pixels not within tolerance of 1 mm)."""
+        return any(abs(z / MODEL_PIXEL_MM - 1.0) > PIXEL_TOLERANCE for z in self.pixel_mm)
+
+    def model_slices(self) -> list:
+        """The slices on the model's grid (:data:`MODEL_PIXEL_MM` pixels)."""
+        shape = self.model_shape
+        return [resample(s, shape) for s in self.slices] if self.resampled else list(self.slices)
+
+    def from_model(self, slices) -> list:
+        """Slices on the model's grid brought back onto the volume's own grid."""
+        shape = self.slices[0].shape
+        return [resample(s, shape) for s in slices] if self.resampled else list(slices)
+
+    def write(self, slices, path, keep_dtype: bool = False) -> Path:
+        """Write translated ``slices`` (on the volume's own grid) with the input's shape, affine and
+        header (:func:`write_volume_like`)."""
+        return write_volume_like(self.image, slices, self.plane, path, keep_dtype=keep_dtype)
+
+
+def _ras_zooms(image, ornt) -> np.ndarray:
+    """The voxel sizes (mm) along R, A and S of a NIfTI image reoriented by ``ornt``."""
+    zooms = np.sqrt((np.asarray(image.affine, np.float64)[:3, :3] ** 2).sum(axis=0))
+    ras = np.empty(3)
+    for axis, (target, _) in enumerate(ornt):
+        ras[int(target)] = zooms[axis]
+    return ras
+
+
+def load_volume(path, plane: str = "axial", max_slices: int = MAX_SLICES) -> Volume:
+    """A 3-D NIfTI volume cut in ``plane`` (a :class:`Volume`).
 
     The plane comes from the header (the affine's orientation, whatever order the
     voxel axes are stored in); each slice is shown as a radiologist reads it,
-    anterior (axial) or superior (coronal, sagittal) at the top.
+    anterior (axial) or superior (coronal, sagittal) at the top. Every expected
+    problem is an :class:`InputImageError` that names the file.
     """
     import nibabel as nib
     import nibabel.orientations as orient
@@ -231,30 +312,53 @@ def read_volume(path, plane: str = "axial", max_slices: int = MAX_SLICES):
                               "are allowed")
     if min(shape) == 0:
         raise InputImageError(f"the volume {label} is empty")
+    ornt, to_ras = _to_ras(image)
+    zooms = _ras_zooms(image, ornt)
+    ras_axis = _RAS_AXIS[plane]
+    in_plane = [a for a in range(3) if a != ras_axis]
+    # Rows of a shown slice run along the second in-plane RAS axis, columns along the first.
+    pixel_mm = (zooms[in_plane[1]], zooms[in_plane[0]])
+    if not all(np.isfinite(z) and 0.01 <= z <= 100 for z in pixel_mm):
+        raise InputImageError(f"the header of the volume {label} gives no usable voxel size "
+                              f"({pixel_mm[0]:.3g} x {pixel_mm[1]:.3g} mm)")
     try:
         data = np.asarray(image.dataobj, dtype=np.float32).reshape(shape)
     except Exception as err:
         raise InputImageError(f"the data of the volume {label} cannot be read ({type(err).__name__})") from None
     if not np.all(np.isfinite(data)):
         raise InputImageError(f"the volume {label} contains NaN or infinite values")
-    _, to_ras = _to_ras(image)
     ras = orient.apply_orientation(data, to_ras)
-    ras_axis = _RAS_AXIS[plane]
-    in_plane = [a for a in range(3) if a != ras_axis]
-    sizes = [ras.shape[a] for a in in_plane]
-    if min(sizes) < 32:
-        raise InputImageError(f"the {plane} slices of the volume {label} are {sizes[1]}x{sizes[0]} voxels; "
-                              "each side must be at least 32 (is it a 3-D volume of the brain?)")
-    if max(sizes) > MAX_SIDE:
-        raise InputImageError(f"the {plane} slices of the volume {label} are {sizes[1]}x{sizes[0]} voxels; "
-                              f"each side must be at most {MAX_SIDE}")
     slices = [np.flipud(s.T) for s in np.moveaxis(ras, ras_axis, 0)]
-    return image, data, slices
+    volume = Volume(image, data, plane, slices, pixel_mm, label)
+    rows, columns = volume.model_shape
+    at = f" pixels at {MODEL_PIXEL_MM:g} mm" if volume.resampled else " voxels"
+    if min(rows, columns) < 32:
+        raise InputImageError(f"the {plane} slices of the volume {label} are {rows}x{columns}{at}; "
+                              "each side must be at least 32 (is it a 3-D volume of the brain?)")
+    if max(rows, columns) > MAX_SIDE:
+        raise InputImageError(f"the {plane} slices of the volume {label} are {rows}x{columns}{at}; "
+                              f"each side must be at most {MAX_SIDE}")
+    return volume
 
 
-def write_volume_like(image, slices, plane: str, path) -> Path:
-    """Write translated ``slices`` (as :func:`read_volume` gave them for ``plane``) as a float32 NIfTI
-    volume with ``image``'s shape, affine and header."""
+def read_volume(path, plane: str = "axial", max_slices: int = MAX_SLICES):
+    """(NIfTI image, float32 data, slices) of a 3-D volume cut in ``plane``, on its own grid
+    (:func:`load_volume`)."""
+    volume = load_volume(path, plane, max_slices)
+    return volume.image, volume.data, volume.slices
+
+
+#: Integer NIfTI data types a translation can keep (its [0, 1] intensities stored with a scale factor).
+_KEPT_INTEGERS = ("uint8", "int8", "uint16", "int16", "uint32", "int32")
+
+
+def write_volume_like(image, slices, plane: str, path, keep_dtype: bool = False) -> Path:
+    """Write translated ``slices`` (as :func:`read_volume` gave them for ``plane``) as a NIfTI volume
+    with ``image``'s shape, affine and header.
+
+    The data are float32 intensities in [0, 1]; with ``keep_dtype`` an integer input keeps its
+    data type (the intensities stored as its whole range, with the header's scale factor bringing
+    them back to [0, 1]) and a float64 input stays float64."""
     import nibabel as nib
     import nibabel.orientations as orient
 
@@ -264,10 +368,18 @@ def write_volume_like(image, slices, plane: str, path) -> Path:
     back = orient.ornt_transform(orient.axcodes2ornt(("R", "A", "S")), ornt)
     result = orient.apply_orientation(ras, back).astype(np.float32)
     header = image.header.copy()
-    header.set_data_dtype(np.float32)
+    dtype = np.dtype(image.get_data_dtype()) if keep_dtype else np.dtype(np.float32)
+    slope = 1.0
+    if dtype.name in _KEPT_INTEGERS:
+        top = float(np.iinfo(dtype).max)
+        result = np.round(np.clip(result, 0.0, 1.0) * top).astype(dtype)
+        slope = 1.0 / top
+    elif dtype != np.float64:
+        dtype = np.dtype(np.float32)
+    header.set_data_dtype(dtype)
     if len(image.shape) == 4:
         result = result[..., None]
-    nifti = nib.Nifti1Image(result, image.affine, header)
-    nifti.header.set_slope_inter(1.0, 0.0)
+    nifti = nib.Nifti1Image(result.astype(dtype, copy=False), image.affine, header)
+    nifti.header.set_slope_inter(slope, 0.0)
     nib.save(nifti, str(path))
     return Path(path)

@@ -178,6 +178,24 @@ def test_a_volume_framed_wide_is_translated_within_one_closer_frame(client, tmp_
     assert "fills little of these slices" in app.report_markdown(report)
 
 
+def test_a_thick_slice_volume_translates_in_every_plane(client, tmp_path):
+    """12 axial slices 5 mm apart, 0.8 mm pixels: every plane translates (on 1 mm pixels for the model)
+    and comes back with the input's shape, affine and header."""
+    import nibabel as nib
+
+    data = np.stack([phantom_slice(72, 64, seed=i).T for i in range(12)], axis=-1).astype(np.float32)
+    affine = np.diag([0.8, 0.8, 5.0, 1.0])
+    nib.save(nib.Nifti1Image(data, affine), tmp_path / "thick.nii.gz")
+    for plane in ("axial", "coronal", "sagittal"):
+        nifti, report = client.predict(handle_file(str(tmp_path / "thick.nii.gz")), "t1_to_t2", plane,
+                                       api_name="/volume")
+        out = nib.load(nifti)
+        assert out.shape == data.shape and np.allclose(out.affine, affine), plane
+        assert report["resampled"] and report["pixel_mm"][0] == pytest.approx(0.8 if plane == "axial" else 5.0)
+        assert report["translated_slices"] > 0 and np.isfinite(out.get_fdata()).all()
+        assert out.get_fdata().std() > 0
+
+
 def test_volume_plane_comes_from_the_header(client, tmp_path):
     """The same head stored (R, A, S) and (S, R, A): the axial plane is the same either way."""
     import nibabel as nib
