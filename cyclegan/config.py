@@ -7,6 +7,7 @@ so weights never travel without the config that built them.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import math
@@ -50,6 +51,33 @@ def option(default, help: str, **cli):
     ``item`` (element type of a list), ``action`` / ``nargs`` (argparse), ``choices``,
     ``cli=False`` for fields with no flag."""
     return dataclasses.field(default=default, metadata={"help": help, **cli})
+
+
+def add_arguments(group, cls) -> None:
+    """One command-line flag per field of the dataclass ``cls`` that has help (see :func:`option`)."""
+    for f in dataclasses.fields(cls):
+        meta = dict(f.metadata)
+        if "help" not in meta or meta.get("cli") is False:
+            continue
+        kwargs = {"dest": f.name, "help": meta["help"],
+                  "default": meta["cli_default"] if "cli_default" in meta else f.default}
+        for key in ("action", "nargs", "choices", "metavar"):
+            if key in meta:
+                kwargs[key] = meta[key]
+        if isinstance(f.default, bool):
+            kwargs["action"] = "store_true"
+        else:
+            kwargs["type"] = meta.get("item") or type(f.default)
+        group.add_argument(meta.get("flag", "--" + f.name.replace("_", "-")), **kwargs)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default, unless its help already says what the default is."""
+
+    def _get_help_string(self, action):
+        if "(default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 class _JsonConfig:
@@ -467,6 +495,39 @@ def check_run(train_config: TrainConfig, data_config: DataConfig) -> None:
     if data_config.pair_shares and train_config.paired_weight <= 0:
         raise ConfigError("pair_shares needs paired_weight > 0 (--pair-share says how often pairs are drawn for "
                           "the paired term of --paired-weight)")
+
+
+#: Directions ``mri-cyclegan translate`` takes: "auto" lets the model's contrast check choose per input.
+TRANSLATE_DIRECTIONS = ("auto", "t1_to_t2", "t2_to_t1")
+#: Planes a volume is cut in (read from the NIfTI header).
+PLANES = ("axial", "coronal", "sagittal")
+#: Inference precisions (:func:`cyclegan.inference.resolve_precision`).
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+@dataclasses.dataclass(frozen=True)
+class TranslateConfig(_JsonConfig):
+    """Options of ``mri-cyclegan translate`` (translating files, folders and BIDS data sets)."""
+
+    direction: str = option("auto", "t1_to_t2, t2_to_t1, or auto: the model's contrast check chooses for each "
+                            "input and the log says what it chose", choices=TRANSLATE_DIRECTIONS)
+    plane: str = option("axial", "plane NIfTI volumes are translated in, read from the header", choices=PLANES)
+    model: str | None = option(None, "Hub repo id (USER/REPO) or local model folder (default: the model "
+                               "shipped with the package)", item=str, metavar="USER/REPO|FOLDER")
+    batch_size: int = option(8, "slices of a volume translated at once")
+    precision: str = option("auto", "inference precision; auto = bfloat16 on CPUs with bf16 units under "
+                            "TensorFlow, else float32", choices=PRECISIONS)
+    overwrite: bool = option(False, "translate again inputs whose output exists (by default they are skipped, "
+                             "so an interrupted run continues where it stopped)")
+
+    def __post_init__(self):
+        for name in ("direction", "plane", "precision"):
+            _check_choice(self, name)
+        _check_int("batch_size", self.batch_size, 1, 512)
+        if self.model is not None and (not isinstance(self.model, str) or not self.model.strip()):
+            raise ConfigError(f"model must be a Hub repo id or a folder, got {self.model!r}")
+        if not isinstance(self.overwrite, bool):
+            raise ConfigError(f"overwrite must be true or false, got {self.overwrite!r}")
 
 
 #: Named architectures. ``reference`` is the original CycleGAN (ResNet-9, 70x70

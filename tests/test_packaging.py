@@ -37,3 +37,12 @@ def test_readme_quality_tables_are_the_default_models(tmp_path):
     assert readme.main(["--check", "--readme", str(changed)]) == 1
     assert readme.main(["--readme", str(changed)]) == 0 and readme.main(["--check", "--readme", str(changed)]) == 0
     assert changed.read_text() == (ROOT / "README.md").read_text()
+
+
+def test_the_console_script_is_declared_and_resolves():
+    import importlib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    module, _, name = scripts["mri-cyclegan"].partition(":")
+    main = getattr(importlib.import_module(module), name)
+    assert main(["--help"]) == 0 and main([]) == 2

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cyclegan.config import DataConfig, ModelConfig, TrainConfig, check_run, option, preset
+from cyclegan.config import (DataConfig, HelpFormatter, ModelConfig, TrainConfig, add_arguments, check_run,
+                             option, preset)
 
 EXIT_USAGE, EXIT_PUSH_FAILED, EXIT_INTERRUPTED = 2, 3, 130
 
@@ -69,43 +70,16 @@ _DERIVED = {cls: {f.name for f in dataclasses.fields(cls) if "cli_default" in f.
                   and f.metadata["cli_default"] is None} for _, cls in GROUPS}
 
 
-def _add_fields(group, cls) -> None:
-    """One flag per field of ``cls`` that has command-line help (see :func:`cyclegan.config.option`)."""
-    for f in dataclasses.fields(cls):
-        meta = dict(f.metadata)
-        if "help" not in meta or meta.get("cli") is False:
-            continue
-        kwargs = {"dest": f.name, "help": meta["help"],
-                  "default": meta["cli_default"] if "cli_default" in meta else f.default}
-        for key in ("action", "nargs", "choices", "metavar"):
-            if key in meta:
-                kwargs[key] = meta[key]
-        if isinstance(f.default, bool):
-            kwargs["action"] = "store_true"
-        else:
-            kwargs["type"] = meta.get("item") or type(f.default)
-        group.add_argument(meta.get("flag", "--" + f.name.replace("_", "-")), **kwargs)
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each flag's default, unless its help already says what the default is."""
-
-    def _get_help_string(self, action):
-        if "(default:" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
-
-
 def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
     """The command line; with ``explicit_only`` every default is left out, so that parsing
     tells which options a command gives itself."""
     p = argparse.ArgumentParser(
         prog="python -m train",
         description="Train a T1 <-> T2 CycleGAN and (optionally) push it to the Hugging Face Hub.",
-        formatter_class=_HelpFormatter,
+        formatter_class=HelpFormatter,
     )
     for title, cls in GROUPS:
-        _add_fields(p.add_argument_group(title), cls)
+        add_arguments(p.add_argument_group(title), cls)
     if explicit_only:
         for action in p._actions:
             action.default = argparse.SUPPRESS
