@@ -123,20 +123,24 @@ class TranslationApp:
         result = translate_volume(self.translator, volume, direction, batch_size=8, progress=report)
         out_path = volume.write(result.translation,
                                 OUTPUTS.path(output_stem(input_stem(path), direction), ".nii.gz"))
-        self.volumes[_digest(out_path)] = (result.shown, result.model_translation)
+        self.volumes[_digest(out_path)] = (result, output_stem(input_stem(path), direction), plane)
         while len(self.volumes) > 4:
             self.volumes.pop(next(iter(self.volumes)))
         return str(out_path), result.report
 
-    def volume_view(self, nifti: str | None, index) -> str | None:
-        """A PNG of input | translation of one slice of a volume translated lately."""
+    def volume_view(self, nifti: str | None, index) -> tuple:
+        """(PNG of input | translation, PNG of the round-trip error) of one slice of a volume translated
+        lately, as the model saw it, named after the input (``head_t2w-from-t1w_axial_z012.png``);
+        (None, None) for a volume not translated lately."""
         key = _digest(nifti) if nifti and os.path.isfile(nifti) else None
         if key not in self.volumes:
-            return None
-        shown, out = self.volumes[key]
-        i = int(np.clip(index or 0, 0, len(out) - 1))
-        view = to_uint8(np.concatenate([shown[i], out[i]], axis=1))
-        return str(OUTPUTS.save_pixels(view, f"slice{i:03d}"))
+            return None, None
+        result, stem, plane = self.volumes[key]
+        i = int(np.clip(index or 0, 0, len(result.shown) - 1))
+        view = to_uint8(np.concatenate([result.shown[i], result.model_translation[i]], axis=1))
+        return (str(OUTPUTS.save_pixels(view, f"{stem}_{plane}_z{i:03d}")),
+                str(OUTPUTS.save_pixels(heat_map(result.error_map(i), ERROR_SCALE),
+                                        f"{stem}_round-trip-error_{plane}_z{i:03d}")))
 
     def about(self) -> str:
         from cyclegan import __version__
@@ -209,10 +213,20 @@ VERDICTS = {
 }
 
 
+#: Captions of the examples (shown above them, where nothing covers the thumbnails).
+EXAMPLE_CAPTION = "the project's simulated phantom; its textbook tissue contrast is unlike real scans'."
+EXAMPLE_VOLUME_CAPTION = "the project's phantom, T1-weighted."
+#: Long file names wrap instead of being cut; a phone's narrow screen stacks the panels.
+CSS = """
+.file-preview .filename .stem { white-space: normal; word-break: break-all; overflow: visible; }
+.examples-caption p { margin: 0; font-size: var(--text-sm); }
+"""
+
+
 def colour_bar_html(scale: float = ERROR_SCALE) -> str:
     """The error map's colour bar and its scale, as HTML."""
     stops = ", ".join(f"rgb({int(r)},{int(g)},{int(b)})" for r, g, b in HEAT_COLOURS)
-    return (f'<div style="max-width:420px"><div style="height:12px;border-radius:3px;'
+    return (f'<div class="colour-bar" style="max-width:420px"><div style="height:12px;border-radius:3px;'
             f'background:linear-gradient(to right, {stops})"></div>'
             f'<div style="display:flex;justify-content:space-between;font-size:0.85em">'
             f'<span>0</span><span>{scale / 2:.3f}</span><span>≥ {scale:.2f}</span></div>'
@@ -305,12 +319,10 @@ def build_demo(app: TranslationApp) -> gr.Blocks:
         for direction, parts in tabs.items():
             other = tabs[_other(direction)]
             # One click: the same file in the other tab, translated there.
-            parts["switch"].click(lambda path, d=_other(direction): (gr.Tabs(selected=d), path),
-                                  inputs=parts["upload"], outputs=[tab_set, other["upload"]],
-                                  api_visibility="private").then(
-                other["run"], inputs=other["upload"], outputs=other["outputs"], api_visibility="private"
-            ).then(other["show"], inputs=other["show_inputs"], outputs=other["show_outputs"],
-                   api_visibility="private")
+            switched = parts["switch"].click(lambda path, d=_other(direction): (gr.Tabs(selected=d), path),
+                                             inputs=parts["upload"], outputs=[tab_set, other["upload"]],
+                                             api_visibility="private")
+            other["follow"](switched)
     demo.queue(default_concurrency_limit=2, max_size=64)
     return demo
 
@@ -322,11 +334,11 @@ def _image_tab(app: TranslationApp, direction: str, source: str, target: str) ->
             upload = gr.File(label=f"{source}-weighted slice", file_types=IMAGE_TYPES, type="filepath")
             button = gr.Button(f"Translate to {target}", variant="primary")
             examples = example_files(direction)
-            gallery = gr.Gallery(value=examples, columns=3,
-                                 label="Examples (the project's simulated phantom; its textbook tissue contrast "
-                                       "is unlike real scans'): click one",
-                                 height=170, allow_preview=False, show_label=True, visible=bool(examples),
-                                 interactive=False)
+            gr.Markdown(f"**Examples**: {EXAMPLE_CAPTION} Click one to translate it.", visible=bool(examples),
+                        elem_classes="examples-caption")
+            gallery = gr.Gallery(value=examples, columns=3, show_label=False, height=150,
+                                 object_fit="contain", allow_preview=False, visible=bool(examples),
+                                 interactive=False, buttons=[])
             verdict = gr.Markdown()
             switch = gr.Button(f"Translate it as {target} → {source} instead", visible=False)
         with gr.Column(scale=2):
@@ -334,14 +346,15 @@ def _image_tab(app: TranslationApp, direction: str, source: str, target: str) ->
                                      type="filepath", interactive=False)
     with gr.Row(equal_height=True):
         shown = gr.Image(label=f"Input ({source}, as the model sees it)", format="png", type="filepath",
-                         interactive=False)
-        translated = gr.Image(label=f"{target}-weighted translation", format="png", type="filepath",
-                              interactive=False)
-        recon = gr.Image(label=f"Cycle reconstruction ({source} → {target} → {source})", format="png",
-                         type="filepath", interactive=False)
-        heat = gr.Image(label="Round-trip error |input − reconstruction|", format="png", type="filepath",
-                        interactive=False)
-    gr.HTML(colour_bar_html())
+                         interactive=False, buttons=["download", "fullscreen"])
+        translated = gr.Image(label=f"{target} translation", format="png", type="filepath",
+                              interactive=False, buttons=["download", "fullscreen"])
+        recon = gr.Image(label=f"Cycle ({source} → {target} → {source})", format="png",
+                         type="filepath", interactive=False, buttons=["download", "fullscreen"])
+        with gr.Column(min_width=160):
+            heat = gr.Image(label="Round-trip error", format="png", type="filepath", interactive=False,
+                            buttons=["download", "fullscreen"])
+            gr.HTML(colour_bar_html())
     files = gr.File(label="16-bit downloads of the translation (PNG and TIFF)", file_count="multiple",
                     interactive=False, visible=False)
     report = gr.JSON(label="report", visible=False)
@@ -355,17 +368,27 @@ def _image_tab(app: TranslationApp, direction: str, source: str, target: str) ->
 
     outputs = [shown, translated, recon, heat, files, report]
     show_inputs, show_outputs = [shown, translated, report, files], [compare, verdict, switch, files]
-    button.click(run, inputs=upload, outputs=outputs, api_name=direction).then(
-        show, inputs=show_inputs, outputs=show_outputs, api_visibility="private")
+
+    def clear():
+        """Every output of the tab emptied, so that nothing of an earlier input stays beside an error."""
+        return [None] * len(outputs) + [None, "", gr.update(visible=False), gr.update(visible=False)]
+
+    def after(translation):
+        """The results of a translation event shown when it succeeds, every output cleared when it fails."""
+        translation.success(show, inputs=show_inputs, outputs=show_outputs, api_visibility="private")
+        translation.failure(clear, outputs=outputs + show_outputs, api_visibility="private")
+
+    def follow(event):
+        """Translate the upload after ``event`` (an example picked, a file switched from the other tab)."""
+        after(event.then(run, inputs=upload, outputs=outputs, api_visibility="private"))
+
+    after(button.click(run, inputs=upload, outputs=outputs, api_name=direction))
 
     def pick(evt: gr.SelectData):
         return examples[evt.index]
 
-    gallery.select(pick, outputs=upload, api_visibility="private").then(
-        run, inputs=upload, outputs=outputs, api_visibility="private").then(
-        show, inputs=show_inputs, outputs=show_outputs, api_visibility="private")
-    return {"upload": upload, "run": run, "outputs": outputs, "show": show, "show_inputs": show_inputs,
-            "show_outputs": show_outputs, "switch": switch}
+    follow(gallery.select(pick, outputs=upload, api_visibility="private"))
+    return {"upload": upload, "follow": follow, "switch": switch}
 
 
 def _volume_tab(app: TranslationApp) -> None:
@@ -380,29 +403,50 @@ def _volume_tab(app: TranslationApp) -> None:
             button = gr.Button("Translate volume", variant="primary")
             examples = example_volumes()
             if examples:
-                gr.Examples([[v, "t1_to_t2", "axial"] for v in examples], inputs=[volume, direction, plane],
-                            label="Example volume (the project's phantom, T1-weighted)")
-        with gr.Column():
+                gr.Markdown(f"**Example volume**: {EXAMPLE_VOLUME_CAPTION} Click it to translate it.",
+                            elem_classes="examples-caption")
+                example_set = gr.Examples([[v, "t1_to_t2", "axial"] for v in examples],
+                                          inputs=[volume, direction, plane], label=None)
             nifti = gr.File(label="Translated volume (NIfTI: the input's shape, affine and header)",
                             interactive=False)
             verdict = gr.Markdown()
+            switch = gr.Button("Translate it in the other direction instead", visible=False)
+        with gr.Column():
             index = gr.Slider(0, 1, value=0, step=1, label="Slice", visible=False)
-            view = gr.Image(label="input | translation", format="png", type="filepath", interactive=False)
+            view = gr.Image(label="input | translation", format="png", type="filepath", interactive=False,
+                            buttons=["download", "fullscreen"])
+            heat = gr.Image(label="Round-trip error of this slice", format="png", type="filepath",
+                            interactive=False, buttons=["download", "fullscreen"])
+            gr.HTML(colour_bar_html())
     report = gr.JSON(label="report", visible=False)
 
     def show(path, result):
         count = int((result or {}).get("slices") or 0)
         middle = count // 2
+        mismatch = bool(result and (result.get("contrast") or {}).get("mismatch"))
         return (gr.update(maximum=max(count - 1, 1), value=middle, visible=count > 1),
-                app.volume_view(path, middle), report_markdown(result))
+                *app.volume_view(path, middle), report_markdown(result), gr.update(visible=mismatch))
+
+    def clear():
+        return None, None, gr.update(visible=False, value=0), None, None, "", gr.update(visible=False)
 
     def translate_volume(path, direction, plane, progress=gr.Progress()):
         return app.translate_volume(path, direction, plane, progress)
 
-    button.click(_gr_error(translate_volume),
-                 inputs=[volume, direction, plane], outputs=[nifti, report], api_name="volume").then(
-        show, inputs=[nifti, report], outputs=[index, view, verdict], api_visibility="private")
-    index.change(app.volume_view, inputs=[nifti, index], outputs=view, api_visibility="private")
+    run = _gr_error(translate_volume)
+    shown_outputs = [index, view, heat, verdict, switch]
+
+    def follow(event):
+        event.success(show, inputs=[nifti, report], outputs=shown_outputs, api_visibility="private")
+        event.failure(clear, outputs=[nifti, report, *shown_outputs], api_visibility="private")
+
+    follow(button.click(run, inputs=[volume, direction, plane], outputs=[nifti, report], api_name="volume"))
+    if examples:
+        follow(example_set.load_input_event.then(run, inputs=[volume, direction, plane], outputs=[nifti, report],
+                                                 api_visibility="private"))
+    follow(switch.click(lambda d: _other(d), inputs=direction, outputs=direction, api_visibility="private").then(
+        run, inputs=[volume, direction, plane], outputs=[nifti, report], api_visibility="private"))
+    index.change(app.volume_view, inputs=[nifti, index], outputs=[view, heat], api_visibility="private")
 
 
 def free_port() -> int:
@@ -474,7 +518,7 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     demo = build_demo(TranslationApp(translator, notice))
-    demo.launch(server_name=args.host, server_port=args.port, show_error=True, footer_links=["api"])
+    demo.launch(server_name=args.host, server_port=args.port, show_error=True, footer_links=["api"], css=CSS)
     return 0
 
 

@@ -1,6 +1,6 @@
 """Speed benchmark, side by side with the PyTorch reference peer in the same run.
 
-    python benchmarks/speed.py [--only infer,volume,app,train] [--quick]
+    python benchmarks/speed.py [--only infer,volume,cli,app,train] [--quick]
 
 ``--quick`` (what CI runs, so that the benchmark cannot rot) times every part briefly: the default
 model only, fp32, a few repeats, a 16-slice volume, the tiny preset's training, no peer.
@@ -12,6 +12,8 @@ Prints one JSON line per result; every line names the machine. Measures:
   deviation from fp32 on the [0, 1] scale,
   and the peer at the same architectures;
 - ``volume``: a 181-slice volume on the 181x217 grid, batched;
+- ``cli``: ``mri-cyclegan translate`` on a folder of such volumes: volumes per minute (each translated,
+  checked by the round trip and written) and the whole command's time;
 - ``app``: the app's round trip through gradio_client against the model time;
 - ``train``: training images/s at 256x256, one channel, reference configuration, against the peer;
 - memory (with ``app`` and ``train``): peak RSS of the app serving one request and of CPU
@@ -157,6 +159,45 @@ def bench_volume(args):
                  seconds=round(time.perf_counter() - start, 2))
 
 
+def bench_cli(args):
+    """``mri-cyclegan translate`` on a folder of 181-slice volumes (181x217 at 1 mm), as from the shell:
+    each volume translated and back (the cycle check) and written; volumes per minute from the
+    seconds each input took (report.csv), and the whole command's time with the model's loading."""
+    import csv
+    import shutil
+    import tempfile
+
+    import nibabel as nib
+
+    from cyclegan.phantom import phantom_pairs
+
+    count, volumes = (16, 1) if QUICK else (181, 3)
+    base = [t1 for _, t1, _ in phantom_pairs(np.linspace(40, 140, 10).round().astype(int).tolist())]
+    data = np.stack([base[i % len(base)].T for i in range(count)], axis=-1).astype(np.float32)
+    folder = Path(tempfile.mkdtemp(prefix="cli-bench-"))
+    try:
+        (folder / "in").mkdir()
+        for i in range(volumes):
+            nib.save(nib.Nifti1Image(data, np.eye(4)), folder / "in" / f"head{i}.nii.gz")
+        for precision in ("float32",) if QUICK else ("float32", "auto"):
+            out = folder / f"out-{precision}"
+            start = time.perf_counter()
+            done = subprocess.run([sys.executable, "-m", "cyclegan", "translate", str(folder / "in"), "--output",
+                                   str(out), "--direction", "t1_to_t2", "--precision", precision],
+                                  cwd=ROOT, capture_output=True, text=True)
+            wall = time.perf_counter() - start
+            if done.returncode != 0:
+                emit(bench="cli", error=done.stderr[-500:])
+                continue
+            with open(out / "report.csv", newline="") as handle:
+                seconds = [float(row["seconds"]) for row in csv.DictReader(handle)]
+            emit(bench="cli", volumes=volumes, slices=count, grid="181x217", precision=precision,
+                 seconds_per_volume=round(float(np.median(seconds)), 2),
+                 volumes_per_minute=round(60.0 / float(np.median(seconds)), 2), command_seconds=round(wall, 1))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def rss_mb(pid, field="VmRSS"):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith(field):
@@ -284,13 +325,14 @@ def bench_train(args):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="infer,volume,app,train", help="comma-separated benchmarks")
+    parser.add_argument("--only", default="infer,volume,cli,app,train", help="comma-separated benchmarks")
     parser.add_argument("--train-steps", type=int, default=5, help="timed training steps (CPU steps take seconds)")
     parser.add_argument("--quick", action="store_true", help="brief run of every part (CI)")
     args = parser.parse_args(argv)
     global QUICK
     QUICK = args.quick
-    benches = {"infer": bench_infer, "volume": bench_volume, "app": bench_app, "train": bench_train}
+    benches = {"infer": bench_infer, "volume": bench_volume, "cli": bench_cli, "app": bench_app,
+               "train": bench_train}
     for name in args.only.split(","):
         benches[name](args)
     return 0

@@ -44,9 +44,10 @@ def take(url: str, out: Path, chromium: str) -> list[Path]:
                 shots.append(out / name)
                 page.screenshot(path=str(shots[-1]), full_page=True)
             page.get_by_role("tab", name="Volume (NIfTI)").click()
-            page.get_by_text("t1w_phantom.nii.gz").locator("visible=true").first.click()
-            page.get_by_role("button", name="Translate volume").click()
-            page.locator("img[src*='slice'] >> visible=true").first.wait_for(timeout=300_000)
+            page.get_by_text("t1w_phantom.nii.gz").locator("visible=true").first.click()  # runs it
+            page.locator("img[src*='t1w_phantom_t2w-from-t1w_axial_z'] >> visible=true").first.wait_for(
+                timeout=300_000)
+            page.wait_for_timeout(1000)
             shots.append(out / "volume.png")
             page.screenshot(path=str(shots[-1]), full_page=True)
             page.get_by_role("tab", name="About").click()

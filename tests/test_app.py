@@ -196,6 +196,22 @@ def test_a_thick_slice_volume_translates_in_every_plane(client, tmp_path):
         assert out.get_fdata().std() > 0
 
 
+def test_the_example_volume_translates_in_every_plane(client):
+    """The shipped example has 24 slices 3 mm apart: coronal and sagittal slices are resampled to 1 mm."""
+    import nibabel as nib
+
+    import app
+
+    example = app.example_volumes()[0]
+    source = nib.load(example)
+    for plane in ("axial", "coronal", "sagittal"):
+        nifti, report = client.predict(handle_file(example), "t1_to_t2", plane, api_name="/volume")
+        out = nib.load(nifti)
+        assert out.shape == source.shape and np.allclose(out.affine, source.affine), plane
+        assert report["translated_slices"] > 0 and report["resampled"] == (plane != "axial")
+        assert report["contrast"]["looks_like"] in ("T1", "T2") and report["verdict"]
+
+
 def test_volume_plane_comes_from_the_header(client, tmp_path):
     """The same head stored (R, A, S) and (S, R, A): the axial plane is the same either way."""
     import nibabel as nib

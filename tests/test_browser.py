@@ -100,17 +100,90 @@ def test_wrong_contrast_is_flagged_and_switched_in_one_click(page, tmp_path):
     assert other.get_by_text("looks T1-weighted").count() == 0
 
 
-def test_volume_example_translates_with_a_verdict(page, tmp_path):
+def test_volume_example_runs_on_click_with_a_verdict_and_an_error_map(page, tmp_path):
     page.get_by_role("tab", name="Volume (NIfTI)").click()
     panel = Visible(page)
-    panel.get_by_text("t1w_phantom.nii.gz").first.click()
-    panel.get_by_role("button", name="Translate volume").click()
-    view = panel.locator("img[src*='slice']").first
+    panel.get_by_text("t1w_phantom.nii.gz").first.click()  # runs it: no button to press
+    view = panel.locator("img[src*='t1w_phantom_t2w-from-t1w_axial_z012']").first
     view.wait_for(state="visible", timeout=MODEL_WAIT)
     assert width_of(page, view) == 2 * 197  # input | translation of one axial slice
+    heat = panel.locator("img[src*='t1w_phantom_t2w-from-t1w_round-trip-error_axial_z012']").first
+    assert heat.is_visible() and width_of(page, heat) == 197
     panel.get_by_text("Mean round-trip error inside the head").wait_for(timeout=30_000)
     assert panel.locator("a[href*='t1w_phantom_t2w-from-t1w.nii.gz']").count() >= 1  # named after the input
+    below_heat_map(page, heat, panel.locator(".colour-bar").first)
     shot(page, tmp_path, "app-volume.png")
+
+
+def below_heat_map(page, heat, bar):
+    """The colour bar sits right under its heat map, not under another panel."""
+    heat_box, bar_box = heat.bounding_box(), bar.bounding_box()
+    assert 0 <= bar_box["y"] - (heat_box["y"] + heat_box["height"]) < 120, (heat_box, bar_box)
+    assert bar_box["x"] < heat_box["x"] + heat_box["width"] and heat_box["x"] < bar_box["x"] + bar_box["width"]
+
+
+def test_an_error_clears_the_earlier_result(page, tmp_path):
+    page.reload(wait_until="domcontentloaded")
+    page.get_by_role("tab", name="T1 → T2").click()
+    panel = Visible(page)
+    panel.locator("img[src*='t1w_z095.png']").first.click()
+    panel.locator("img[src*='t1w_z095_t2w-from-t1w']").first.wait_for(state="visible", timeout=MODEL_WAIT)
+    panel.get_by_text("Mean round-trip error inside the head").wait_for(timeout=30_000)
+    broken = tmp_path / "broken_scan.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    panel.get_by_role("button", name="Clear").first.click()  # the upload box takes a new file
+    page.locator("input[type=file] >> nth=0").set_input_files(str(broken))
+    panel.get_by_role("button", name="Translate to T2").click()
+    panel.get_by_text("broken_scan.png is not a readable PNG").first.wait_for(timeout=MODEL_WAIT)
+    page.wait_for_timeout(1000)
+    assert panel.locator("img[src*='t1w_z095']").count() <= 3  # the thumbnails only
+    assert panel.get_by_text("Mean round-trip error inside the head").count() == 0
+    # The volume tab too: a volume, then a file that is not one.
+    page.get_by_role("tab", name="Volume (NIfTI)").click()
+    panel.get_by_text("t1w_phantom.nii.gz").first.click()
+    panel.locator("img[src*='t1w_phantom_t2w-from-t1w_axial_z']").first.wait_for(state="visible",
+                                                                                  timeout=MODEL_WAIT)
+    bad = tmp_path / "bad_volume.nii.gz"
+    bad.write_bytes(b"\x1f\x8b not a volume")
+    panel.get_by_role("button", name="Clear").first.click()
+    page.locator("input[type=file]").last.set_input_files(str(bad))
+    panel.get_by_role("button", name="Translate volume").click()
+    panel.get_by_text("bad_volume.nii.gz is not a readable NIfTI file").first.wait_for(timeout=MODEL_WAIT)
+    page.wait_for_timeout(1000)
+    assert panel.locator("img[src*='t1w_phantom_t2w-from-t1w']").count() == 0
+    assert panel.get_by_text("Mean round-trip error inside the head").count() == 0
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_layout_at_desktop_and_phone_width(page, app_url, tmp_path, width):
+    """The examples' caption is above the thumbnails, not over them; the colour bar sits under the heat
+    map; the heat map's title is not under its buttons."""
+    view = page.context.browser.new_page(viewport={"width": width, "height": 1000})
+    try:
+        view.goto(app_url, wait_until="domcontentloaded")
+        view.get_by_role("tab", name="T1 → T2").wait_for(timeout=MODEL_WAIT)
+        panel = Visible(view)
+        caption = panel.get_by_text("the project's simulated phantom").first
+        thumbnail = panel.locator("img[src*='t1w_z080.png']").first
+        thumbnail.wait_for(state="visible", timeout=30_000)
+        caption_box, thumb_box = caption.bounding_box(), thumbnail.bounding_box()
+        assert caption_box["y"] + caption_box["height"] <= thumb_box["y"] + 1, (caption_box, thumb_box)
+        thumbnail.click()
+        heat = panel.locator("img[src*='t1w_z080_round-trip-error']").first
+        heat.wait_for(state="visible", timeout=MODEL_WAIT)
+        below_heat_map(view, heat, panel.locator(".colour-bar").first)
+        title_box = view.get_by_text("Round-trip error", exact=True).locator("visible=true").first.bounding_box()
+        for button in view.locator("button >> visible=true").all():
+            box = button.bounding_box()
+            if box is None or box["width"] > 60 or box["height"] > 60:  # icon buttons only, not the image
+                continue
+            overlaps = (box["x"] < title_box["x"] + title_box["width"] and title_box["x"] < box["x"] + box["width"]
+                        and box["y"] < title_box["y"] + title_box["height"]
+                        and title_box["y"] < box["y"] + box["height"])
+            assert not overlaps, (title_box, box)
+        shot(view, tmp_path, f"app-layout-{width}.png")
+    finally:
+        view.close()
 
 
 def test_about_names_the_model_and_its_checks(page, tmp_path):
@@ -136,7 +209,7 @@ def test_volume_stored_s_r_a_is_cut_in_the_plane_its_header_names(page, tmp_path
     panel = Visible(page)
     page.locator("input[type=file]").last.set_input_files(str(path))  # the volume tab (the last) has it
     panel.get_by_role("button", name="Translate volume").click()
-    view = panel.locator("img[src*='slice']").first
+    view = panel.locator("img[src*='stored_sra_t2w-from-t1w_axial_z']").first
     view.wait_for(state="visible", timeout=MODEL_WAIT)
     # Axial slices of 56 (R) x 48 (A) voxels: input | translation is 2 x 56 wide, not 181 x 3 pixels.
     assert width_of(page, view) == 2 * 56
