@@ -183,6 +183,10 @@ def report_markdown(report: dict | None) -> str:
     error = report["mean_cycle_error"]
     levels = report.get("levels")
     text = VERDICTS.get(report.get("verdict"), VERDICTS[None])
+    order = report.get("tissue_order")
+    if order and not order["in_order"] and levels and error <= levels["typical"]:
+        text = ("**Unusual**: the round trip returns the input as well as on held-out scans, but the tissue "
+                "order below is wrong; check the translation against the input.")
     lines = [f"**Mean round-trip error inside the head: {error:.3f}** (intensities in [0, 1]). {text}"]
     if levels:
         lines.append(f"On held-out scans of the right contrast it was at most {levels['typical']:.3f} (95 %); "
@@ -193,6 +197,12 @@ def report_markdown(report: dict | None) -> str:
         lines.append(f"The head fills little of {what} (far more air around it than in the training "
                      f"slices), so it was translated within rows {frame['top']}-{frame['bottom']} and columns "
                      f"{frame['left']}-{frame['right']} around the head, the rest left black.")
+    if order and not order["in_order"]:
+        target = "T2" if report.get("direction") == "t1_to_t2" else "T1"
+        should = "brighter" if target == "T2" else "darker"
+        lines.insert(1, f"**The translation does not look {target}-weighted inside the brain**: CSF "
+                        f"({order['csf']:.2f}) is not {should} than white matter ({order['wm']:.2f}), as it is on "
+                        f"every {target}-weighted scan, so the verdict cannot be typical.")
     contrast = report.get("contrast")
     if contrast and contrast["mismatch"]:
         p = contrast["t2_probability"]

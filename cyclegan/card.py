@@ -300,7 +300,10 @@ def calibration_text(calibration: Mapping[str, Any] | None) -> str:
     if levels:
         lines += ["Mean round-trip error |input - reconstruction| inside the head: up to *typical* it is "
                   "as low as on 95 % of held-out slices of the right contrast; above *likely wrong input* "
-                  "it is as high as on slices of the other contrast fed in by mistake (their median).", "",
+                  "it is as high as on slices of the other contrast fed in by mistake (their median). A "
+                  "translation whose CSF and white matter are not in the order of its target contrast (CSF "
+                  "brighter on T2, darker on T1; read inside the brain, scalp and skull left out) is never "
+                  "*typical*, however low its round-trip error.", "",
                   "| direction | typical up to | likely wrong input above | right inputs (median) "
                   "| wrong inputs (median) | wrong inputs above typical |",
                   "| --- | --- | --- | --- | --- | --- |"]

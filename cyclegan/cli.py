@@ -319,6 +319,10 @@ def translate_job(translator, job: Job, config: TranslateConfig, progress: Progr
     if job.bids_contrast and contrast.get("mismatch"):
         notes.append(f"the file is named {job.bids_contrast} but the contrast check says it looks "
                      f"{contrast['looks_like']}-weighted")
+    order = report.get("tissue_order")
+    if order and not order["in_order"]:
+        notes.append(f"the translation's CSF ({order['csf']:.2f}) and white matter ({order['wm']:.2f}) are not "
+                     f"in the order of its target contrast")
     if report.get("resampled"):
         notes.append("translated on 1 mm pixels and resampled back")
     if job.bids_path is not None:

@@ -74,16 +74,20 @@ def _contrast_entry(p_t2: float | None, expected: str) -> dict | None:
 
 
 def report(translator, direction: str, error: float, p_t2: float | None = None, frame=None,
-           **extra) -> dict:
+           order: dict | None = None, **extra) -> dict:
     """The report of one input translated in ``direction``: ``error`` is its mean round-trip error
     inside the head, ``p_t2`` what the contrast check says of it, ``frame`` the closer frame it
-    was translated within (None: its own). ``extra`` fields (shape, bit depth, plane) come first."""
+    was translated within (None: its own), ``order`` the translation's tissue order
+    (:func:`cyclegan.calibration.tissue_order`; a translation out of order is never "typical").
+    ``extra`` fields (shape, bit depth, plane) come first."""
     from cyclegan.calibration import verdict
 
     levels = (calibration_of(translator).get("cycle_error") or {}).get(direction)
+    in_order = order is None or order["in_order"]
     return {"direction": direction, **extra, "mean_cycle_error": round(float(error), 4),
-            "verdict": verdict(error, levels), "levels": levels, "error_scale": ERROR_SCALE,
-            "frame": _frame(frame), "contrast": _contrast_entry(p_t2, CONTRASTS[direction][0])}
+            "verdict": verdict(error, levels, in_order), "levels": levels, "error_scale": ERROR_SCALE,
+            "frame": _frame(frame), "contrast": _contrast_entry(p_t2, CONTRASTS[direction][0]),
+            "tissue_order": order}
 
 
 @dataclass
@@ -104,7 +108,7 @@ class ImageResult:
 def translate_image(translator, image, direction: str, bits: int | None = None) -> ImageResult:
     """Translate one 2-D image (any array or PIL image :mod:`cyclegan.preprocessing` accepts) in
     ``direction`` and back, and check it (:func:`report`)."""
-    from cyclegan.calibration import mean_cycle_error
+    from cyclegan.calibration import mean_cycle_error, tissue_order, tissue_sums
     from cyclegan.preprocessing import to_grayscale
 
     check_direction(direction)
@@ -113,8 +117,9 @@ def translate_image(translator, image, direction: str, bits: int | None = None) 
     extra = {"height": int(shown.shape[0]), "width": int(shown.shape[1])}
     if bits is not None:
         extra["bit_depth"] = int(bits)
+    order = tissue_order(direction, [tissue_sums(direction, shown, forward)])
     result = report(translator, direction, mean_cycle_error(shown, back), contrast_of(translator, [shown]),
-                    translator.closer_frame(gray), **extra)
+                    translator.closer_frame(gray), order, **extra)
     return ImageResult(shown, forward, back, result)
 
 
@@ -127,12 +132,12 @@ def _shown(slices) -> list:
 
 
 def _checked(shown: list) -> list:
-    """The slices the contrast check of a volume reads: those with the most head."""
+    """The indices of the slices the checks of a volume read: those with the most head."""
     from cyclegan.evaluation import head_mask
 
     area = [int(head_mask(s).sum()) if s.any() else 0 for s in shown]
     order = sorted(range(len(shown)), key=lambda i: -area[i])
-    return [shown[i] for i in order[:CHECKED_SLICES] if area[i] > 0]
+    return [i for i in order[:CHECKED_SLICES] if area[i] > 0]
 
 
 @dataclass
@@ -174,7 +179,7 @@ def translate_volume(translator, volume, direction: str, batch_size: int = 8,
     """Translate a :class:`cyclegan.files.Volume` slice by slice in its plane and back (the cycle
     check), on the model's grid; the translation comes back on the volume's own grid.
     ``progress(stage, done, total)`` is called after each batch of each stage."""
-    from cyclegan.calibration import mean_cycle_error
+    from cyclegan.calibration import mean_cycle_error, tissue_order, tissue_sums
 
     check_direction(direction)
     if batch_size < 1:
@@ -192,8 +197,10 @@ def translate_volume(translator, volume, direction: str, batch_size: int = 8,
     error = float(np.mean(errors)) if errors else 0.0
     rows, columns = volume.model_shape
     frame = native_frame(translator.closer_frame_of_slices(slices), volume.model_shape, volume.slices[0].shape)
-    result = report(translator, direction, error, contrast_of(translator, _checked(shown)), frame,
-                    plane=volume.plane, shape=list(volume.shape),
+    checked = _checked(shown)
+    order = tissue_order(direction, [tissue_sums(direction, shown[i], out[i]) for i in checked])
+    result = report(translator, direction, error, contrast_of(translator, [shown[i] for i in checked]), frame,
+                    order, plane=volume.plane, shape=list(volume.shape),
                     slices=len(out), translated_slices=len(errors),
                     pixel_mm=[round(z, 4) for z in volume.pixel_mm],
                     model_grid=[int(rows), int(columns)], resampled=bool(volume.resampled))
@@ -209,7 +216,8 @@ def looks_like(translator, image=None, volume=None) -> tuple[str, float]:
         raise InputImageError("the model stores no contrast check, so the direction cannot be chosen "
                               "automatically; give the direction")
     if volume is not None:
-        shown = _checked(_shown(volume.model_slices()))
+        every = _shown(volume.model_slices())
+        shown = [every[i] for i in _checked(every)]
     else:
         gray = to_grayscale(image)
         shown = [(scale_intensities(gray)[0] + 1.0) / 2.0]

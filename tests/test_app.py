@@ -127,6 +127,11 @@ def test_report_reads_in_plain_language(tiny_translator):
                                                                              "looks_like": "T1"}})
     assert "Typical" in calm and "looks" not in calm
     assert "no calibrated levels" in app.report_markdown({"mean_cycle_error": 0.1, "verdict": None})
+    wrong_order = app.report_markdown({"direction": "t1_to_t2", "mean_cycle_error": 0.04, "verdict": "unusual",
+                                       "levels": {"typical": 0.05, "likely_wrong": 0.2},
+                                       "tissue_order": {"csf": 0.29, "gm": 0.37, "wm": 0.46, "in_order": False}})
+    assert "Unusual" in wrong_order and "tissue order below is wrong" in wrong_order
+    assert "does not look T2-weighted inside the brain" in wrong_order and "CSF (0.29)" in wrong_order
 
 
 def nifti_bytes(data, affine=None):

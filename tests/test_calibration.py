@@ -67,3 +67,74 @@ def test_calibration_is_saved_loaded_and_shown(tiny_folder, tiny_calibration):
     card = (tiny_folder / "README.md").read_text()
     assert "## Input checks" in card and "4 held-out ellipse heads" in card
     assert calibration_text(tiny_calibration) in card
+
+
+def test_a_translation_out_of_tissue_order_is_never_typical():
+    from cyclegan.calibration import tissue_order, tissue_sums
+
+    levels = cycle_levels(right=np.linspace(0.01, 0.03, 21), wrong=[0.2, 0.3, 0.4])
+    assert verdict(0.02, levels, in_order=False) == "unusual" and verdict(0.5, levels, in_order=False) == LEVELS[2]
+    for _, t1, t2 in ellipse_pairs(4, size=96):
+        right = tissue_order("t1_to_t2", [tissue_sums("t1_to_t2", t1, t2)])
+        kept = tissue_order("t1_to_t2", [tissue_sums("t1_to_t2", t1, t1)])  # the input's own contrast
+        assert right["in_order"] and right["csf"] > right["wm"]
+        assert not kept["in_order"] and kept["csf"] < kept["wm"]
+        assert tissue_order("t2_to_t1", [tissue_sums("t2_to_t1", t2, t1)])["in_order"]
+        assert not tissue_order("t2_to_t1", [tissue_sums("t2_to_t1", t2, t2)])["in_order"]
+    assert tissue_sums("t1_to_t2", np.zeros((64, 64)), np.zeros((64, 64))) is None
+    assert tissue_order("t1_to_t2", [None]) is None
+
+
+SHARED = __import__("conftest").SHARED_DATA
+
+
+def _load01(path):
+    from PIL import Image
+
+    from cyclegan.preprocessing import scale_intensities
+
+    return (scale_intensities(np.asarray(Image.open(path), np.float64))[0] + 1) / 2
+
+
+@pytest.mark.skipif(not (SHARED / "mri-t1t2-unpaired" / "PAIRS.csv").is_file(), reason="the users' data set is absent")
+def test_tissue_order_of_real_targets_with_skull_is_right():
+    """On the users' slices (skull and scalp included) the real target of every pair is in order, and the
+    input's own contrast is not: the ring of scalp and skull is not taken for CSF or white matter."""
+    import csv
+
+    from cyclegan.calibration import tissue_order, tissue_sums
+
+    folder = SHARED / "mri-t1t2-unpaired"
+    rows = list(csv.DictReader(open(folder / "PAIRS.csv")))
+    for row in rows[::4]:
+        t1, t2 = _load01(folder / row["t1"]), _load01(folder / row["t2"])
+        assert tissue_order("t1_to_t2", [tissue_sums("t1_to_t2", t1, t2)])["in_order"], row
+        assert tissue_order("t2_to_t1", [tissue_sums("t2_to_t1", t2, t1)])["in_order"], row
+        assert not tissue_order("t1_to_t2", [tissue_sums("t1_to_t2", t1, t1)])["in_order"], row
+
+
+REAL = SHARED / "real-t1t2" / "Tr1" / "TrainT1"
+
+
+@pytest.mark.skipif(not (REAL / "openms-long-patient01_z018.png").is_file(), reason="real-t1t2 is absent")
+def test_real_clinical_slices_with_skull():
+    """Real clinical T1 slices with skull: a translation that keeps the T1 contrast (the input itself) is
+    out of order on every one, and the verdict follows the order whatever the round-trip error says."""
+    from cyclegan.calibration import tissue_order, tissue_sums
+    from cyclegan.translate import translate_image
+
+    slices = sorted(REAL.glob("openms-long-*.png"))
+    assert len(slices) >= 16
+    for path in slices[::4]:
+        t1 = _load01(path)
+        order = tissue_order("t1_to_t2", [tissue_sums("t1_to_t2", t1, t1)])
+        assert order is not None and not order["in_order"], path.name
+    # The shipped model, which drew the ventricles of this slice dark in T2 and called it typical.
+    from cyclegan.hub import load_generators
+
+    shipped = load_generators(warmup=False)
+    result = translate_image(shipped, _load01(REAL / "openms-long-patient01_z018.png"), "t1_to_t2")
+    order = result.report["tissue_order"]
+    assert order is not None and order["in_order"] == (order["csf"] > order["wm"])
+    if not order["in_order"]:
+        assert result.report["verdict"] != "typical"
