@@ -46,6 +46,20 @@ KNOWN_DATASETS = {
                 "\"The Multimodal Brain Tumor Image Segmentation Benchmark (BRATS)\", IEEE TMI 2015; "
                 "CompImg/Glioma_GAN (GitHub)",
     },
+    "real-t1t2-volumes": {
+        "what": "the whole NIfTI volumes behind real-t1t2 in a BIDS layout: 10 patients (2 glioma, 8 multiple "
+                "sclerosis), 24 T1w and T2w volumes as the scanners and pipelines stored them (clinical 2-D with "
+                "skull and 3-4 mm slices, 3-D skull-stripped at 1 mm)",
+        "licence": "open_ms_data participants CC-BY; the BraTS case under the BraTS data terms (research use, "
+                   "cite BraTS); the Glioma_GAN example under its repository's GPL-3.0 (the scan's own terms not "
+                   "stated)",
+        "cite": "Lesjak Z. et al., \"A novel public MR image dataset of multiple sclerosis patients with lesion "
+                "segmentations based on multi-rater consensus\", Neuroinformatics 2017; Lesjak Z. et al., "
+                "\"Validation of white-matter lesion change detection methods on a novel publicly available MRI "
+                "image database\", Neuroinformatics 2016 (data: http://lit.fe.uni-lj.si/tools); Menze B.H. et al., "
+                "\"The Multimodal Brain Tumor Image Segmentation Benchmark (BRATS)\", IEEE TMI 2015; Bakas S. et "
+                "al., Scientific Data 2017; Baid U. et al., arXiv:2107.02314 (2021); CompImg/Glioma_GAN (GitHub)",
+    },
 }
 
 #: Titles of the metric sets, in the order the card shows them.

@@ -245,7 +245,8 @@ class DataConfig(_JsonConfig):
         flag="--dataset", item=str, action="append", cli_default=None, metavar="SOURCE")
     pairs: tuple = option(
         (), "CSV of aligned T1/T2 file names (columns t1,t2): one per --dataset, in order ('none' for a data "
-        "set without pairs); held-out pairs stay out of training, the others feed --paired-weight",
+        "set without pairs, 'aligned' for a NIfTI data set: the slices of a visit's T1w and T2w on one grid); "
+        "held-out pairs stay out of training, the others feed --paired-weight",
         flag="--holdout-pairs", item=str, action="append", cli_default=None, metavar="CSV")
     weights: tuple = option(
         (), "sampling weight of each --dataset, in order (default: equal weights, so that a small data set is "
@@ -265,9 +266,16 @@ class DataConfig(_JsonConfig):
     val_fraction: float = option(0.1, "fraction of images (chosen by file name) kept for validation in data "
                                  "sets with nothing held out")
     max_images: int | None = option(None, "read at most this many images per data set (smoke runs)", item=int)
+    planes: tuple = option(
+        ("axial",), "planes NIfTI volume data sets are cut in (any of axial, coronal, sagittal, read from each "
+        "volume's header; PNG data sets are what they are)", item=str, nargs="+", metavar="PLANE")
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen)
+        set_("planes", _as_tuple("planes", self.planes, str))
+        if not self.planes or len(set(self.planes)) != len(self.planes) or not set(self.planes) <= set(PLANES):
+            raise ConfigError(f"planes must be one or more of {', '.join(PLANES)}, each once; got "
+                              f"{', '.join(self.planes) or 'none'}")
         set_("datasets", _as_tuple("datasets", self.datasets, str))
         set_("pairs", _as_tuple("pairs", self.pairs, str))
         set_("weights", _as_tuple("weights", self.weights, float))

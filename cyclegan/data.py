@@ -3,7 +3,12 @@
 A data set is a Hub data set id, a local folder or a local zip in the layout of
 ``nitishpandey04/MRI-Unpaired-T1-and-T2-Images``: images under folders whose
 names say the domain (``Tr1/TrainT1/*.png``, ``Tr2/TrainT2/*.png``). A data set
-with a ``label`` column whose class names say T1/T2 works too. It is read once
+with a ``label`` column whose class names say T1/T2 works too. A NIfTI data set
+(a BIDS folder, ``sub-*/[ses-*/]anat/*_T1w.nii[.gz]`` and ``*_T2w.nii[.gz]``, or a
+Hub data set of such files) is read with ``datasets``' NIfTI folder builder and cut
+into slices in the planes asked (:func:`volume_slices`): by the header's orientation,
+resampled in-plane to the model's 1 mm pixels, scaled per volume, near-empty slices
+left out; a visit's T1w and T2w on one grid give aligned pairs. It is read once
 with ``datasets`` in streaming mode; the images are decoded here so that an
 unreadable file is skipped and counted instead of stopping the run.
 
@@ -48,6 +53,7 @@ class Slice:
     image: np.ndarray  # float32 (H, W) in [-1, 1]
     source: int = 0  # index of its data set in a run that mixes several
     subject: str | None = None  # named by the run's subject pattern, when it matches
+    volume: str | None = None  # the NIfTI volume it was cut from (its path inside the data set)
 
 
 @dataclasses.dataclass
@@ -59,6 +65,20 @@ class Source:
     weight: float = 1.0
     name: str = ""
     share: float | None = None  # fraction of draws that are pairs; None: len(pairs) / images
+    #: For a NIfTI data set: its participants, and its aligned pairs (held-out ones included) as
+    #: given (a visit's T1w and T2w on one grid) and by registration.
+    participants: tuple = ()
+    planes: tuple = ()
+    pairs_as_given: int = 0
+    pairs_registered: int = 0
+
+    def volumes_text(self) -> str:
+        """What a NIfTI data set gave (empty for a data set of images)."""
+        if not self.participants:
+            return ""
+        return (f"{len(self.participants)} participants ({', '.join(self.participants)}), "
+                f"{' and '.join(self.planes)} slices, pairs aligned as given {self.pairs_as_given}, by registration "
+                f"{self.pairs_registered}")
 
     @property
     def pair_share(self) -> float:
@@ -94,6 +114,9 @@ class DataSplit:
         )
         if self.holdout_subjects:
             text += f"; held-out subjects: {', '.join(self.holdout_subjects)}"
+        volumes = [f"{s.name}: {s.volumes_text()}" for s in self.sources if s.participants]
+        if volumes:
+            text += "; volumes of " + "; ".join(volumes)
         if len(self.sources) > 1:
             total = sum(s.weight for s in self.sources) or 1.0
             text += "; data sets: " + ", ".join(
@@ -139,12 +162,17 @@ def _inner_name(path: str, root: str | None) -> str:
     return path.replace(os.sep, "/")
 
 
+def _has_volumes(folder: Path) -> bool:
+    return any(True for pattern in ("*.nii", "*.nii.gz") for _ in folder.rglob(pattern))
+
+
 def _open_streaming(source: str):
     import datasets
 
     source_path = Path(source)
     if source_path.is_dir():
-        kwargs = {"path": "imagefolder", "data_dir": str(source_path), "drop_labels": True}
+        builder = "niftifolder" if _has_volumes(source_path) else "imagefolder"
+        kwargs = {"path": builder, "data_dir": str(source_path), "drop_labels": True}
     elif source_path.is_file():
         if source_path.suffix.lower() != ".zip" and source_path.suffix.lower() not in _IMAGE_EXTENSIONS:
             raise DataError(f"{source} is a file but not a zip of images")
@@ -171,11 +199,126 @@ def _open_streaming(source: str):
     return dataset, root
 
 
-def read_dataset(source: str, limit: int | None = None) -> tuple[list[Slice], int]:
-    """Read every image of ``source``; returns (slices, number of unreadable images)."""
-    from datasets import Image as ImageFeature
+#: The BIDS suffix of each domain's volumes.
+BIDS_SUFFIXES = {"T1w": "t1", "T2w": "t2"}
+#: A slice is left out when less of it than this is head (after the volume's scaling).
+MIN_HEAD_FRACTION = 0.05
+#: Affines of two volumes that differ by less than this (mm) put them on one grid.
+GRID_TOLERANCE = 1e-3
+
+
+def bids_entities(name: str) -> tuple[str | None, str | None, str | None]:
+    """(participant label without ``sub-``, session label or None, domain or None) of a NIfTI file name
+    such as ``sub-01/ses-2/anat/sub-01_ses-2_T1w.nii.gz``."""
+    base = Path(name.replace("\\", "/")).name
+    stem = re.sub(r"\.nii(\.gz)?$", "", base, flags=re.IGNORECASE)
+    participant = re.search(r"(?:^|_)sub-([A-Za-z0-9]+)", stem)
+    session = re.search(r"(?:^|_)ses-([A-Za-z0-9]+)", stem)
+    domain = BIDS_SUFFIXES.get(stem.rsplit("_", 1)[-1])
+    return (participant.group(1) if participant else None, session.group(1) if session else None, domain)
+
+
+def subject_key(name: str) -> str:
+    """A subject's name as held-out subjects are matched: a BIDS ``sub-`` prefix is optional."""
+    return name[4:] if name.startswith("sub-") else name
+
+
+def volume_slices(image, name: str, planes=("axial",)) -> tuple[list, dict]:
+    """Training slices of one NIfTI volume (a nibabel image) in ``planes``: by the header's orientation
+    (:func:`cyclegan.files.volume_of`), resampled in-plane to 1 mm pixels, scaled by the volume's
+    99.5th percentile of its positive voxels, then each slice on its own window like any training
+    image ([-1, 1]); slices with less than :data:`MIN_HEAD_FRACTION` head are left out. Returns
+    ``([(plane, index, pixels)], {plane: shape of every slice})``."""
+    from cyclegan.files import volume_of
+
+    out, shapes = [], {}
+    for plane in planes:
+        volume = volume_of(image, plane, name)
+        positive = volume.data[volume.data > 0]
+        top = float(np.percentile(positive, 99.5)) if positive.size else 0.0
+        if top <= 0:
+            raise InputImageError(f"the volume {name} has no positive voxels")
+        shapes[plane] = volume.model_shape
+        for index, pixels in enumerate(volume.model_slices()):
+            scaled = np.clip(pixels / top, 0.0, 1.0)
+            if np.mean(scaled > 0.05) < MIN_HEAD_FRACTION or scaled.max() <= scaled.min():
+                continue
+            out.append((plane, index, scale_intensities(scaled)[0]))
+    return out, shapes
+
+
+def _same_grid(a, b) -> bool:
+    return tuple(a.shape[:3]) == tuple(b.shape[:3]) and np.allclose(a.affine, b.affine, atol=GRID_TOLERANCE)
+
+
+def read_volumes(dataset, root: str | None, planes=("axial",), limit: int | None = None,
+                 column: str = "nifti") -> tuple[list[Slice], int, list]:
+    """Slices of every T1w / T2w volume of a streamed NIfTI data set, with the aligned pairs of each
+    visit whose T1w and T2w share one grid; returns (slices, unreadable volumes, [(t1 name, t2 name)])."""
+    from datasets import Nifti
+    from nibabel.filebasedimages import ImageFileError
+
+    dataset = dataset.cast_column(column, Nifti(decode=False))
+    decoder = Nifti()
+    slices, skipped, visits = [], 0, {}
+    try:
+        for index, example in enumerate(dataset):
+            value = example.get(column)
+            name = _inner_name((value or {}).get("path") or f"{index:06d}.nii.gz", root)
+            participant, session, domain = bids_entities(name)
+            if domain is None:
+                continue
+            try:
+                image = decoder.decode_example(value)
+                cut, shapes = volume_slices(image, name, planes)
+            except (InputImageError, ImageFileError, OSError, ValueError, EOFError) as err:
+                skipped += 1
+                log.warning("skipping unreadable volume %s: %s", name, err)
+                continue
+            names = {}
+            for plane, number, pixels in cut:
+                names[(plane, number)] = f"{name}#{plane}{number:03d}"
+                slices.append(Slice(names[(plane, number)], domain, pixels, subject=participant, volume=name))
+            visit = visits.setdefault((participant, session), {})
+            visit.setdefault(domain, []).append((image, names))
+            if limit is not None and len(slices) >= limit:
+                break
+    except Exception as err:  # a broken archive or lost connection mid-stream
+        raise DataError(f"reading the volumes failed: {type(err).__name__}: {err}") from None
+    pairs = []
+    for visit in visits.values():
+        for t1_image, t1_names in visit.get("t1", []):
+            for t2_image, t2_names in visit.get("t2", []):
+                if _same_grid(t1_image, t2_image):
+                    pairs += [(t1_names[key], t2_names[key]) for key in sorted(t1_names) if key in t2_names]
+    return slices, skipped, pairs
+
+
+def read_source(source: str, limit: int | None = None, planes=("axial",)) -> tuple[list[Slice], int, list | None]:
+    """Read every image of ``source`` (or the slices of its volumes); returns (slices, unreadable images or
+    volumes, the aligned pairs of a NIfTI data set or None)."""
+    from datasets import Nifti
 
     dataset, root = _open_streaming(str(source))
+    features = dataset.features or {}
+    column = next((k for k, f in features.items() if isinstance(f, Nifti)), None)
+    if column is not None:
+        slices, skipped, pairs = read_volumes(dataset, root, planes, limit, column)
+        if not slices and not skipped:
+            raise DataError(f"{source!r} has no T1w or T2w NIfTI volumes (BIDS names such as sub-01_T1w.nii.gz)")
+        return slices, skipped, pairs
+    slices, skipped = _read_images(dataset, root, source, limit)
+    return slices, skipped, None
+
+
+def read_dataset(source: str, limit: int | None = None) -> tuple[list[Slice], int]:
+    """Read every image of ``source``; returns (slices, number of unreadable images)."""
+    return read_source(source, limit)[:2]
+
+
+def _read_images(dataset, root, source, limit) -> tuple[list[Slice], int]:
+    from datasets import Image as ImageFeature
+
     features = dataset.features or {}
     image_column = next(
         (k for k, f in features.items() if isinstance(f, ImageFeature)), "image"
@@ -216,6 +359,12 @@ def read_dataset(source: str, limit: int | None = None) -> tuple[list[Slice], in
     return slices, skipped
 
 
+#: The pair list that stands for a NIfTI data set's aligned volumes.
+ALIGNED = "aligned"
+#: Marks the names of slices cut from a T2w volume registered onto its visit's T1w.
+REGISTERED = "#registered"
+
+
 def read_pairs(path) -> list[tuple[str, str]]:
     """Read a CSV of aligned (T1 file, T2 file) names with header ``t1,t2``."""
     try:
@@ -237,11 +386,17 @@ def read_datasets(config) -> tuple[list, int]:
     parts, skipped = [], 0
     for index, source in enumerate(config.datasets):
         csv_path = config.pairs_of(index)
-        pairs = read_pairs(csv_path) if csv_path else None
-        slices, bad = read_dataset(source, limit=config.max_images)
+        slices, bad, aligned = read_source(source, limit=config.max_images, planes=config.planes)
+        if csv_path == ALIGNED:
+            if aligned is None:
+                raise DataError(f"--holdout-pairs {ALIGNED} is for NIfTI data sets; {source} is a data set of images")
+            pairs = aligned
+        else:
+            pairs = read_pairs(csv_path) if csv_path else None
         for s in slices:
             s.source = index
-            s.subject = subject_of(s.name, config.subject_pattern)
+            if s.volume is None:  # a volume's slices know their participant
+                s.subject = subject_of(s.name, config.subject_pattern)
         parts.append((slices, pairs))
         skipped += bad
     return parts, skipped
@@ -302,7 +457,11 @@ def split_datasets(
     their images (by file name) into validation. ``weights`` and ``pair_shares``
     (None entries: the data set's own share) become each :class:`Source`'s.
     """
-    holdout_subjects = tuple(holdout_subjects)
+    holdout_subjects = tuple(subject_key(name) for name in holdout_subjects)
+    for slices, _ in parts:
+        for s in slices:
+            if s.subject:
+                s.subject = subject_key(s.subject)
     found_subjects = {s.subject for slices, _ in parts for s in slices if s.subject}
     missing = [name for name in holdout_subjects if name not in found_subjects]
     if missing:
@@ -354,7 +513,13 @@ def split_datasets(
         share = pair_shares[index] if pair_shares else None
         if share and not train_pairs:
             raise DataError(f"pair share {share:g} for {label}, which has no aligned pairs in the training split")
-        sources.append(Source(train, train_pairs, weight, label, None if share is None else float(share)))
+        source = Source(train, train_pairs, weight, label, None if share is None else float(share))
+        source.participants = tuple(sorted({s.subject for s in by_key.values() if s.volume and s.subject}))
+        cut = {re.sub(r"\d+$", "", s.name.rsplit("#", 1)[-1]) for s in by_key.values() if s.volume}
+        source.planes = tuple(plane for plane in ("axial", "coronal", "sagittal") if plane in cut)
+        source.pairs_registered = sum(REGISTERED in t2.name for _, t2 in known_pairs)
+        source.pairs_as_given = len(known_pairs) - source.pairs_registered
+        sources.append(source)
         all_pairs += train_pairs
         holdout_all += holdout
         for d in DOMAINS:

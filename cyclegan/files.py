@@ -288,7 +288,6 @@ def load_volume(path, plane: str = "axial", max_slices: int = MAX_SLICES) -> Vol
     problem is an :class:`InputImageError` that names the file.
     """
     import nibabel as nib
-    import nibabel.orientations as orient
 
     _check_plane(plane)  # before the file is read
     if path is None:
@@ -299,9 +298,19 @@ def load_volume(path, plane: str = "axial", max_slices: int = MAX_SLICES) -> Vol
         raise InputImageError(f"{label}: volumes must be NIfTI files (.nii or .nii.gz)")
     try:
         image = nib.load(path)
-        shape = image.shape
+        image.shape
     except Exception as err:
         raise InputImageError(f"{label} is not a readable NIfTI file ({type(err).__name__})") from None
+    return volume_of(image, plane, label, max_slices)
+
+
+def volume_of(image, plane: str, label: str, max_slices: int = MAX_SLICES) -> Volume:
+    """A :class:`Volume` of a NIfTI image already opened (nibabel), cut in ``plane``; ``label`` names it
+    in errors."""
+    import nibabel.orientations as orient
+
+    _check_plane(plane)
+    shape = image.shape
     if len(shape) == 4 and shape[3] == 1:
         shape = shape[:3]
     if len(shape) != 3:
