@@ -8,7 +8,8 @@ with a ``label`` column whose class names say T1/T2 works too. A NIfTI data set
 Hub data set of such files) is read with ``datasets``' NIfTI folder builder and cut
 into slices in the planes asked (:func:`volume_slices`): by the header's orientation,
 resampled in-plane to the model's 1 mm pixels, scaled per volume, near-empty slices
-left out; a visit's T1w and T2w on one grid give aligned pairs. It is read once
+left out; a visit's T1w and T2w on one grid give aligned pairs, and so do those that
+registration (:mod:`cyclegan.registration`) aligns. It is read once
 with ``datasets`` in streaming mode; the images are decoded here so that an
 unreadable file is skipped and counted instead of stopping the run.
 
@@ -252,9 +253,16 @@ def _same_grid(a, b) -> bool:
 
 
 def read_volumes(dataset, root: str | None, planes=("axial",), limit: int | None = None,
-                 column: str = "nifti") -> tuple[list[Slice], int, list]:
-    """Slices of every T1w / T2w volume of a streamed NIfTI data set, with the aligned pairs of each
-    visit whose T1w and T2w share one grid; returns (slices, unreadable volumes, [(t1 name, t2 name)])."""
+                 column: str = "nifti", register: bool = False) -> tuple[list[Slice], int, list]:
+    """Slices of every T1w / T2w volume of a streamed NIfTI data set and the aligned pairs of its visits;
+    returns (slices, unreadable volumes, [(t1 name, t2 name)]).
+
+    A visit's T1w and T2w on one grid are aligned as given. With ``register``, every visit's T2w is
+    also registered rigidly onto its T1w (:func:`cyclegan.registration.register`): where the volumes
+    lie on other grids, or on one grid but more than :data:`cyclegan.registration.IDENTITY_MM` apart,
+    the T2w's slices are cut from the registered volume instead (names marked :data:`REGISTERED`)
+    and pair with the T1w's; a registration that fails its check leaves the visit unpaired, with a
+    warning."""
     from datasets import Nifti
     from nibabel.filebasedimages import ImageFileError
 
@@ -270,40 +278,80 @@ def read_volumes(dataset, root: str | None, planes=("axial",), limit: int | None
                 continue
             try:
                 image = decoder.decode_example(value)
-                cut, shapes = volume_slices(image, name, planes)
+                cut = volume_slices(image, name, planes)[0]
             except (InputImageError, ImageFileError, OSError, ValueError, EOFError) as err:
                 skipped += 1
                 log.warning("skipping unreadable volume %s: %s", name, err)
                 continue
-            names = {}
-            for plane, number, pixels in cut:
-                names[(plane, number)] = f"{name}#{plane}{number:03d}"
-                slices.append(Slice(names[(plane, number)], domain, pixels, subject=participant, volume=name))
+            names = _add_slices(slices, cut, name, domain, participant)
             visit = visits.setdefault((participant, session), {})
-            visit.setdefault(domain, []).append((image, names))
+            visit.setdefault(domain, []).append((image, name, names))
             if limit is not None and len(slices) >= limit:
                 break
     except Exception as err:  # a broken archive or lost connection mid-stream
         raise DataError(f"reading the volumes failed: {type(err).__name__}: {err}") from None
     pairs = []
-    for visit in visits.values():
-        for t1_image, t1_names in visit.get("t1", []):
-            for t2_image, t2_names in visit.get("t2", []):
-                if _same_grid(t1_image, t2_image):
-                    pairs += [(t1_names[key], t2_names[key]) for key in sorted(t1_names) if key in t2_names]
+    for (participant, session), visit in visits.items():
+        if not visit.get("t1"):
+            continue
+        t1_image, t1_name, t1_names = visit["t1"][0]
+        for t2_image, t2_name, t2_names in visit.get("t2", []):
+            same = _same_grid(t1_image, t2_image)
+            if register:
+                registered = _registered(t1_image, t2_image, t2_name, same)
+                if registered is not None:
+                    slices[:] = [s for s in slices if s.volume != t2_name]
+                    cut = volume_slices(registered, t2_name + REGISTERED, planes)[0]
+                    t2_names = _add_slices(slices, cut, t2_name + REGISTERED, "t2", participant)
+                    same = True
+            if same:
+                pairs += [(t1_names[key], t2_names[key]) for key in sorted(t1_names) if key in t2_names]
     return slices, skipped, pairs
 
 
-def read_source(source: str, limit: int | None = None, planes=("axial",)) -> tuple[list[Slice], int, list | None]:
+def _add_slices(slices: list, cut, name: str, domain: str, participant: str | None) -> dict:
+    """Add a volume's slices (from :func:`volume_slices`) to ``slices``; returns their names by (plane, index)."""
+    names = {}
+    for plane, number, pixels in cut:
+        names[(plane, number)] = f"{name}#{plane}{number:03d}"
+        slices.append(Slice(names[(plane, number)], domain, pixels, subject=participant, volume=name))
+    return names
+
+
+def _registered(t1_image, t2_image, t2_name: str, same_grid: bool):
+    """The T2w volume registered onto the T1w's grid (a nibabel image), or None when the volumes are used
+    as given (one grid, within the registration's identity) or the registration was refused."""
+    import nibabel as nib
+
+    from cyclegan.registration import IDENTITY_MM, register
+
+    t1 = np.asarray(t1_image.dataobj, np.float32).reshape(t1_image.shape[:3])
+    t2 = np.asarray(t2_image.dataobj, np.float32).reshape(t2_image.shape[:3])
+    result = register(t1, t1_image.affine, t2, t2_image.affine)
+    if not result.accepted:
+        log.warning("registration of %s onto its visit's T1w refused (%s)%s", t2_name, result.reason,
+                    "; its slices pair as given on the shared grid" if same_grid else "; the visit stays unpaired")
+        return None
+    if same_grid and result.displacement_mm <= IDENTITY_MM:
+        log.info("%s lies on its T1w's grid within %.2f mm: paired as given", t2_name, result.displacement_mm)
+        return None
+    log.info("%s registered onto its visit's T1w (moved up to %.1f mm%s)", t2_name, result.displacement_mm,
+             ", from the cache" if result.cached else "")
+    return nib.Nifti1Image(result.data, t1_image.affine)
+
+
+def read_source(source: str, limit: int | None = None, planes=("axial",),
+                register: bool = False) -> tuple[list[Slice], int, list | None]:
     """Read every image of ``source`` (or the slices of its volumes); returns (slices, unreadable images or
-    volumes, the aligned pairs of a NIfTI data set or None)."""
+    volumes, the aligned pairs of a NIfTI data set or None). ``register`` registers the visits of a
+    NIfTI data set (:func:`read_volumes`)."""
     from datasets import Nifti
 
     dataset, root = _open_streaming(str(source))
     features = dataset.features or {}
     column = next((k for k, f in features.items() if isinstance(f, Nifti)), None)
     if column is not None:
-        slices, skipped, pairs = read_volumes(dataset, root, planes, limit, column)
+        slices, skipped, pairs = read_volumes(dataset, root, planes, limit, column, register)
         if not slices and not skipped:
             raise DataError(f"{source!r} has no T1w or T2w NIfTI volumes (BIDS names such as sub-01_T1w.nii.gz)")
         return slices, skipped, pairs
@@ -386,7 +434,8 @@ def read_datasets(config) -> tuple[list, int]:
     parts, skipped = [], 0
     for index, source in enumerate(config.datasets):
         csv_path = config.pairs_of(index)
-        slices, bad, aligned = read_source(source, limit=config.max_images, planes=config.planes)
+        slices, bad, aligned = read_source(source, limit=config.max_images, planes=config.planes,
+                                           register=csv_path == ALIGNED)
         if csv_path == ALIGNED:
             if aligned is None:
                 raise DataError(f"--holdout-pairs {ALIGNED} is for NIfTI data sets; {source} is a data set of images")

@@ -1,0 +1,87 @@
+"""Rigid registration of a visit's T2w onto its T1w (SimpleITK): found, checked, cached, used for pairs."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("SimpleITK")
+
+from cyclegan.registration import register  # noqa: E402
+
+
+def head(shape=(48, 56, 40), centre=(24.0, 28.0, 20.0), contrast="t1"):
+    """A smooth head-like volume: an ellipsoid of 'white matter' with a 'ventricle' and a bright rim, whose
+    tissue order depends on the contrast (as T1w and T2w differ), with no symmetry a shift could hide."""
+    x, y, z = np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape], indexing="ij")
+    cx, cy, cz = centre
+    r = ((x - cx) / 18) ** 2 + ((y - cy) / 22) ** 2 + ((z - cz) / 15) ** 2
+    ventricle = ((x - cx - 4) / 4) ** 2 + ((y - cy + 3) / 7) ** 2 + ((z - cz) / 5) ** 2 < 1
+    blob = ((x - cx + 8) / 5) ** 2 + ((y - cy - 9) / 4) ** 2 + ((z - cz - 4) / 4) ** 2 < 1
+    tissue = {"t1": (0.8, 0.2, 1.0, 0.5), "t2": (0.4, 1.0, 0.3, 0.9)}[contrast]
+    volume = np.where(r < 1, tissue[0], 0.0)
+    volume = np.where((r >= 0.8) & (r < 1), tissue[2], volume)
+    volume = np.where(ventricle, tissue[1], volume)
+    volume = np.where(blob, tissue[3], volume)
+    return volume.astype(np.float32)
+
+
+def test_a_shifted_t2w_on_another_grid_is_brought_onto_the_t1w(tmp_path, monkeypatch):
+    monkeypatch.setenv("MRI_CYCLEGAN_CACHE", str(tmp_path / "cache"))
+    t1, t2 = head(contrast="t1"), head(contrast="t2")
+    # The T2w is stored with 2 mm voxels along x and its world position moved by (3, -2, 1.5) mm.
+    t2_coarse = t2[::2]
+    affine = np.diag([2.0, 1.0, 1.0, 1.0])
+    affine[:3, 3] = [3.0, -2.0, 1.5]
+    result = register(t1, np.eye(4), t2_coarse, affine)
+    assert result.accepted and not result.cached, result.reason
+    assert result.data.shape == t1.shape
+    inside = t1 > 0
+    # On the T1w's grid the T2w's ventricle lies where the T1w's does (T2 bright, T1 dark).
+    ventricle = t2 > 0.95
+    assert result.data[ventricle].mean() > 0.8 and result.data[inside & ~ventricle].mean() < 0.7
+    assert result.displacement_mm > 2.0  # it had to move
+    again = register(t1, np.eye(4), t2_coarse, affine)
+    assert again.cached and again.accepted and np.array_equal(again.data, result.data)
+    assert list((tmp_path / "cache" / "registrations").glob("*.json"))
+
+
+def test_volumes_already_aligned_stay_put(tmp_path, monkeypatch):
+    monkeypatch.setenv("MRI_CYCLEGAN_CACHE", str(tmp_path / "cache"))
+    result = register(head(contrast="t1"), np.eye(4), head(contrast="t2"), np.eye(4), use_cache=False)
+    assert result.accepted and result.displacement_mm < 1.0
+
+
+def test_a_registration_that_fails_its_check_is_refused(tmp_path, monkeypatch):
+    """Noise has no anatomy to align: the mutual information does not peak at any transform."""
+    monkeypatch.setenv("MRI_CYCLEGAN_CACHE", str(tmp_path / "cache"))
+    noise = np.random.default_rng(0).uniform(0, 1, (40, 40, 40)).astype(np.float32)
+    result = register(head(shape=(40, 40, 40), centre=(20, 20, 20)), np.eye(4), noise, np.eye(4), use_cache=False)
+    assert not result.accepted and "mutual information" in result.reason and result.data is None
+
+
+def test_a_bids_visit_on_two_grids_becomes_aligned_pairs(tmp_path, monkeypatch):
+    """The data set's visit whose T2w lies on another grid is registered, and its slices pair."""
+    import nibabel as nib
+
+    from cyclegan.config import DataConfig
+    from cyclegan.data import REGISTERED, read_datasets, split_datasets
+
+    monkeypatch.setenv("MRI_CYCLEGAN_CACHE", str(tmp_path / "cache"))
+    shape = (64, 64, 40)
+    t1 = head(shape, (32, 32, 20), "t1") * 900
+    t2 = head(shape, (32, 32, 20), "t2") * 1500
+    moved = np.eye(4)
+    moved[:3, 3] = [2.5, 0.0, -1.0]
+    anat = tmp_path / "bids" / "sub-01" / "anat"
+    anat.mkdir(parents=True)
+    nib.save(nib.Nifti1Image(t1, np.eye(4)), anat / "sub-01_T1w.nii.gz")
+    nib.save(nib.Nifti1Image(t2, moved), anat / "sub-01_T2w.nii.gz")
+    config = DataConfig(datasets=(str(tmp_path / "bids"),), pairs=("aligned",), val_fraction=0.0)
+    parts, _ = read_datasets(config)
+    slices, pairs = parts[0]
+    assert pairs and all(REGISTERED in b and REGISTERED not in a for a, b in pairs)
+    assert not any(s.volume == "sub-01/anat/sub-01_T2w.nii.gz" for s in slices)  # only the registered T2w
+    split = split_datasets(parts, 0.0, 0.0, names=["toy"])
+    assert f"pairs aligned as given 0, by registration {len(pairs)}" in split.describe()
+    # Without a pair list nothing is registered: the visit stays unpaired.
+    plain, _ = read_datasets(DataConfig(datasets=(str(tmp_path / "bids"),)))
+    assert not any(REGISTERED in s.name for s in plain[0][0])
