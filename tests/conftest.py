@@ -27,6 +27,7 @@ def _isolated_hub_cache(tmp_path_factory, monkeypatch):
     cache = tmp_path_factory.getbasetemp() / "hf-cache"
     monkeypatch.setenv("HF_HOME", str(cache))
     monkeypatch.setenv("HF_HUB_CACHE", str(cache / "hub"))
+    monkeypatch.setenv("MRI_CYCLEGAN_CACHE", str(tmp_path_factory.getbasetemp() / "mri-cyclegan-cache"))
 
 
 @pytest.fixture(scope="session")

@@ -102,12 +102,15 @@ def test_held_out_participants_take_every_visit_with_or_without_sub(bids):
         split = split_datasets(parts, config.val_fraction, config.holdout_fraction, config.holdout_subjects,
                                names=["toy"])
         held_volumes = {s.volume for d in ("t1", "t2") for s in split.val[d]}
+        # sub-02's first visit lies on two grids: its T2w is registered onto its T1w, and they pair.
         assert held_volumes == {"sub-02/ses-a/anat/sub-02_ses-a_T1w.nii.gz",
-                                "sub-02/ses-a/anat/sub-02_ses-a_T2w.nii.gz", "sub-02/ses-b/anat/sub-02_ses-b_T1w.nii"}
+                                "sub-02/ses-a/anat/sub-02_ses-a_T2w.nii.gz#registered",
+                                "sub-02/ses-b/anat/sub-02_ses-b_T1w.nii"}
         assert all(s.subject == "01" for d in ("t1", "t2") for s in split.train[d])
-        assert split.train_pairs and not split.holdout_pairs  # sub-02's visits have no aligned pair
+        assert split.train_pairs and split.holdout_pairs
+        assert all(a.volume.startswith("sub-02/ses-a/") for a, _ in split.holdout_pairs)
         text = split.describe()
-        assert "volumes of toy: 2 participants (01, 02), axial slices, pairs aligned as given 8, by registration 0" in text
+        assert "volumes of toy: 2 participants (01, 02), axial slices, pairs aligned as given 8, by registration 8" in text
     with pytest.raises(DataError, match="held-out subject.*nobody"):
         config = DataConfig(datasets=(str(bids),), holdout_subjects=("nobody",))
         split_datasets(read_datasets(config)[0], holdout_subjects=config.holdout_subjects)
