@@ -10,7 +10,13 @@ Prints one JSON line per result. Sets (each when available):
 - ``phantom``: the project's spin-echo phantom (cyclegan/phantom.py), needs nilearn;
 - ``real``: aligned pairs of real patients (``real-t1t2``) whose subjects the model never saw: the
   subjects the model's training record held out, else ``--real-subjects``;
-- ``brats``: real co-registered BraTS slices (a different domain: tumour patients, skull-stripped).
+- ``brats``: real co-registered BraTS slices (a different domain: tumour patients, skull-stripped);
+- ``clinical``: every third slice, in each plane, of the with-skull (clinical 2-D) volumes of
+  ``real-t1t2-volumes``, paired or not: the tissue order of each translation inside the brain, the
+  round-trip error and the periodic artefacts (no truth needed).
+
+The ``artefacts`` rows (every set) say how much more each translation's spectrum peaks at grid and
+stripe frequencies (periods of 2 and 4 pixels) than its input's (``cyclegan.evaluation.periodic_energy``).
 
 Methods: the model, the model on inputs with another contrast (``gamma``: the held-out inputs'
 intensities raised to each of GAMMAS, as another scanner or sequence would weight the tissues), and
@@ -180,6 +186,78 @@ def detail(name, pairs, sigmas=evaluation.DETAIL_SIGMAS):
         emit(**row)
 
 
+def artefacts(name, pairs, translator):
+    """Emit how much more the translations' spectra peak at grid and stripe frequencies than their inputs'."""
+    for row in evaluation.artefact_rows(name, {"t1": [t1 for _, t1, _ in pairs], "t2": [t2 for _, _, t2 in pairs]},
+                                        translator):
+        emit(**row)
+
+
+def with_skull_volumes(folder: Path) -> list:
+    """[(participant, path)] of the T1w and T2w volumes of participants the data set's participants.tsv
+    marks as not skull-stripped (clinical scans with skull)."""
+    import csv
+
+    table = folder / "participants.tsv"
+    if not table.is_file():
+        return []
+    with open(table, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    out = []
+    for row in rows:
+        if row.get("skull_stripped", "").strip().lower() != "no":
+            continue
+        participant = row["participant_id"]
+        out += [(participant, p) for p in sorted((folder / participant).rglob("*_T[12]w.nii*"))]
+    return out
+
+
+def clinical(volumes: Path, translator, planes=("axial", "coronal", "sagittal"), every: int = 3,
+             quick: bool = False):
+    """Rows for real clinical slices with skull, paired or not: per plane and direction, how often the
+    translation orders CSF and white matter as its target contrast demands (inside the brain), its
+    mean round-trip error, and its periodic artefacts beyond its input's. Slices are cut as the train
+    command cuts volumes (1 mm pixels, scaled per volume, near-empty ones left out), every
+    ``every``-th of them."""
+    import nibabel as nib
+
+    from cyclegan.calibration import mean_cycle_error, tissue_order, tissue_sums
+    from cyclegan.data import volume_slices
+
+    found = with_skull_volumes(volumes)
+    if not found:
+        emit(set="clinical", skipped="no with-skull volumes (participants.tsv, skull_stripped = no)")
+        return
+    if quick:  # one volume of each contrast
+        found = [next(f for f in found if "_T1w" in f[1].name), next(f for f in found if "_T2w" in f[1].name)]
+    emit(set="clinical", method="volumes", volumes=[p.name for _, p in found],
+         participants=sorted({who for who, _ in found}))
+    for plane in planes:
+        images = {"t1": [], "t2": []}
+        for _, path in found:
+            cut = volume_slices(nib.load(path), path.name, (plane,))[0]
+            chosen = cut[::every][:2] if quick else cut[::every]
+            images["t1" if "_T1w" in path.name else "t2"] += [(pixels + 1.0) / 2.0 for _, _, pixels in chosen]
+        for direction in evaluation.DIRECTIONS:
+            sources = images[direction[:2]]
+            if not sources:
+                continue
+            in_order, cycle, means = 0, [], []
+            for source in sources:
+                translation, back = translator.translate_with_cycle(source, direction)
+                order = tissue_order(direction, [tissue_sums(direction, source, translation)])
+                if order is not None:
+                    in_order += order["in_order"]
+                    means.append([order["csf"], order["gm"], order["wm"]])
+                cycle.append(mean_cycle_error(source, back))
+            emit(set="clinical", plane=plane, direction=direction, method="contrast_order", n=len(sources),
+                 read=len(means), pass_fraction=round(in_order / max(len(means), 1), 4),
+                 translated_csf_gm_wm=[round(float(x), 4) for x in np.mean(means, axis=0)] if means else None,
+                 cycle_mae=round(float(np.mean(cycle)), 4))
+        for row in evaluation.artefact_rows("clinical", images, translator):
+            emit(**row, plane=plane)
+
+
 def edge_check(name, pairs, translator, inputs=evaluation.EDGE_INPUTS):
     for row in evaluation.edge_artefacts(name, pairs, translator, inputs):
         emit(**row)
@@ -194,7 +272,9 @@ def main(argv=None) -> int:
     parser.add_argument("--real-subjects", default="openms-cs-patient07",
                         help="comma-separated real subjects to evaluate when the model's record holds none out")
     parser.add_argument("--figures", default=None, help="write input/translation/truth/|error| figures here")
-    parser.add_argument("--sets", default="holdout,real,phantom,brats,calibration",
+    parser.add_argument("--volumes", default=str(SHARED / "real-t1t2-volumes"),
+                        help="BIDS folder whose with-skull participants (participants.tsv) make the clinical set")
+    parser.add_argument("--sets", default="holdout,real,phantom,brats,clinical,calibration",
                         help="comma-separated sets to run (calibration: the input checks stored with a model)")
     parser.add_argument("--no-reframe", action="store_true",
                         help="keep every input's own frame, however much air surrounds the head (the "
@@ -242,6 +322,7 @@ def main(argv=None) -> int:
             framing("holdout", held, translator)
             detail("holdout", held)
             edge_check("holdout", held, translator)
+            artefacts("holdout", held, translator)
     else:
         emit(set="holdout", skipped="users' data set not found")
     if "phantom" in sets:
@@ -258,6 +339,7 @@ def main(argv=None) -> int:
             evaluate_set("phantom", phantom, translator, references, figures)
             contrast_fidelity("phantom", phantom, translator)
             edge_check("phantom", phantom, translator, ("as_given", "16bit"))  # brain only already
+            artefacts("phantom", phantom, translator)
     real_refs = None
     if "real" in sets:
         real_subjects = list(data_config.get("holdout_subjects") or args.real_subjects.split(","))
@@ -280,6 +362,7 @@ def main(argv=None) -> int:
                 framing("real", held_real, translator)
                 detail("real", held_real)
                 edge_check("real", held_real, translator, ("as_given", "16bit"))  # skull-stripped already
+                artefacts("real", held_real, translator)
         else:
             emit(set="real", skipped="real-t1t2 not found")
     brats = first(load_brats(Path(args.brats))) if {"brats", "calibration"} & set(sets) else []
@@ -289,8 +372,14 @@ def main(argv=None) -> int:
             framing("brats", brats, translator)
             detail("brats", brats)
             edge_check("brats", brats, translator, ("as_given", "16bit"))  # skull-stripped already
+            artefacts("brats", brats, translator)
         else:
             emit(set="brats", skipped="BraTS pairs not found")
+    if "clinical" in sets:
+        volumes = Path(args.volumes)
+        trained_on = any(Path(str(d)).name in ("real-t1t2", volumes.name) for d in data_config.get("datasets", []))
+        emit(set="clinical", method="note", model_trained_on_slices_of_these_volumes=trained_on)
+        clinical(volumes, translator, quick=args.quick)
     if calibrating and calib_pairs and calib_images["t1"] and calib_images["t2"]:
         calibrate(translator, calib_pairs, calib_images, brats, "; ".join(calib_names))
     return 0

@@ -24,9 +24,9 @@ def test_speed_quick_times_every_part():
     proc, rows = run_benchmark("speed")
     assert proc.returncode == 0, proc.stderr[-3000:]
     benches = {r["bench"] for r in rows}
-    assert {"infer", "volume", "app", "train", "memory"} <= benches, rows
+    assert {"infer", "volume", "cli", "app", "train", "memory"} <= benches, rows
     for row in rows:
-        for key in ("median_s", "seconds", "app_round_trip_s", "images_per_s"):
+        for key in ("median_s", "seconds", "app_round_trip_s", "images_per_s", "volumes_per_minute"):
             if key in row:
                 assert row[key] > 0, row
         assert row["machine"]
@@ -56,6 +56,14 @@ def test_quality_quick_reports_model_and_baselines():
         if variant == "16bit":  # the same slices as 16-bit integers translate the same
             assert row["scale_max_diff"] < 0.01 and row["edge_mae"] == pytest.approx(
                 edges[direction, "as_given"]["edge_mae"], abs=0.002)
+    artefacts = {r["direction"]: r for r in phantom if r["method"] == "artefacts"}
+    assert set(artefacts) == {"t1_to_t2", "t2_to_t1"} and all(r["n"] == 2 for r in artefacts.values())
+    clinical = [r for r in rows if r.get("set") == "clinical" and r.get("method") in ("contrast_order", "artefacts")]
+    if clinical:  # the real volumes are at hand: every plane and direction, order and artefacts
+        assert {(r["plane"], r["direction"], r["method"]) for r in clinical} == {
+            (p, d, m) for p in ("axial", "coronal", "sagittal") for d in ("t1_to_t2", "t2_to_t1")
+            for m in ("contrast_order", "artefacts")}
+        assert all(0 <= r["pass_fraction"] <= 1 for r in clinical if r["method"] == "contrast_order")
 
 
 def test_fuzz_quick_finds_no_failure():

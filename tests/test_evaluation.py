@@ -5,7 +5,7 @@ import pytest
 from scipy import ndimage
 
 from cyclegan import evaluation
-from conftest import phantom_slice
+from conftest import ellipse_pairs, phantom_slice
 
 
 class Oracle:
@@ -299,3 +299,31 @@ def test_unpaired_checks_see_a_translation_that_paints_the_air():
     halo = np.where(ndimage.binary_dilation(mask, iterations=3), 0.5, 0.0)
     assert evaluation.background_level(halo, mask) == 0.0
     assert evaluation.background_level(np.ones((16, 16)), np.ones((16, 16), bool)) is None  # no air to read
+
+
+def test_periodic_energy_sees_grids_and_stripes_not_anatomy():
+    from cyclegan.evaluation import artefact_rows, head_mask, periodic_energy
+
+    _, t1, _ = ellipse_pairs(1, size=128)[0]
+    mask = head_mask(t1)
+    clean = periodic_energy(t1, mask)
+    rows, cols = np.indices(t1.shape)
+    checker = t1 + 0.03 * ((rows + cols) % 2) * mask
+    stripes = t1 + 0.03 * (cols % 4 < 2) * mask
+    assert periodic_energy(checker, mask) > clean + 0.05 and periodic_energy(stripes, mask) > clean + 0.05
+    assert periodic_energy(t1 * 0.5 + 0.1, mask) == pytest.approx(clean, abs=0.02)  # contrast alone does not count
+    assert periodic_energy(np.zeros((64, 64))) == 0.0
+
+    class Gridded:
+        def translate(self, image, direction):
+            return np.clip(image + 0.05 * ((np.indices(image.shape).sum(0)) % 2) * (image > 0.05), 0, 1)
+
+    class Plain:
+        def translate(self, image, direction):
+            return 1.0 - image if direction == "t1_to_t2" else image
+
+    heads = {"t1": [t1 for _, t1, _ in ellipse_pairs(3, size=96)]}
+    gridded = artefact_rows("toy", heads, Gridded())[0]
+    plain = artefact_rows("toy", heads, Plain())[0]
+    assert gridded["method"] == "artefacts" and gridded["direction"] == "t1_to_t2" and gridded["n"] == 3
+    assert gridded["periodic_excess"] > plain["periodic_excess"] + 0.05 and abs(plain["periodic_excess"]) < 0.1
