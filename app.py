@@ -71,8 +71,9 @@ class TranslationApp:
     def __init__(self, translator, notice: str | None = None):
         self.translator = translator
         self.notice = notice
-        #: Volumes translated lately (digest of the output file -> (input slices, translations)), for the
-        #: slice viewer: the web app hands the viewer a copy of the file, so the key is its content.
+        #: Volumes translated lately (digest of the output file -> (input slices, translations,
+        #: reconstructions, output name, plane)), for the slice viewer: the web app hands the viewer
+        #: a copy of the file, so the key is its content.
         self.volumes: dict = {}
 
     def translate_file(self, path, direction: str):
@@ -123,7 +124,9 @@ class TranslationApp:
         result = translate_volume(self.translator, volume, direction, batch_size=8, progress=report)
         out_path = volume.write(result.translation,
                                 OUTPUTS.path(output_stem(input_stem(path), direction), ".nii.gz"))
-        self.volumes[_digest(out_path)] = (result, output_stem(input_stem(path), direction), plane)
+        # Only what the slice viewer shows is kept (the volume itself and its own-grid translation are not).
+        self.volumes[_digest(out_path)] = (result.shown, result.model_translation, result.reconstruction,
+                                           output_stem(input_stem(path), direction), plane)
         while len(self.volumes) > 4:
             self.volumes.pop(next(iter(self.volumes)))
         return str(out_path), result.report
@@ -135,12 +138,12 @@ class TranslationApp:
         key = _digest(nifti) if nifti and os.path.isfile(nifti) else None
         if key not in self.volumes:
             return None, None
-        result, stem, plane = self.volumes[key]
-        i = int(np.clip(index or 0, 0, len(result.shown) - 1))
-        view = to_uint8(np.concatenate([result.shown[i], result.model_translation[i]], axis=1))
+        shown, translation, reconstruction, stem, plane = self.volumes[key]
+        i = int(np.clip(index or 0, 0, len(shown) - 1))
+        view = to_uint8(np.concatenate([shown[i], translation[i]], axis=1))
+        error = np.abs(shown[i] - reconstruction[i])
         return (str(OUTPUTS.save_pixels(view, f"{stem}_{plane}_z{i:03d}")),
-                str(OUTPUTS.save_pixels(heat_map(result.error_map(i), ERROR_SCALE),
-                                        f"{stem}_round-trip-error_{plane}_z{i:03d}")))
+                str(OUTPUTS.save_pixels(heat_map(error, ERROR_SCALE), f"{stem}_round-trip-error_{plane}_z{i:03d}")))
 
     def about(self) -> str:
         from cyclegan import __version__

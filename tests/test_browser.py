@@ -214,3 +214,21 @@ def test_volume_stored_s_r_a_is_cut_in_the_plane_its_header_names(page, tmp_path
     # Axial slices of 56 (R) x 48 (A) voxels: input | translation is 2 x 56 wide, not 181 x 3 pixels.
     assert width_of(page, view) == 2 * 56
     assert panel.locator("a[href*='stored_sra_t2w-from-t1w.nii.gz']").count() >= 1
+
+
+def test_volume_of_the_other_contrast_is_flagged_and_switched(page, tmp_path):
+    import nibabel as nib
+
+    t2 = np.stack([p[2].T for p in ellipse_pairs(6, size=64, first_seed=91)], axis=-1).astype(np.float32)
+    path = tmp_path / "looks_t2_volume.nii.gz"
+    nib.save(nib.Nifti1Image(t2, np.eye(4)), path)
+    page.reload(wait_until="domcontentloaded")
+    page.get_by_role("tab", name="Volume (NIfTI)").click()
+    panel = Visible(page)
+    page.locator("input[type=file]").last.set_input_files(str(path))
+    panel.get_by_role("button", name="Translate volume").click()
+    panel.get_by_text("looks T2-weighted, not T1-weighted").first.wait_for(timeout=MODEL_WAIT)
+    panel.get_by_role("button", name="Translate it in the other direction instead").click()
+    panel.locator("img[src*='looks_t2_volume_t1w-from-t2w_axial_z']").first.wait_for(state="visible",
+                                                                                     timeout=MODEL_WAIT)
+    assert panel.locator("a[href*='looks_t2_volume_t1w-from-t2w.nii.gz']").count() >= 1
