@@ -116,9 +116,15 @@ def test_volume_example_runs_on_click_with_a_verdict_and_an_error_map(page, tmp_
 
 
 def below_heat_map(page, heat, bar):
-    """The colour bar sits right under its heat map, not under another panel."""
-    heat_box, bar_box = heat.bounding_box(), bar.bounding_box()
-    assert 0 <= bar_box["y"] - (heat_box["y"] + heat_box["height"]) < 120, (heat_box, bar_box)
+    """The colour bar sits right under its heat map, not under another panel (measured once the page has
+    stopped moving: images still loading shift what is below them)."""
+    for _ in range(20):
+        heat_box, bar_box = heat.bounding_box(), bar.bounding_box()
+        gap = bar_box["y"] - (heat_box["y"] + heat_box["height"])
+        if 0 <= gap < 120:
+            break
+        page.wait_for_timeout(500)
+    assert 0 <= gap < 120, (heat_box, bar_box)
     assert bar_box["x"] < heat_box["x"] + heat_box["width"] and heat_box["x"] < bar_box["x"] + bar_box["width"]
 
 
