@@ -11,6 +11,10 @@ Prints one JSON line per result. Sets (each when available):
 - ``real``: aligned pairs of real patients (``real-t1t2``) whose subjects the model never saw: the
   subjects the model's training record held out, else ``--real-subjects``;
 - ``brats``: real co-registered BraTS slices (a different domain: tumour patients, skull-stripped);
+- ``clinical_pairs``: whole visits of with-skull participants of ``real-t1t2-volumes`` (those the
+  model's record held out, else ``--clinical-subjects``), T2w registered onto T1w, translated in each
+  plane and scored against the real volume of the other contrast on its own grid (the prediction is
+  brought onto it through the registration; the truth is never resampled);
 - ``clinical``: every third slice, in each plane, of the with-skull (clinical 2-D) volumes of
   ``real-t1t2-volumes``, paired or not: the tissue order of each translation inside the brain, the
   round-trip error and the periodic artefacts (no truth needed).
@@ -258,6 +262,83 @@ def clinical(volumes: Path, translator, planes=("axial", "coronal", "sagittal"),
             emit(**row, plane=plane)
 
 
+def visits_of(folder: Path, participant: str) -> list:
+    """[(visit label, T1w path, T2w path)] of a BIDS participant's visits that have both."""
+    base = folder / (participant if participant.startswith("sub-") else f"sub-{participant}")
+    out = []
+    for anat in sorted(base.glob("anat")) + sorted(base.glob("ses-*/anat")):
+        t1 = sorted(anat.glob("*_T1w.nii*"))
+        t2 = sorted(anat.glob("*_T2w.nii*"))
+        if t1 and t2:
+            out.append((anat.parent.name if anat.parent.name.startswith("ses-") else "-", t1[0], t2[0]))
+    return out
+
+
+def clinical_pairs(folder: Path, participants, translator, planes=("axial", "coronal", "sagittal"),
+                   batch_size: int = 8, emit_rows=True) -> list:
+    """Paired rows for whole participants' visits of a BIDS folder (clinical scans, T1w and T2w on other
+    grids): the T2w is registered rigidly onto the T1w (cyclegan.registration), each volume is translated
+    in each plane as the app translates it, and the translation is brought onto the grid of the real
+    volume of the other contrast through the registration and scored there, against that volume as
+    stored: the truth is never resampled, only the prediction (and the input, for the identity
+    baseline). Slices with less than 5 % head are left out."""
+    import nibabel as nib
+
+    from cyclegan.files import assemble, volume_of
+    from cyclegan.registration import register, resample_volume
+    from cyclegan.translate import translate_volume
+
+    rows = []
+    for participant in participants:
+        for visit, t1_path, t2_path in visits_of(folder, participant):
+            images = {"t1": nib.load(t1_path), "t2": nib.load(t2_path)}
+            data = {k: np.asarray(v.dataobj, np.float32).reshape(v.shape[:3]) for k, v in images.items()}
+            result = register(data["t1"], images["t1"].affine, data["t2"], images["t2"].affine)
+            if not result.accepted:
+                row = dict(set="clinical_pairs", subject=participant, visit=visit, skipped=result.reason)
+                rows.append(row)
+                continue
+            t1_to_t2 = result.transform()  # a point of the T1w's space to the T2w's
+            for direction in evaluation.DIRECTIONS:
+                source_key, truth_key = ("t1", "t2") if direction == "t1_to_t2" else ("t2", "t1")
+                source, truth = images[source_key], images[truth_key]
+                # Resampling onto the truth's grid: each of its points mapped into the source's space.
+                onto_truth = t1_to_t2.GetInverse() if direction == "t1_to_t2" else t1_to_t2
+                for plane in planes:
+                    volume = volume_of(source, plane, source_key)
+                    translated = translate_volume(translator, volume, direction, batch_size)
+                    predicted = assemble(source, translated.translation, plane)
+                    on_truth = {
+                        "model": resample_volume(predicted, source.affine, truth.affine, truth.shape, onto_truth),
+                        "identity": resample_volume(data[source_key], source.affine, truth.affine, truth.shape,
+                                                    onto_truth),
+                        "cover": resample_volume(np.ones_like(predicted), source.affine, truth.affine, truth.shape,
+                                                 onto_truth, order=0),
+                    }
+                    cut = {k: volume_of(nib.Nifti1Image(v, truth.affine), plane, k).slices for k, v in on_truth.items()}
+                    truth_slices = volume_of(truth, plane, truth_key).slices
+                    scores = {"model": [], "identity": []}
+                    for i, real in enumerate(truth_slices):
+                        if np.ptp(real) <= 0:
+                            continue
+                        real01 = unit(real)
+                        mask = evaluation.head_mask(real01) & (cut["cover"][i] > 0.5)
+                        if mask.mean() < 0.05:
+                            continue
+                        scores["model"].append(evaluation.paired_metrics(np.clip(cut["model"][i], 0, 1), real01, mask))
+                        identity = unit(cut["identity"][i]) if np.ptp(cut["identity"][i]) > 0 else cut["identity"][i]
+                        scores["identity"].append(evaluation.paired_metrics(identity, real01, mask))
+                    for method, values in scores.items():
+                        row = dict(set="clinical_pairs", subject=participant, visit=visit, plane=plane,
+                                   direction=direction, method=method, n=len(values),
+                                   **{k: round(v, 4) for k, v in evaluation.mean_metrics(values).items()})
+                        rows.append(row)
+    if emit_rows:
+        for row in rows:
+            emit(**row)
+    return rows
+
+
 def edge_check(name, pairs, translator, inputs=evaluation.EDGE_INPUTS):
     for row in evaluation.edge_artefacts(name, pairs, translator, inputs):
         emit(**row)
@@ -274,7 +355,10 @@ def main(argv=None) -> int:
     parser.add_argument("--figures", default=None, help="write input/translation/truth/|error| figures here")
     parser.add_argument("--volumes", default=str(SHARED / "real-t1t2-volumes"),
                         help="BIDS folder whose with-skull participants (participants.tsv) make the clinical set")
-    parser.add_argument("--sets", default="holdout,real,phantom,brats,clinical,calibration",
+    parser.add_argument("--clinical-subjects", default="openmslong04",
+                        help="comma-separated participants of --volumes scored on registered pairs when the "
+                             "model's record holds none of them out")
+    parser.add_argument("--sets", default="holdout,real,phantom,brats,clinical,clinical_pairs,calibration",
                         help="comma-separated sets to run (calibration: the input checks stored with a model)")
     parser.add_argument("--no-reframe", action="store_true",
                         help="keep every input's own frame, however much air surrounds the head (the "
@@ -375,6 +459,12 @@ def main(argv=None) -> int:
             artefacts("brats", brats, translator)
         else:
             emit(set="brats", skipped="BraTS pairs not found")
+    if "clinical_pairs" in sets:
+        volumes = Path(args.volumes)
+        held = [s for s in data_config.get("holdout_subjects") or [] if visits_of(volumes, s)]
+        subjects = held or args.clinical_subjects.split(",")
+        emit(set="clinical_pairs", method="subjects", subjects=subjects, held_out_in_training=bool(held))
+        clinical_pairs(volumes, subjects, translator, ("axial",) if args.quick else ("axial", "coronal", "sagittal"))
     if "clinical" in sets:
         volumes = Path(args.volumes)
         trained_on = any(Path(str(d)).name in ("real-t1t2", volumes.name) for d in data_config.get("datasets", []))

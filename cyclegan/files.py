@@ -357,6 +357,16 @@ def read_volume(path, plane: str = "axial", max_slices: int = MAX_SLICES):
     return volume.image, volume.data, volume.slices
 
 
+def assemble(image, slices, plane: str) -> np.ndarray:
+    """Slices of ``plane`` as :func:`read_volume` cut them, back in ``image``'s own voxel order (float32)."""
+    import nibabel.orientations as orient
+
+    ras = np.moveaxis(np.stack([np.flipud(s).T for s in slices]), 0, _RAS_AXIS[plane])
+    ornt, _ = _to_ras(image)
+    back = orient.ornt_transform(orient.axcodes2ornt(("R", "A", "S")), ornt)
+    return orient.apply_orientation(ras, back).astype(np.float32)
+
+
 #: Integer NIfTI data types a translation can keep (its [0, 1] intensities stored with a scale factor).
 _KEPT_INTEGERS = ("uint8", "int8", "uint16", "int16", "uint32", "int32")
 
@@ -369,13 +379,8 @@ def write_volume_like(image, slices, plane: str, path, keep_dtype: bool = False)
     data type (the intensities stored as its whole range, with the header's scale factor bringing
     them back to [0, 1]) and a float64 input stays float64."""
     import nibabel as nib
-    import nibabel.orientations as orient
 
-    ras_axis = _RAS_AXIS[plane]
-    ras = np.moveaxis(np.stack([np.flipud(s).T for s in slices]), 0, ras_axis)
-    ornt, to_ras = _to_ras(image)
-    back = orient.ornt_transform(orient.axcodes2ornt(("R", "A", "S")), ornt)
-    result = orient.apply_orientation(ras, back).astype(np.float32)
+    result = assemble(image, slices, plane)
     header = image.header.copy()
     dtype = np.dtype(image.get_data_dtype()) if keep_dtype else np.dtype(np.float32)
     slope = 1.0

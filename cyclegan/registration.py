@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 #: Bumped when the method changes, so that cached results of another method are not reused.
-METHOD = "rigid-mattes-mi-v2"
+METHOD = "rigid-mattes-mi-v3"
 #: The check's shifts (mm) along each axis of the T1w grid.
 CHECK_SHIFT_MM = 2.0
 #: A transform closer to the identity than this (mm of displacement anywhere in the head) leaves
@@ -37,16 +37,28 @@ class Registration:
     float32 in the T1w's voxel order), or refused with the ``reason``."""
 
     accepted: bool
-    parameters: list  # Euler angles (rad) and translation (mm) of the T1w -> T2w transform
+    parameters: list  # Euler angles (rad) and translation (mm) of the T1w -> T2w transform (ITK, LPS)
     metric: float  # Mattes mutual information at the transform (lower is better)
     displacement_mm: float  # largest displacement of a point of the head by the transform
     reason: str = ""
     data: np.ndarray | None = None
     cached: bool = False
+    centre: list = dataclasses.field(default_factory=list)  # the rotation's centre (mm, ITK's LPS)
 
     def record(self) -> dict:
         return {"method": METHOD, "accepted": self.accepted, "parameters": self.parameters,
-                "metric": self.metric, "displacement_mm": self.displacement_mm, "reason": self.reason}
+                "centre": self.centre, "metric": self.metric, "displacement_mm": self.displacement_mm,
+                "reason": self.reason}
+
+    def transform(self):
+        """The T1w -> T2w transform (a SimpleITK Euler3DTransform: a point of the T1w's space to the
+        T2w's)."""
+        import SimpleITK as sitk
+
+        transform = sitk.Euler3DTransform()
+        transform.SetFixedParameters(list(self.centre) + ([0.0] if len(self.centre) == 3 else []))
+        transform.SetParameters(self.parameters)
+        return transform
 
 
 def cache_dir() -> Path:
@@ -119,7 +131,8 @@ def register(t1_data: np.ndarray, t1_affine: np.ndarray, t2_data: np.ndarray, t2
             record = json.loads(record_path.read_text())
             data = np.load(data_path) if record["accepted"] else None
             return Registration(record["accepted"], record["parameters"], record["metric"],
-                                record["displacement_mm"], record.get("reason", ""), data, cached=True)
+                                record["displacement_mm"], record.get("reason", ""), data, cached=True,
+                                centre=record.get("centre", []))
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache entry: register again
     fixed, moving = _to_sitk(t1_data, t1_affine), _to_sitk(t2_data, t2_affine)
@@ -153,14 +166,16 @@ def register(t1_data: np.ndarray, t1_affine: np.ndarray, t2_data: np.ndarray, t2
             shifted.SetTranslation(offset)
             worse.append(_metric(fixed, moving, shifted, seed))
     displacement = _displacement(rigid, fixed, np.asarray(t1_data))
-    parameters = [round(float(p), 6) for p in rigid.GetParameters()]
+    parameters = [float(p) for p in rigid.GetParameters()]
+    centre = [float(c) for c in rigid.GetFixedParameters()[:3]]
     if not np.isfinite(found) or found > min(worse):
         result = Registration(False, parameters, found, displacement,
-                              f"mutual information is higher {CHECK_SHIFT_MM:g} mm away from the transform found")
+                              f"mutual information is higher {CHECK_SHIFT_MM:g} mm away from the transform found",
+                              centre=centre)
     else:
         resampled = sitk.Resample(moving, fixed, rigid, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
         data = np.transpose(sitk.GetArrayFromImage(resampled), (2, 1, 0)).astype(np.float32)
-        result = Registration(True, parameters, found, displacement, data=data)
+        result = Registration(True, parameters, found, displacement, data=data, centre=centre)
     return _cached(result, record_path, data_path, use_cache)
 
 
@@ -179,3 +194,17 @@ def _cached(result: Registration, record_path: Path, data_path: Path, use_cache:
     except OSError:
         pass  # a cache that cannot be written costs time, not results
     return result
+
+
+def resample_volume(data: np.ndarray, affine: np.ndarray, onto_affine: np.ndarray, onto_shape, transform=None,
+                    order: int = 1) -> np.ndarray:
+    """``data`` (NIfTI voxel order, with ``affine``) on another grid (``onto_affine``, ``onto_shape``),
+    through ``transform``, which maps a point of the new grid's space to the data's (None: the same
+    space); linear, or nearest with ``order`` 0; 0 outside the data."""
+    import SimpleITK as sitk
+
+    source = _to_sitk(data, affine)
+    reference = _to_sitk(np.zeros(tuple(int(n) for n in onto_shape[:3]), np.float32), onto_affine)
+    interpolator = sitk.sitkLinear if order else sitk.sitkNearestNeighbor
+    moved = sitk.Resample(source, reference, transform or sitk.Transform(), interpolator, 0.0, sitk.sitkFloat32)
+    return np.transpose(sitk.GetArrayFromImage(moved), (2, 1, 0)).astype(np.float32)

@@ -64,6 +64,11 @@ def test_quality_quick_reports_model_and_baselines():
             (p, d, m) for p in ("axial", "coronal", "sagittal") for d in ("t1_to_t2", "t2_to_t1")
             for m in ("contrast_order", "artefacts")}
         assert all(0 <= r["pass_fraction"] <= 1 for r in clinical if r["method"] == "contrast_order")
+    paired = [r for r in rows if r.get("set") == "clinical_pairs" and r.get("method") in ("model", "identity")]
+    if paired:  # registered pairs of a with-skull participant, scored on the truth's own grid
+        assert {(r["direction"], r["method"], r["plane"]) for r in paired} >= {
+            (d, m, "axial") for d in ("t1_to_t2", "t2_to_t1") for m in ("model", "identity")}
+        assert all(r["n"] > 0 and -1 <= r["ssim"] <= 1 for r in paired)
 
 
 def test_fuzz_quick_finds_no_failure():

@@ -85,3 +85,52 @@ def test_a_bids_visit_on_two_grids_becomes_aligned_pairs(tmp_path, monkeypatch):
     # Without a pair list nothing is registered: the visit stays unpaired.
     plain, _ = read_datasets(DataConfig(datasets=(str(tmp_path / "bids"),)))
     assert not any(REGISTERED in s.name for s in plain[0][0])
+
+
+class LookupTranslator:
+    """A perfect translator of the ``head`` phantom: each tissue's T1w value to its T2w value and back."""
+
+    card = {}
+    T1 = np.array([0.0, 0.2, 0.5, 0.8, 1.0])
+    T2 = np.array([0.0, 1.0, 0.9, 0.4, 0.3])
+
+    def _map(self, image, direction):
+        image = np.asarray(image, np.float64)
+        image = image / image.max() if image.max() > 0 else image
+        source, target = (self.T1, self.T2) if direction == "t1_to_t2" else (self.T2 / self.T2.max(), self.T1)
+        nearest = np.abs(image[..., None] - source).argmin(-1)
+        return target[nearest].astype(np.float32)
+
+    def translate_slices(self, slices, direction, batch_size=8, progress=None):
+        return np.stack([self._map(s, direction) for s in slices])
+
+    def closer_frame_of_slices(self, slices):
+        return None
+
+
+def test_clinical_pairs_score_the_prediction_on_the_truths_own_grid(tmp_path, monkeypatch):
+    """A perfect translation scores near 1 once registration and resampling bring it onto the real volume
+    of the other contrast, stored on another grid; the input itself scores far lower."""
+    import nibabel as nib
+
+    from benchmarks.quality import clinical_pairs
+
+    monkeypatch.setenv("MRI_CYCLEGAN_CACHE", str(tmp_path / "cache"))
+    shape = (64, 72, 48)
+    t1 = head(shape, (32, 36, 24), "t1")
+    t2 = head(shape, (32, 36, 24), "t2")
+    moved = np.eye(4)
+    moved[:3, 3] = [1.0, 0.0, 0.0]
+    anat = tmp_path / "bids" / "sub-07" / "anat"
+    anat.mkdir(parents=True)
+    nib.save(nib.Nifti1Image(t1 * 1000, np.eye(4)), anat / "sub-07_T1w.nii.gz")
+    # The T2w lies on another grid and, in the world, 2-3 mm off the T1w's head (the patient moved):
+    # only a registration brought the right way onto the truth's grid can score well.
+    shifted = np.roll(t2, (-3, 2, -1), axis=(0, 1, 2))
+    nib.save(nib.Nifti1Image(shifted * 1000, moved), anat / "sub-07_T2w.nii.gz")
+    rows = clinical_pairs(tmp_path / "bids", ["07"], LookupTranslator(), ("axial",), emit_rows=False)
+    scores = {(r["direction"], r["method"]): r for r in rows}
+    for direction in ("t1_to_t2", "t2_to_t1"):
+        model, identity = scores[direction, "model"], scores[direction, "identity"]
+        assert model["n"] > 10 and model["ssim"] > 0.6, model
+        assert model["ssim"] > identity["ssim"] + 0.3, (model, identity)
