@@ -327,7 +327,12 @@ def _registered(t1_image, t2_image, t2_name: str, same_grid: bool):
 
     t1 = np.asarray(t1_image.dataobj, np.float32).reshape(t1_image.shape[:3])
     t2 = np.asarray(t2_image.dataobj, np.float32).reshape(t2_image.shape[:3])
-    result = register(t1, t1_image.affine, t2, t2_image.affine)
+    try:
+        result = register(t1, t1_image.affine, t2, t2_image.affine)
+    except ImportError:
+        raise DataError("pairing the visits of a NIfTI data set (--holdout-pairs aligned) registers them with "
+                        "SimpleITK, which is not installed: pip install SimpleITK (or the package's train "
+                        "extra)") from None
     if not result.accepted:
         log.warning("registration of %s onto its visit's T1w refused (%s)%s", t2_name, result.reason,
                     "; its slices pair as given on the shared grid" if same_grid else "; the visit stays unpaired")
