@@ -67,9 +67,9 @@ def main(argv=None) -> int:
     if args.model:
         os.environ["CYCLEGAN_MODEL"] = args.model
     inputs = make_inputs(Path(tempfile.mkdtemp(prefix="soak-")))
-    import app
+    from benchmarks.harness import spawn
 
-    proc, url = app.spawn()
+    proc, url = spawn()
     if url is None:
         raise RuntimeError("the app exited at start")
     results = {kind: [] for kind in inputs}

@@ -223,15 +223,15 @@ def gradio_floor(path: str, outputs: int) -> float:
     """Median gradio_client round trip of a no-op app with the same input and ``outputs`` images."""
     from gradio_client import Client, handle_file
 
-    import app
+    from benchmarks.harness import free_port, wait_for
 
-    port = app.free_port()
+    port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     proc = subprocess.Popen([sys.executable, "-c", FLOOR_APP, str(port), str(outputs)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}/"
-        if not app.wait_for(proc, url):
+        if not wait_for(proc, url):
             raise RuntimeError("the no-op Gradio app did not start")
         client = Client(url, verbose=False)
         return median_time(lambda: client.predict(handle_file(path), api_name="/echo"), repeats=10)
@@ -256,7 +256,9 @@ def bench_app(args):
     handler_s = median_time(lambda: logic.translate_file(path, "t1_to_t2"), repeats=10)
     # An 8-bit request returns three images (translation, reconstruction, heat map) and no downloads.
     floor_s = gradio_floor(path, outputs=3)
-    proc, url = app.spawn()
+    from benchmarks.harness import spawn
+
+    proc, url = spawn()
     if url is None:
         raise RuntimeError("the app exited at start")
     try:

@@ -68,9 +68,9 @@ def main(argv=None) -> int:
     if chromium is None:
         print("error: Debian's chromium is needed (apt-get install chromium)", file=sys.stderr)
         return 2
-    import app
+    from benchmarks.harness import spawn
 
-    proc, url = app.spawn(*(["--model", args.model] if args.model else []), timeout=300)
+    proc, url = spawn(*(["--model", args.model] if args.model else []), timeout=300)
     if url is None:
         print("error: the app did not start", file=sys.stderr)
         return 2

@@ -164,9 +164,9 @@ def start_app(*args, timeout=180):
     Returns (process, url or None); ``output(process)`` reads what it printed.
     """
     log = tempfile.TemporaryFile(mode="w+")
-    import app
+    from benchmarks.harness import spawn
 
-    proc, url = app.spawn(*args, timeout=timeout, output=log)
+    proc, url = spawn(*args, timeout=timeout, output=log)
     proc.log = log
     return proc, url
 
