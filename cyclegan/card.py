@@ -69,6 +69,8 @@ SET_TITLES = {
     "phantom": "The project's spin-echo phantom (paired, skull-stripped)",
     "brats": "Real co-registered BraTS slices (tumour patients; evaluation only)",
     "unpaired": "Training images, checks that need no pairs (tissue order from the physics of T1 and T2)",
+    "clinical_pairs": "Real clinical scans with skull, registered pairs scored on the real volume's own grid",
+    "clinical": "Real clinical slices with skull, no truth needed (tissue order, round-trip error, artefacts)",
 }
 _KEY = re.compile(r"^(?P<set>[a-z0-9_]+?)_(?P<direction>t1_to_t2|t2_to_t1)_(?P<metric>[a-z0-9_.]+)$")
 _ARROW = {"t1_to_t2": "T1 → T2", "t2_to_t1": "T2 → T1"}
@@ -137,9 +139,11 @@ def quality_tables(metrics: Mapping[str, Any] | None) -> str:
     lines = []
     for name in order:
         rows = sets[name]
+        artefacts = any("periodic_excess" in m for m in rows.values())
         lines += [f"**{_set_title(name)}**", "",
-                  "| direction | SSIM | PSNR | MAE | best baseline SSIM / PSNR | tissue order right | cycle MAE |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
+                  "| direction | SSIM | PSNR | MAE | best baseline SSIM / PSNR | tissue order right | cycle MAE |"
+                  + (" grid artefacts |" if artefacts else ""),
+                  "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if artefacts else "")]
         for direction in ("t1_to_t2", "t2_to_t1"):
             m = rows.get(direction)
             if not m:
@@ -158,6 +162,8 @@ def quality_tables(metrics: Mapping[str, Any] | None) -> str:
                      f"{m['mae']:.3f}" if "mae" in m else "",
                      baseline, order_text,
                      f"{m['cycle_mae']:.3f}" if "cycle_mae" in m else ""]
+            if artefacts:
+                cells.append(f"{m['periodic_excess']:+.2f}" if "periodic_excess" in m else "")
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
         gammas = sorted({k for m in rows.values() for k in m if re.fullmatch(r"gamma[0-9.]+_ssim", k)},

@@ -444,12 +444,15 @@ def edge_artefacts(name: str, pairs: Iterable, translator, inputs=EDGE_INPUTS) -
 def rows_to_metrics(rows: Iterable[dict]) -> dict:
     """Report rows as flat metrics ``<set>_<direction>_<metric>``: the model's SSIM / PSNR / MAE,
     the best baseline's SSIM and PSNR, the cycle error, the tissue order, the gamma sweep, the
-    framing sweep and the blurred truth."""
+    framing sweep, the blurred truth and the periodic artefacts. A row of one plane (the clinical
+    sets) names its set ``<set>_<plane>``."""
     metrics, baselines = {}, {}
     for row in rows:
         kind, direction, method = row.get("set"), row.get("direction"), row.get("method")
         if not direction:
             continue
+        if row.get("plane"):
+            kind = f"{kind}_{row['plane']}"
         prefix = f"{kind}_{direction}"
         if method == "model":
             for key in ("ssim", "ssim_frame", "psnr", "mae"):
@@ -465,6 +468,8 @@ def rows_to_metrics(rows: Iterable[dict]) -> dict:
             metrics[f"{prefix}_background"] = row["background_mean"]
         elif method == "contrast_order":
             metrics[f"{prefix}_contrast_order_pass"] = row["pass_fraction"]
+            if row.get("cycle_mae") is not None:
+                metrics[f"{prefix}_cycle_mae"] = row["cycle_mae"]
             if "target_pass_fraction" in row:
                 metrics[f"{prefix}_contrast_order_target_pass"] = row["target_pass_fraction"]
         elif method == "gamma":
@@ -473,6 +478,8 @@ def rows_to_metrics(rows: Iterable[dict]) -> dict:
             metrics[f"{prefix}_pad{row['pad']}_ssim"] = row["ssim"]
         elif method == "blurred_truth":
             metrics[f"{prefix}_blurred_truth{row['sigma']:g}_ssim"] = row["ssim"]
+        elif method == "artefacts":
+            metrics[f"{prefix}_periodic_excess"] = row["periodic_excess"]
     for prefix, best in baselines.items():
         metrics[f"{prefix}_best_baseline_ssim"] = best["ssim"]
         metrics[f"{prefix}_best_baseline_psnr"] = best["psnr"]

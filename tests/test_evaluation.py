@@ -327,3 +327,32 @@ def test_periodic_energy_sees_grids_and_stripes_not_anatomy():
     plain = artefact_rows("toy", heads, Plain())[0]
     assert gridded["method"] == "artefacts" and gridded["direction"] == "t1_to_t2" and gridded["n"] == 3
     assert gridded["periodic_excess"] > plain["periodic_excess"] + 0.05 and abs(plain["periodic_excess"]) < 0.1
+
+
+def test_rows_of_one_plane_and_artefacts_become_metrics_and_card_tables():
+    from cyclegan.card import quality_tables
+    from cyclegan.evaluation import rows_to_metrics
+
+    rows = [
+        {"set": "clinical_pairs", "plane": "axial", "direction": "t1_to_t2", "method": "model", "ssim": 0.23,
+         "psnr": 12.2, "mae": 0.19},
+        {"set": "clinical_pairs", "plane": "coronal", "direction": "t1_to_t2", "method": "model", "ssim": 0.26,
+         "psnr": 12.1, "mae": 0.2},
+        {"set": "clinical_pairs", "plane": "axial", "direction": "t1_to_t2", "method": "identity", "ssim": 0.33,
+         "psnr": 13.6, "mae": 0.15},
+        {"set": "clinical", "plane": "sagittal", "direction": "t2_to_t1", "method": "contrast_order",
+         "pass_fraction": 0.64, "cycle_mae": 0.113},
+        {"set": "clinical", "plane": "sagittal", "direction": "t2_to_t1", "method": "artefacts",
+         "periodic_excess": 0.46},
+        {"set": "brats", "direction": "t1_to_t2", "method": "artefacts", "periodic_excess": 0.32},
+    ]
+    metrics = rows_to_metrics(rows)
+    assert metrics["clinical_pairs_axial_t1_to_t2_ssim"] == 0.23 and metrics["clinical_pairs_coronal_t1_to_t2_ssim"] == 0.26
+    assert metrics["clinical_pairs_axial_t1_to_t2_best_baseline_ssim"] == 0.33
+    assert metrics["clinical_sagittal_t2_to_t1_contrast_order_pass"] == 0.64
+    assert metrics["clinical_sagittal_t2_to_t1_cycle_mae"] == 0.113
+    assert metrics["clinical_sagittal_t2_to_t1_periodic_excess"] == 0.46 and metrics["brats_t1_to_t2_periodic_excess"] == 0.32
+    text = quality_tables(metrics)
+    assert "registered pairs scored on the real volume's own grid: axial" in text
+    assert "no truth needed (tissue order, round-trip error, artefacts): sagittal" in text
+    assert "grid artefacts" in text and "+0.46" in text and "| T1 → T2 | 0.230 | 12.2 dB |" in text
