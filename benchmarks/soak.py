@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     if args.model:
         os.environ["CYCLEGAN_MODEL"] = args.model
     inputs = make_inputs(Path(tempfile.mkdtemp(prefix="soak-")))
-    from benchmarks.harness import spawn
+    from benchmarks._harness import spawn
 
     proc, url = spawn()
     if url is None:

@@ -223,7 +223,7 @@ def gradio_floor(path: str, outputs: int) -> float:
     """Median gradio_client round trip of a no-op app with the same input and ``outputs`` images."""
     from gradio_client import Client, handle_file
 
-    from benchmarks.harness import free_port, wait_for
+    from benchmarks._harness import free_port, wait_for
 
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
@@ -256,7 +256,7 @@ def bench_app(args):
     handler_s = median_time(lambda: logic.translate_file(path, "t1_to_t2"), repeats=10)
     # An 8-bit request returns three images (translation, reconstruction, heat map) and no downloads.
     floor_s = gradio_floor(path, outputs=3)
-    from benchmarks.harness import spawn
+    from benchmarks._harness import spawn
 
     proc, url = spawn()
     if url is None:

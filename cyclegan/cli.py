@@ -132,6 +132,8 @@ def bids_inputs(root: Path, output: Path, direction: str) -> list[Job]:
 def find_inputs(inputs: list[str], output: Path, direction: str) -> tuple[list[Job], list[Path]]:
     """(jobs, BIDS roots) for the command line's inputs; an input that cannot be read becomes a job
     that fails with the reason. The output folder is never searched."""
+    from cyclegan.files import input_stem
+
     jobs, roots = [], []
     out = output.resolve()
     for given in inputs:
@@ -153,21 +155,15 @@ def find_inputs(inputs: list[str], output: Path, direction: str) -> tuple[list[J
                 if hidden or not item.is_file() or not suffix_of(item) or out in item.resolve().parents:
                     continue
                 relative = item.relative_to(path).parent
-                found.append(Job(item, output / relative, stem=_stem(item)))
+                found.append(Job(item, output / relative, stem=input_stem(item)))
             if not found:
                 jobs.append(Job(path, output, error="no NIfTI, PNG, JPEG or TIFF files in this folder"))
             jobs.extend(found)
         elif not suffix_of(path):
             jobs.append(Job(path, output, error="not a NIfTI (.nii, .nii.gz), PNG, JPEG or TIFF file"))
         else:
-            jobs.append(Job(path, output, stem=_stem(path)))
+            jobs.append(Job(path, output, stem=input_stem(path)))
     return jobs, roots
-
-
-def _stem(path: Path) -> str:
-    from cyclegan.files import input_stem
-
-    return input_stem(path)
 
 
 # -- writing -------------------------------------------------------------------------------

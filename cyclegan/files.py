@@ -255,9 +255,12 @@ class Volume:
         return any(abs(z / MODEL_PIXEL_MM - 1.0) > PIXEL_TOLERANCE for z in self.pixel_mm)
 
     def model_slices(self) -> list:
-        """The slices on the model's grid (:data:`MODEL_PIXEL_MM` pixels)."""
-        shape = self.model_shape
-        return [resample(s, shape) for s in self.slices] if self.resampled else list(self.slices)
+        """The slices on the model's grid (:data:`MODEL_PIXEL_MM` pixels), resampled once per volume (the
+        contrast check and the translation both read them)."""
+        if getattr(self, "_model_slices", None) is None:
+            shape = self.model_shape
+            self._model_slices = [resample(s, shape) for s in self.slices] if self.resampled else list(self.slices)
+        return list(self._model_slices)
 
     def from_model(self, slices) -> list:
         """Slices on the model's grid brought back onto the volume's own grid."""

@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     if chromium is None:
         print("error: Debian's chromium is needed (apt-get install chromium)", file=sys.stderr)
         return 2
-    from benchmarks.harness import spawn
+    from benchmarks._harness import spawn
 
     proc, url = spawn(*(["--model", args.model] if args.model else []), timeout=300)
     if url is None:

@@ -164,7 +164,7 @@ def start_app(*args, timeout=180):
     Returns (process, url or None); ``output(process)`` reads what it printed.
     """
     log = tempfile.TemporaryFile(mode="w+")
-    from benchmarks.harness import spawn
+    from benchmarks._harness import spawn
 
     proc, url = spawn(*args, timeout=timeout, output=log)
     proc.log = log
