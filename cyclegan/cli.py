@@ -253,7 +253,7 @@ class Progress:
         else:
             print(text, file=self.stream, flush=True)
 
-    def slice_progress(self, label: str):
+    def slice_progress(self):
         """``progress(stage, done, total)`` for a volume's slices (a second bar on a terminal)."""
         if self.bar is None:
             return None
@@ -304,7 +304,7 @@ def translate_job(translator, job: Job, config: TranslateConfig, progress: Progr
     output = job.output(direction)
     if volume is not None:
         result = translate_volume(translator, volume, direction, config.batch_size,
-                                  progress.slice_progress(job.label))
+                                  progress.slice_progress())
         write_atomically(output, lambda p: volume.write(result.translation, p, keep_dtype=True))
     else:
         result = translate_image(translator, gray, direction, bits)
