@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 from cyclegan.errors import CycleGANError, ModelLoadError  # noqa: E402
 from cyclegan.files import HEAT_COLOURS, OutputFolder, heat_map, input_stem, load_volume, read_image_file  # noqa: E402
 from cyclegan.preprocessing import to_uint8  # noqa: E402
-from cyclegan.translate import ERROR_SCALE, output_stem  # noqa: E402
+from cyclegan.translate import CONTRASTS as DIRECTIONS, ERROR_SCALE, other_direction, output_stem  # noqa: E402
 
 log = logging.getLogger("app")
 
@@ -33,7 +33,6 @@ EXAMPLES = ROOT / "examples"
 ON_SPACE = bool(os.environ.get("SPACE_ID"))
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff"]
 VOLUME_TYPES = [".nii", ".gz"]
-DIRECTIONS = {"t1_to_t2": ("T1", "T2"), "t2_to_t1": ("T2", "T1")}
 #: Generated files: unique names, deleted after an hour (the app runs for weeks on a Space).
 OUTPUTS = OutputFolder(Path(tempfile.gettempdir()) / "mri-cyclegan-app", max_age_s=3600, clean_interval_s=60)
 
@@ -58,10 +57,6 @@ def _digest(path) -> str:
 
     with open(path, "rb") as handle:
         return hashlib.sha1(handle.read()).hexdigest()
-
-
-def _other(direction: str) -> str:
-    return "t2_to_t1" if direction == "t1_to_t2" else "t1_to_t2"
 
 
 class TranslationApp:
@@ -329,9 +324,9 @@ def build_demo(app: TranslationApp) -> gr.Blocks:
             with gr.Tab("About", id="about"):
                 gr.Markdown(app.about())
         for direction, parts in tabs.items():
-            other = tabs[_other(direction)]
+            other = tabs[other_direction(direction)]
             # One click: the same file in the other tab, translated there.
-            switched = parts["switch"].click(lambda path, d=_other(direction): (gr.Tabs(selected=d), path),
+            switched = parts["switch"].click(lambda path, d=other_direction(direction): (gr.Tabs(selected=d), path),
                                              inputs=parts["upload"], outputs=[tab_set, other["upload"]],
                                              api_visibility="private")
             other["follow"](switched)
@@ -456,7 +451,7 @@ def _volume_tab(app: TranslationApp) -> None:
     if examples:
         follow(example_set.load_input_event.then(run, inputs=[volume, direction, plane], outputs=[nifti, report],
                                                  api_visibility="private"))
-    follow(switch.click(lambda d: _other(d), inputs=direction, outputs=direction, api_visibility="private").then(
+    follow(switch.click(_gr_error(other_direction), inputs=direction, outputs=direction, api_visibility="private").then(
         run, inputs=[volume, direction, plane], outputs=[nifti, report], api_visibility="private"))
     index.change(app.volume_view, inputs=[nifti, index], outputs=[view, heat], api_visibility="private")
 

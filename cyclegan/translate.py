@@ -153,10 +153,6 @@ class VolumeResult:
     reconstruction: list
     report: dict
 
-    def error_map(self, index: int) -> np.ndarray:
-        """|input - reconstruction| of one slice on the model's grid."""
-        return np.abs(self.shown[index] - self.reconstruction[index])
-
 
 def native_frame(frame, model_shape, native_shape):
     """A closer frame on the model's grid as rows and columns of the volume's own grid, widened so
@@ -210,7 +206,7 @@ def translate_volume(translator, volume, direction: str, batch_size: int = 8,
 def looks_like(translator, image=None, volume=None) -> tuple[str, float]:
     """("t1_to_t2" or "t2_to_t1", probability of T2) for an image or a volume by the model's
     contrast check: the direction that reads the contrast the input looks like."""
-    from cyclegan.preprocessing import scale_intensities, to_grayscale
+    from cyclegan.preprocessing import to_grayscale
 
     if not calibration_of(translator).get("contrast_check"):
         raise InputImageError("the model stores no contrast check, so the direction cannot be chosen "
@@ -219,8 +215,7 @@ def looks_like(translator, image=None, volume=None) -> tuple[str, float]:
         every = _shown(volume.model_slices())
         shown = [every[i] for i in _checked(every)]
     else:
-        gray = to_grayscale(image)
-        shown = [(scale_intensities(gray)[0] + 1.0) / 2.0]
+        shown = _shown([to_grayscale(image)])
     p_t2 = contrast_of(translator, shown)
     if p_t2 is None:
         raise InputImageError("the input shows too little tissue for the contrast check")
