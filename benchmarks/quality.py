@@ -236,12 +236,15 @@ def clinical(volumes: Path, translator, planes=("axial", "coronal", "sagittal"),
         found = [next(f for f in found if "_T1w" in f[1].name), next(f for f in found if "_T2w" in f[1].name)]
     emit(set="clinical", method="volumes", volumes=[p.name for _, p in found],
          participants=sorted({who for who, _ in found}))
+    by_plane = {plane: {"t1": [], "t2": []} for plane in planes}
+    for _, path in found:  # each volume read once, cut in every plane
+        cut = volume_slices(nib.load(path), path.name, planes)[0]
+        for plane in planes:
+            chosen = [pixels for p, _, pixels in cut if p == plane][::every]
+            chosen = chosen[:2] if quick else chosen
+            by_plane[plane]["t1" if "_T1w" in path.name else "t2"] += [(pixels + 1.0) / 2.0 for pixels in chosen]
     for plane in planes:
-        images = {"t1": [], "t2": []}
-        for _, path in found:
-            cut = volume_slices(nib.load(path), path.name, (plane,))[0]
-            chosen = cut[::every][:2] if quick else cut[::every]
-            images["t1" if "_T1w" in path.name else "t2"] += [(pixels + 1.0) / 2.0 for _, _, pixels in chosen]
+        images = by_plane[plane]
         for direction in evaluation.DIRECTIONS:
             sources = images[direction[:2]]
             if not sources:
@@ -304,17 +307,19 @@ def clinical_pairs(folder: Path, participants, translator, planes=("axial", "cor
                 source, truth = images[source_key], images[truth_key]
                 # Resampling onto the truth's grid: each of its points mapped into the source's space.
                 onto_truth = t1_to_t2.GetInverse() if direction == "t1_to_t2" else t1_to_t2
+                # The input itself and where its field of view covers the truth's grid: the same in every plane.
+                on_truth = {
+                    "identity": resample_volume(data[source_key], source.affine, truth.affine, truth.shape,
+                                                onto_truth),
+                    "cover": resample_volume(np.ones_like(data[source_key]), source.affine, truth.affine,
+                                             truth.shape, onto_truth, order=0),
+                }
                 for plane in planes:
                     volume = volume_of(source, plane, source_key)
                     translated = translate_volume(translator, volume, direction, batch_size)
                     predicted = assemble(source, translated.translation, plane)
-                    on_truth = {
-                        "model": resample_volume(predicted, source.affine, truth.affine, truth.shape, onto_truth),
-                        "identity": resample_volume(data[source_key], source.affine, truth.affine, truth.shape,
-                                                    onto_truth),
-                        "cover": resample_volume(np.ones_like(predicted), source.affine, truth.affine, truth.shape,
-                                                 onto_truth, order=0),
-                    }
+                    on_truth["model"] = resample_volume(predicted, source.affine, truth.affine, truth.shape,
+                                                        onto_truth)
                     cut = {k: volume_of(nib.Nifti1Image(v, truth.affine), plane, k).slices for k, v in on_truth.items()}
                     truth_slices = volume_of(truth, plane, truth_key).slices
                     scores = {"model": [], "identity": []}
