@@ -333,36 +333,55 @@ def fit_refiners(gan: "CycleGAN", examples: list, steps: int, verbose=0, seed: i
     refiner learns to correct it, with an L1 loss on :class:`RefinerCrops` whose pixels within 3 px
     of the target's edge count ``1 + edge_weight`` times, and Adam at ``refine_learning_rate``.
     Returns ``{direction: (weighted L1 on the examples before, after)}``."""
-    from cyclegan.preprocessing import pad_to_multiple
-
     if not gan.model_config.refiner_width:
         raise ConfigError("the generators have no refiner to fit (refiner_width is 0)")
     tc = gan.train_config
     results = {}
     for direction, generator in (("t1_to_t2", gan.t1_to_t2), ("t2_to_t1", gan.t2_to_t1)):
         base, head = refiner_parts(generator)
+        sources, targets = zip(*[(t1_input, t2) if direction == "t1_to_t2" else (t2_input, t1)
+                                 for t1, t2, t1_input, t2_input in examples])
+        drawn = _by_shape(lambda batch: base(batch, training=False), sources, multiple=SIZE_MULTIPLE)
         data = []
-        for t1, t2, t1_input, t2_input in examples:
-            source, target = (t1_input, t2) if direction == "t1_to_t2" else (t2_input, t1)
-            height, width = source.shape
-            padded = pad_to_multiple(source, SIZE_MULTIPLE)[None, ..., None]
-            drawn = ops.convert_to_numpy(base(padded, training=False))[0, :height, :width, 0]
+        for source, out, target in zip(sources, drawn, targets):
             weight = edge_weights(target[None, ..., None], tc.edge_weight)
             weight = np.ones_like(target) if weight is None else ops.convert_to_numpy(weight)[0, ..., 0]
-            data.append((source, drawn.astype(np.float32), target, weight.astype(np.float32)))
+            data.append((source, out.astype(np.float32), target, weight.astype(np.float32)))
 
         def error():
-            total = 0.0
-            for source, drawn, target, weight in data:
-                out = ops.convert_to_numpy(head([source[None, ..., None], drawn[None, ..., None]], training=False))
-                total += float(np.mean(np.abs(out[0, ..., 0] - target) * weight))
-            return total / len(data)
+            outs = _by_shape(lambda batch: head([batch[..., :1], batch[..., 1:]], training=False),
+                             [np.stack([source, out], axis=-1) for source, out, _, _ in data])
+            return float(np.mean([np.mean(np.abs(out - target) * weight)
+                                  for out, (_, _, target, weight) in zip(outs, data)]))
 
         before = error()
         head.compile(optimizer=keras.optimizers.Adam(tc.refine_learning_rate), loss="mae")
         head.fit(RefinerCrops(data, steps, seed), epochs=1, shuffle=False, verbose=verbose)
         results[direction] = (before, error())
     return results
+
+
+def _by_shape(model_fn, images: list, batch_size: int = 8, multiple: int = 1) -> list:
+    """``model_fn`` applied to ``images`` (H x W, or H x W x C) in batches of images of one shape,
+    padded with background to sides that are multiples of ``multiple``, each output cut back to its
+    image's height and width, in the images' order: a data set of volumes has thousands of slices
+    of a few shapes."""
+    from cyclegan.preprocessing import pad_to_multiple
+
+    outputs = [None] * len(images)
+    groups = {}
+    for index, image in enumerate(images):
+        groups.setdefault(np.shape(image), []).append(index)
+    for shape, indices in groups.items():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start:start + batch_size]
+            batch = np.stack([pad_to_multiple(images[i], multiple) for i in chunk]).astype(np.float32)
+            if batch.ndim == 3:
+                batch = batch[..., None]
+            out = ops.convert_to_numpy(model_fn(batch))[:, :shape[0], :shape[1], 0]
+            for i, o in zip(chunk, out):
+                outputs[i] = o
+    return outputs
 
 
 def _as_config(value, cls):

@@ -227,3 +227,18 @@ def test_bad_refiner_options_give_clear_errors(tmp_path, extra, message, capsys)
                                  *extra], capsys)
     assert code == 2, err[-2000:]
     assert message in err and "Traceback" not in err
+
+
+def test_the_refiner_stage_translates_examples_of_several_shapes_in_batches_as_one_by_one(tiny_config):
+    from cyclegan.preprocessing import pad_to_multiple
+    from cyclegan.training import SIZE_MULTIPLE, _by_shape
+
+    gan = CycleGAN(tiny_config.replace(refiner_width=4), TrainConfig())
+    base, _ = refiner_parts(gan.t1_to_t2)
+    rng = np.random.default_rng(0)
+    images = [rng.uniform(-1, 1, shape).astype(np.float32) for shape in [(30, 41), (48, 48), (30, 41), (13, 20)] * 3]
+    batched = _by_shape(lambda batch: base(batch, training=False), images, batch_size=4, multiple=SIZE_MULTIPLE)
+    for image, out in zip(images, batched):
+        alone = numpy(base(pad_to_multiple(image, SIZE_MULTIPLE)[None, ..., None], training=False))[0, ..., 0]
+        assert out.shape == image.shape
+        np.testing.assert_allclose(out, alone[:image.shape[0], :image.shape[1]], atol=1e-5)
