@@ -79,7 +79,13 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     for title, cls in GROUPS:
-        add_arguments(p.add_argument_group(title), cls)
+        group = p.add_argument_group(title)
+        add_arguments(group, cls)
+        if cls is RunOptions:
+            group.add_argument("--config", default=None, metavar="FILE.toml",
+                               help="read the options from a recipe file (keys: the flags' names); flags given "
+                                    "here override it; a recipe of [[stage]] tables runs each stage from the one "
+                                    "before (see train/recipe.py)")
     if explicit_only:
         for action in p._actions:
             action.default = argparse.SUPPRESS
@@ -439,13 +445,16 @@ def _evaluate_holdout(model, pairs, sources=()) -> dict:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.backend:
-        os.environ["KERAS_BACKEND"] = args.backend
+    argv = list(argv if argv is not None else sys.argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    command = "python -m train " + " ".join(shlex.quote(a) for a in argv)
     try:
-        return _run(args, argv)
+        if args.config:
+            return _run_recipe(args.config, argv, parser, command)
+        return _start(args, argv, command)
     except KeyboardInterrupt:
         print("\ninterrupted; run the same command again to resume from the last epoch", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -453,7 +462,81 @@ def main(argv=None) -> int:
         return fail(str(err))
 
 
-def _run(args, argv) -> int:
+def _start(args, argv, command) -> int:
+    if args.backend:
+        os.environ["KERAS_BACKEND"] = args.backend
+    return _run(args, argv, command)
+
+
+def _without_config(argv: list) -> list:
+    """``argv`` less its ``--config FILE``."""
+    out, skip = [], False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token == "--config":
+            skip = True
+        elif not token.startswith("--config="):
+            out.append(token)
+    return out
+
+
+def _run_recipe(path, argv, parser, command) -> int:
+    """Run the recipe file ``path``, its keys overridden by the flags of ``argv``: one run, or its
+    stages one after the other (those done skipped)."""
+    from train import recipe as recipes
+
+    values = recipes.read(path)
+    flags = _without_config(argv)
+    staged = "stage" in values
+    if staged:  # --output on the command line is the recipe's folder, not a stage's
+        output = vars(parser.parse_args(flags)).get("output")
+        if "output" in _explicit(flags):
+            values["output"] = output
+            flags = _without_output(flags)
+    found = recipes.stages(values, str(path))
+    for number, (name, keys) in enumerate(found, 1):
+        merged = recipes.merged_argv(keys, flags, parser, f"{path}" + (f", stage {name}" if name else ""))
+        args = parser.parse_args(merged)
+        if name is not None:
+            done = Path(args.output) / recipes.STAGE_DONE
+            if done.is_file():
+                log.info("stage %d of %d (%s) already done in %s", number, len(found), name, args.output)
+                continue
+            log.info("stage %d of %d (%s) into %s", number, len(found), name, args.output)
+        code = _start(args, merged, command + (f"  # stage {name}" if name else ""))
+        if code:
+            return code
+        if name is not None:
+            (Path(args.output) / recipes.STAGE_DONE).write_text(json.dumps({"stage": name, "of": len(found)}))
+    return 0
+
+
+def _without_output(argv: list) -> list:
+    out, skip = [], False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token == "--output":
+            skip = True
+        elif not token.startswith("--output="):
+            out.append(token)
+    return out
+
+
+def _resolved_options(model_config, train_config, data_config, run) -> dict:
+    """{flag destination: value} of a run's resolved configs, for its ``recipe.toml``."""
+    data = data_config.to_dict()
+    data["pairs"] = ["none" if not p else p for p in data.get("pairs") or ()]
+    model = model_config.to_dict()
+    if not model.get("refiner_width"):
+        model.pop("refiner_layers", None)  # the depth of no refiner
+    # A replay never pushes where this run pushed: it would replace that model.
+    run_options = {k: v for k, v in dataclasses.asdict(run).items() if k not in ("push_to_hub", "push_every", "private")}
+    return {**model, **train_config.to_dict(), **data, **run_options}
+
+
+def _run(args, argv, command) -> int:
     from cyclegan.card import short_name
     from cyclegan.data import read_datasets, split_datasets
     from cyclegan.hub import check_repo_id
@@ -465,7 +548,6 @@ def _run(args, argv) -> int:
     previous, given = _run_record(output), _explicit(argv)
     train_config = _recorded_defaults(previous, train_config, given)
     model_config = _kept_architecture(previous, model_config, run.init_from, given)
-    command = "python -m train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     datasets = list(data_config.datasets)
     record = {
         "model_config": model_config.to_dict(),
@@ -497,6 +579,10 @@ def _run(args, argv) -> int:
 
     output.mkdir(parents=True, exist_ok=True)
     (output / "run.json").write_text(json.dumps({**record, "command": command}, indent=2))
+    from train.recipe import RECIPE_FILE, resolved
+
+    options = _resolved_options(model_config, train_config, data_config, run)
+    (output / RECIPE_FILE).write_text(resolved(options, build_parser()), encoding="utf-8")
     if split.holdout_pairs:
         (output / "holdout_pairs.json").write_text(
             json.dumps([[a.name, b.name] for a, b in split.holdout_pairs], indent=2)

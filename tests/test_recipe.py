@@ -1,0 +1,120 @@
+"""Training recipes as TOML files: ``python -m train --config FILE.toml``."""
+
+import json
+
+import pytest
+
+from conftest import make_zip
+
+from cyclegan.errors import ConfigError
+from train import recipe
+from train.cli import build_parser, main
+
+
+@pytest.fixture(scope="module")
+def data_zip(tmp_path_factory):
+    return make_zip(tmp_path_factory.mktemp("data") / "mri.zip", n_t1=6, n_t2=7)
+
+
+def write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def tiny_recipe(data_zip, output, extra=""):
+    return (f'dataset = ["{data_zip}"]\noutput = "{output}"\npreset = "tiny"\nsteps-per-epoch = 2\n'
+            f'epochs = 1\nverbose = 2\nsave-every = 1\ninversion-warmup = 0\ncheck-images = 2\n{extra}')
+
+
+def test_keys_become_flags_and_the_command_line_overrides_the_file():
+    parser = build_parser()
+    values = {"dataset": ["a", "b"], "holdout_pairs": ["none", "p.csv"], "planes": ["axial", "coronal"],
+              "paired-weight": 100, "mixed-precision": True, "skips": False, "epochs": 3}
+    argv = recipe.merged_argv(values, ["--epochs", "5", "--dataset", "c"], parser, "r.toml")
+    args = parser.parse_args(argv)
+    assert args.datasets == ["c"]  # the command line's list replaces the file's
+    assert args.pairs == ["none", "p.csv"] and args.planes == ["axial", "coronal"]
+    assert args.paired_weight == 100.0 and args.mixed_precision is True and not args.skips
+    assert args.epochs == 5
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"paired-wieght": 1}, "unknown key 'paired-wieght'"),
+    ({"epochs": [1, 2]}, "epochs takes one value, not a list"),
+    ({"skips": "yes"}, "skips is a switch"),
+    ({"model": {"a": 1}}, "unknown key"),
+])
+def test_bad_keys_are_refused_with_what_is_wrong(values, message):
+    with pytest.raises(ConfigError, match=message):
+        recipe.to_argv(values, build_parser())
+
+
+def test_a_recipe_that_is_not_toml_or_missing_is_a_usage_error(tmp_path, capsys):
+    bad = write(tmp_path / "bad.toml", "epochs = = 3\n")
+    assert main(["--config", str(bad)]) == 2
+    assert "is not a TOML file" in capsys.readouterr().err
+    assert main(["--config", str(tmp_path / "missing.toml")]) == 2
+    assert "cannot read the recipe" in capsys.readouterr().err
+    typo = write(tmp_path / "typo.toml", "epochz = 3\n")
+    assert main(["--config", str(typo)]) == 2
+    assert "unknown key 'epochz'" in capsys.readouterr().err
+
+
+def test_a_run_writes_its_resolved_recipe_and_a_replay_trains_the_same_run(tmp_path, data_zip):
+    first = tmp_path / "first"
+    file = write(tmp_path / "r.toml", tiny_recipe(data_zip, first, "learning-rate = 3e-4\nzoom = 0.5\n"))
+    assert main(["--config", str(file), "--seed", "3"]) == 0
+    written = recipe.read(first / "recipe.toml")
+    assert written["learning-rate"] == 3e-4 and written["zoom"] == 0.5 and written["seed"] == 3
+    from cyclegan.config import preset
+
+    assert written["dataset"] == [str(data_zip)]
+    assert written["generator-filters"] == preset("tiny").generator_filters
+    assert "push-to-hub" not in written
+    record = json.loads((first / "run.json").read_text())
+    assert "--config" in record["command"]
+
+    again = tmp_path / "again"
+    assert main(["--config", str(first / "recipe.toml"), "--output", str(again)]) == 0
+    replayed = json.loads((again / "run.json").read_text())
+    for key in ("model_config", "train_config", "data_config"):
+        assert replayed[key] == record[key], key
+    assert recipe.read(again / "recipe.toml") == {**written, "output": str(again)}
+
+
+def test_stages_start_each_from_the_one_before_and_a_finished_stage_is_skipped(tmp_path, data_zip, caplog):
+    out = tmp_path / "staged"
+    file = write(tmp_path / "s.toml", tiny_recipe(data_zip, out) +
+                 '\n[[stage]]\nname = "first"\n\n[[stage]]\nlearning-rate = 1e-5\n')
+    assert main(["--config", str(file)]) == 0
+    first, second = out / "first", out / "stage-2"
+    assert (first / recipe.STAGE_DONE).is_file() and (second / recipe.STAGE_DONE).is_file()
+    second_run = json.loads((second / "run.json").read_text())
+    assert second_run["init_from"] == str(first) and second_run["train_config"]["learning_rate"] == 1e-5
+    assert json.loads((first / "run.json").read_text())["init_from"] is None
+    before = (second / "run.json").stat().st_mtime_ns
+    caplog.set_level("INFO")
+    assert main(["--config", str(file)]) == 0
+    assert "already done" in caplog.text and (second / "run.json").stat().st_mtime_ns == before
+    # --output on the command line moves the whole recipe
+    elsewhere = tmp_path / "elsewhere"
+    assert main(["--config", str(file), "--output", str(elsewhere), "--epochs", "1"]) == 0
+    assert (elsewhere / "first" / recipe.STAGE_DONE).is_file() and (elsewhere / "stage-2" / "run.json").is_file()
+
+
+def test_a_staged_recipe_needs_an_output_and_plain_stage_names(tmp_path):
+    with pytest.raises(ConfigError, match="needs an output"):
+        recipe.stages({"stage": [{}]}, "r.toml")
+    with pytest.raises(ConfigError, match="plain folder name"):
+        recipe.stages({"output": "o", "stage": [{"name": "../x"}]}, "r.toml")
+
+
+def test_the_shipped_recipes_are_valid():
+    from conftest import ROOT
+
+    files = sorted((ROOT / "recipes").glob("*.toml"))
+    assert files
+    parser = build_parser()
+    for file in files:
+        for name, keys in recipe.stages(recipe.read(file), file.name):
+            parser.parse_args(recipe.to_argv(keys, parser, file.name))
