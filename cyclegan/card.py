@@ -185,6 +185,40 @@ def quality_tables(metrics: Mapping[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
+#: What each evaluation set is, for the one-table summary (the README's).
+SET_KINDS = {
+    "holdout": "simulated head (BrainWeb), with skull",
+    "real": "real MS patient, skull-stripped",
+    "clinical_pairs": "real clinical 2-D scans with skull",
+    "brats": "real glioma patients, other sites, skull-stripped",
+    "phantom": "the project's phantom, skull-stripped",
+}
+_SUMMARY_SETS = {"holdout": "users' held-out pairs", "real": "held-out real subject",
+                 "clinical_pairs_axial": "clinical pairs, axial", "clinical_pairs_coronal": "clinical pairs, coronal",
+                 "clinical_pairs_sagittal": "clinical pairs, sagittal", "clinical_pairs": "clinical pairs",
+                 "brats": "BraTS", "phantom": "phantom"}
+
+
+def summary_table(metrics: Mapping[str, Any] | None) -> str:
+    """One Markdown table of the paired sets: SSIM / PSNR both ways, and the best baseline's SSIM."""
+    sets, _ = parse_metrics(metrics or {})
+    lines = ["| set | what it is | T1 → T2 SSIM / PSNR | T2 → T1 SSIM / PSNR | best baseline SSIM |",
+             "| --- | --- | --- | --- | --- |"]
+    for name, title in _SUMMARY_SETS.items():
+        rows = sets.get(name) or {}
+        if not any("ssim" in rows.get(d, {}) for d in _ARROW):
+            continue
+        kind = SET_KINDS.get(name) or SET_KINDS.get(next((s for s in SET_KINDS if name.startswith(s)), ""), "")
+        cells = []
+        for direction in _ARROW:
+            m = rows.get(direction, {})
+            cells.append(f"{m['ssim']:.3f} / {m['psnr']:.1f} dB" if "ssim" in m and "psnr" in m else
+                         (f"{m['ssim']:.3f}" if "ssim" in m else ""))
+        baselines = [f"{rows[d]['best_baseline_ssim']:.3f}" for d in _ARROW if "best_baseline_ssim" in rows.get(d, {})]
+        lines.append(f"| {title} | {kind} | {cells[0]} | {cells[1]} | {' / '.join(baselines)} |")
+    return "\n".join(lines) + "\n"
+
+
 def recipe(train_config: TrainConfig, init_from: str | None = None) -> str:
     """One sentence of the training recipe, augmentations included. A run that started from the
     generators of ``init_from`` had no inversion warm-up (the train command skips it then)."""

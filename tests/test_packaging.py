@@ -65,16 +65,70 @@ def test_package_data_ships_every_default_model_file():
     assert "cyclegan.default_model" in setuptools["packages"] and "train" in setuptools["packages"]
 
 
-def test_readme_quality_tables_are_the_default_models(tmp_path):
-    """The README's quality tables are generated from the shipped model's config.json."""
+def test_readme_and_results_tables_are_the_default_models(tmp_path):
+    """The README's summary table and docs/results.md's tables are generated from the shipped
+    model's config.json, and --check sees a page that drifted."""
     from train import readme
 
     assert readme.main(["--check"]) == 0
-    changed = tmp_path / "README.md"
-    changed.write_text((ROOT / "README.md").read_text().replace("| T1 → T2 | 0.", "| T1 → T2 | 1.", 1))
-    assert readme.main(["--check", "--readme", str(changed)]) == 1
-    assert readme.main(["--readme", str(changed)]) == 0 and readme.main(["--check", "--readme", str(changed)]) == 0
-    assert changed.read_text() == (ROOT / "README.md").read_text()
+    pages = {"readme": ROOT / "README.md", "results": ROOT / "docs" / "results.md"}
+    for kind, page in pages.items():
+        changed = tmp_path / page.name
+        changed.write_text(page.read_text().replace(" | 0.9", " | 1.9", 1))
+        assert changed.read_text() != page.read_text()
+        others = {k: str(v) for k, v in pages.items() if k != kind}
+        flags = [f"--{kind}", str(changed)] + [x for k, v in others.items() for x in (f"--{k}", v)]
+        assert readme.main(["--check", *flags]) == 1
+        assert readme.main(flags) == 0 and readme.main(["--check", *flags]) == 0
+        assert changed.read_text() == page.read_text()
+    assert "| users' held-out pairs |" in pages["readme"].read_text()
+    assert "**Held-out real patients" in pages["results"].read_text()
+
+
+def test_the_readme_is_short_and_has_exactly_the_two_setup_commands():
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 200
+    commands = [line.strip() for line in text.splitlines() if line.startswith("    pip install")]
+    assert commands == ["pip install -r requirements.txt && python app.py",
+                        "pip install -r requirements-dev.txt && python -m pytest"]
+    assert "python -m pytest" in (ROOT / ".ci" / "run").read_text()
+
+
+def _markdown_pages():
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "benchmarks" / "NOTES.md"]
+
+
+def test_every_relative_link_of_the_readme_and_docs_resolves():
+    import re
+
+    checked = 0
+    for page in _markdown_pages():
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue
+            path = (page.parent / target.split("#", 1)[0]).resolve()
+            assert path.exists(), f"{page.relative_to(ROOT)} links to {target}, which does not exist"
+            checked += 1
+    assert checked >= 10
+
+
+def test_the_readme_python_example_runs_as_written(tmp_path, monkeypatch):
+    """The README's five-line example, run from a folder that has the repository's examples."""
+    import re
+
+    from PIL import Image
+
+    text = (ROOT / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "load_generators" in b)
+    assert len(block.strip().splitlines()) <= 5
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "README.md", "exec"), {})
+    written = next(tmp_path.glob("*.png"))
+    source = Image.open(ROOT / "examples" / "t1w_z095.png")
+    with Image.open(written) as out:
+        assert out.size == source.size and out.mode == "L"
+        assert 20 < sum(out.getdata()) / (out.size[0] * out.size[1]) < 200
 
 
 def test_the_console_script_is_declared_and_resolves():
