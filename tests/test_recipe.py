@@ -109,12 +109,18 @@ def test_a_staged_recipe_needs_an_output_and_plain_stage_names(tmp_path):
         recipe.stages({"output": "o", "stage": [{"name": "../x"}]}, "r.toml")
 
 
-def test_the_shipped_recipes_are_valid():
+def test_the_shipped_recipes_and_the_documented_one_are_valid(tmp_path):
+    import re
+
     from conftest import ROOT
 
     files = sorted((ROOT / "recipes").glob("*.toml"))
-    assert files
+    documented = re.findall(r"```toml\n(.*?)```", (ROOT / "docs" / "training.md").read_text(), re.S)
+    assert files and documented
+    files += [write(tmp_path / f"doc{i}.toml", text) for i, text in enumerate(documented)]
     parser = build_parser()
     for file in files:
-        for name, keys in recipe.stages(recipe.read(file), file.name):
+        found = recipe.stages(recipe.read(file), file.name)
+        for name, keys in found:
             parser.parse_args(recipe.to_argv(keys, parser, file.name))
+        assert len(found) > 1 or not file.name.startswith("doc")
