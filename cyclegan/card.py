@@ -292,23 +292,33 @@ def _data_section(datasets: list[str] | None) -> str:
 
 
 CARD = string.Template("""---
-library_name: keras
-license: mit
-pipeline_tag: image-to-image
-tags:
-- cyclegan
-- mri
-- medical-imaging
-- image-to-image
-- $library
-$datasets_meta---
+$front_matter---
 
 # $library: T1-weighted <-> T2-weighted brain MRI
 
-Two CycleGAN generators that translate axial brain-MRI slices between T1-weighted and
-T2-weighted contrast: `t1_to_t2` and `t2_to_t1`. Research demo, not for diagnosis.
+Two CycleGAN generators that translate brain-MRI slices between T1-weighted and T2-weighted
+contrast: `t1_to_t2` and `t2_to_t1`. Research demo, not for diagnosis.
 
-## Use
+## Intended uses
+
+- Research and teaching on MRI contrast translation: what a slice would probably look like in the
+  other contrast, and how a CycleGAN learns it.
+- A starting point for fine-tuning on other data (`python -m train --init-from ...`).
+
+## Out-of-scope uses
+
+- Diagnosis, treatment or any clinical decision, and any report about a patient. A translated
+  scan is a plausible picture, not a measurement: it can hide a lesion or invent one.
+- Other sequences (FLAIR, diffusion, contrast-enhanced T1), other body parts, CT, and children's
+  brains, none of which the training data show.
+- Quantitative work: intensities are scaled per slice (0.5-99.5 percentile window), not calibrated.
+
+## Limitations and biases
+
+$limitations
+## How to install and load
+
+$install
 
 ```python
 from cyclegan import load_generators
@@ -317,7 +327,8 @@ t2 = translator.t1_to_t2(t1_slice)  # float32 in [0, 1], same height and width
 ```
 
 Input: one grayscale slice (any dtype, 32 to 2048 pixels a side), intensities scaled
-to the 0.5-99.5 percentile window.$framing
+to the 0.5-99.5 percentile window.$framing `mri-cyclegan translate` translates files, folders and
+BIDS data sets from the shell.
 
 ## Architecture
 
@@ -325,6 +336,69 @@ ResNet generator, $generator_filters base filters, $generator_blocks residual bl
 discriminator, $discriminator_filters filters, $discriminator_layers layers; trained on $size x $size crops.
 
 $training$metrics$checks$samples""")
+
+
+#: The card's words on what a model's training data leave out, whatever they are.
+LIMITATIONS = ("The model knows what its training data show and nothing else. Anatomy, pathology, "
+               "scanners and sequences unlike them are translated into what it learnt (a lesion "
+               "it never saw may come out as normal tissue). Check each translation's round-trip error and "
+               "tissue order (the app and `mri-cyclegan translate` report both) before trusting it.")
+
+
+def limitations_text(datasets: list[str] | None) -> str:
+    """The card's limitations: what the training data are (by the data sets the run read)."""
+    lines = [LIMITATIONS, ""]
+    if datasets:
+        known = [dataset_info(d) for d in datasets]
+        lines.append("Its training data: " + "; ".join(
+            f"`{info.get('hub') or short_name(d)}`" + (f" ({info['what']})" if info.get("what") else "")
+            for d, info in zip(datasets, known)) + ".")
+        if any(short_name(d) in ("mri-t1t2-unpaired", DEFAULT_DATASET) or info.get("hub") == DEFAULT_DATASET
+               for d, info in zip(datasets, known)):
+            lines.append("")
+            lines.append("One simulated head is all of the users' data set: scores on its held-out pairs say "
+                         "the model learnt that head, not that it works on yours. Real patients in the "
+                         "project's data sets are adults with multiple sclerosis or glioma from a few sites.")
+    else:
+        lines.append("Its training data are not recorded with this model.")
+    return "\n".join(lines) + "\n"
+
+
+#: The card's words on installing the library that loads the model.
+INSTALL = ("The generators are plain Keras 3 files (they load with `safe_mode=True`), loaded with the "
+           "`mri-cyclegan` library: `pip install .` in a clone of its repository (the Hugging Face Space of "
+           "the project is that repository) installs it with what loading and translating need.")
+
+#: Sets whose SSIM and PSNR the card's model-index metadata lists: (set, name, data set id).
+INDEXED_SETS = (("holdout", "users' held-out pairs", DEFAULT_DATASET),
+                ("real", "held-out real subject", "real-t1t2"),
+                ("clinical_pairs_axial", "clinical pairs with skull, axial", "real-t1t2-volumes"),
+                ("brats", "BraTS co-registered slices", "brats-paired-slices"))
+
+
+def front_matter(datasets: list[str] | None, metrics: Mapping[str, Any] | None) -> str:
+    """The card's Hub metadata (YAML, with ``model-index`` of the paired metrics), written by
+    ``huggingface_hub.ModelCardData``."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    hub_ids = list(dict.fromkeys(h for h in (dataset_info(d).get("hub") for d in datasets or []) if h))
+    sets, _ = parse_metrics(metrics or {})
+    results = []
+    for name, title, dataset in INDEXED_SETS:
+        for direction, arrow in _ARROW.items():
+            row = (sets.get(name) or {}).get(direction) or {}
+            for metric, label, digits in (("ssim", "SSIM", 3), ("psnr", "PSNR (dB)", 1)):
+                if isinstance(row.get(metric), (int, float)):
+                    results.append(EvalResult(
+                        task_type="image-to-image", task_name="T1-weighted <-> T2-weighted translation",
+                        dataset_type=dataset, dataset_name=title, metric_type=metric,
+                        metric_value=round(float(row[metric]), digits),
+                        metric_name=f"{label} {arrow.replace('→', '->')}, inside the head"))
+    data = ModelCardData(library_name="keras", license="mit", pipeline_tag="image-to-image",
+                         tags=["cyclegan", "mri", "medical-imaging", "image-to-image", LIBRARY],
+                         datasets=hub_ids or None, model_name=LIBRARY if results else None,
+                         eval_results=results or None)
+    return data.to_yaml() + "\n"
 
 
 #: The card's words for each ``ModelConfig.upsampling``.
@@ -391,23 +465,27 @@ def model_card(
 ) -> str:
     """The model card (README.md with Hub metadata) of a saved model."""
     datasets = datasets_of(training) if training else None
-    hub_ids = [dataset_info(d).get("hub") for d in datasets or []]
-    hub_ids = [h for h in hub_ids if h]
     training_text = ""
     if train_config is not None:
         training_text = ("## Training\n\n" + _data_section(datasets) + "\n"
                          + recipe(train_config, (training or {}).get("init_from")) + "\n\n")
+    if training and training.get("recipe"):
+        training_text += ("Training procedure: the recipe below replays the run (`python -m train --config "
+                          "recipe.toml --output FOLDER`, with its data sets at hand).\n\n```toml\n"
+                          + str(training["recipe"]).strip() + "\n```\n\n")
     if training and training.get("failed_starts"):
         training_text += failed_starts_text(training["failed_starts"]) + "\n\n"
     if training:
         rows = [f"| {k} | {_fmt(v)} |" for k, v in training.items()
-                if k not in ("data_config", "holdout_pairs", "failed_starts")]
+                if k not in ("data_config", "holdout_pairs", "failed_starts", "recipe")]
         training_text += "| record | value |\n| --- | --- |\n" + "\n".join(rows) + "\n\n"
     metrics_text = ""
     if metrics:
-        metrics_text = ("## Metrics\n\nSSIM, PSNR and MAE inside the head on intensities in [0, 1], against the "
+        metrics_text = ("## Evaluation\n\nSSIM, PSNR and MAE inside the head on intensities in [0, 1], against the "
                         "real image of the other contrast; baselines: the input itself, its inversion and its "
-                        "histogram matched to a training image of the target contrast.\n\n"
+                        "histogram matched to a training image of the target contrast. Every set is held out "
+                        "from training (held-out pairs, whole held-out subjects, or data never trained on); "
+                        "what each set is: " + "; ".join(f"{k}: {v}" for k, v in SET_KINDS.items()) + ".\n\n"
                         + quality_tables(metrics) + "\n")
     samples_text = ""
     if has_samples:
@@ -425,8 +503,8 @@ def model_card(
     load_line = (f'translator = load_generators("{repo_id}")' if repo_id
                  else 'translator = load_generators("USER/REPO")  # a Hub repo id or a local folder')
     return CARD.substitute(
-        library=LIBRARY,
-        datasets_meta=("datasets:\n" + "".join(f"- {h}\n" for h in hub_ids)) if hub_ids else "",
+        library=LIBRARY, front_matter=front_matter(datasets, metrics),
+        limitations=limitations_text(datasets), install=INSTALL,
         load_line=load_line, framing=framing_text,
         generator_filters=config.generator_filters, generator_blocks=config.generator_blocks,
         upsampling=(UPSAMPLING_TEXT[config.upsampling] + (SKIPS_TEXT if config.skips else "")

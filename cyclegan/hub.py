@@ -194,6 +194,25 @@ def save_pretrained(
     return folder
 
 
+def save_metadata(folder, config: ModelConfig, metrics=None, *, train_config: TrainConfig | None = None,
+                  training=None, repo_id: str | None = None, calibration=None) -> Path:
+    """Rewrite only ``config.json`` and the model card of the saved model in ``folder`` (new metrics,
+    a new record, a new card), its generators untouched; each file is replaced whole, atomically."""
+    folder = Path(folder)
+    missing = [name for name in GENERATOR_FILES.values() if not (folder / name).is_file()]
+    if missing:
+        raise ConfigError(f"{folder} is not a saved model: {', '.join(missing)} missing")
+    texts = {CONFIG_FILE: _config_json(config, train_config, metrics, training, calibration),
+             CARD_FILE: model_card(config, train_config, metrics, training, (folder / SAMPLES_FILE).is_file(),
+                                   repo_id, calibration)}
+    for name, text in texts.items():
+        handle, temporary = tempfile.mkstemp(prefix=".saving-", dir=folder)
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, folder / name)
+    return folder
+
+
 def _write_samples(samples, path: Path) -> None:
     from PIL import Image
 

@@ -83,3 +83,23 @@ def test_export_draws_the_sample_grid_from_given_images(tmp_path, tiny_folder, c
     assert "![samples](samples.png)" in (dest / "README.md").read_text()
     assert main([str(tiny_folder), str(tmp_path / "d2"), "--samples", str(tmp_path / "none.png"), str(t2)]) == 2
     assert "none.png" in capsys.readouterr().err and not (tmp_path / "d2").exists()
+
+
+def test_metadata_only_rewrites_config_and_card_and_leaves_the_generators(tmp_path, tiny_folder, capsys):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_folder, folder)
+    weights = {name: (folder / name).read_bytes() for name in ("t1_to_t2.keras", "t2_to_t1.keras")}
+    quality = tmp_path / "q.jsonl"
+    quality.write_text("\n".join(json.dumps(r) for r in ROWS))
+    assert main([str(folder), str(folder), "--metadata-only", "--quality", str(quality), "--note", "n"]) == 0
+    config = json.loads((folder / "config.json").read_text())
+    assert config["metrics"]["holdout_t1_to_t2_ssim"] == 0.9 and config["training"]["note"] == "n"
+    assert "| T1 → T2 | 0.900 |" in (folder / "README.md").read_text()
+    assert {name: (folder / name).read_bytes() for name in weights} == weights
+    assert not any(p.name.startswith(".saving") for p in folder.iterdir())
+    capsys.readouterr()
+    assert main([str(folder), str(tmp_path / "elsewhere"), "--metadata-only"]) == 2
+    assert "same folder twice" in capsys.readouterr().err
+    assert not (tmp_path / "elsewhere").exists()

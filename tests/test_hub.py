@@ -24,7 +24,7 @@ def test_saved_folder_layout(tiny_folder, tiny_config):
     assert data["model_config"] == tiny_config.to_dict()
     assert data["train_config"]["pool_size"] == 4
     card = (tiny_folder / "README.md").read_text()
-    assert card.startswith("---\nlibrary_name: keras")
+    assert card.startswith("---\n") and "\nlibrary_name: keras\n" in card.split("---")[1]
     assert "datasets:" not in card  # no training record: no data set is claimed
     assert "from cyclegan import load_generators" in card
     assert "| ssim_t1_to_t2 | 0.5 |" in card
@@ -306,13 +306,40 @@ def test_card_renders_metrics_as_tables_not_raw_keys(tiny_config):
                "holdout_t1_to_t2_best_baseline_ssim": 0.636, "holdout_t1_to_t2_best_baseline_psnr": 11.8,
                "holdout_t1_to_t2_contrast_order_pass": 1.0, "holdout_t1_to_t2_cycle_mae": 0.018,
                "real_t2_to_t1_ssim": 0.8, "brats_t1_to_t2_ssim": 0.7, "note": "x"}
-    plain = hub.model_card(tiny_config, metrics=metrics)
+    card = hub.model_card(tiny_config, metrics=metrics)
+    plain = card.split("---\n", 2)[2]  # the body, after the Hub metadata
     assert "| T1 → T2 | 0.981 | 29.2 dB | 0.019 | 0.636 / 11.8 dB | 100% | 0.018 |" in plain
     assert plain.index("Held-out pairs") < plain.index("Held-out real patients") < plain.index("BraTS")
     assert "holdout_t1_to_t2_ssim" not in plain and "| note | x |" in plain and "gamma" not in plain
     varied = hub.model_card(tiny_config, metrics={**metrics, "holdout_t1_to_t2_gamma2_ssim": 0.7,
                                                   "holdout_t1_to_t2_gamma0.5_ssim": 0.6})
     assert "| direction | gamma 0.5 | gamma 2 |" in varied and "| T1 → T2 | 0.600 | 0.700 |" in varied
+
+
+def test_card_follows_the_hubs_conventions_with_model_index_metadata(tiny_config):
+    from huggingface_hub import ModelCard
+
+    from cyclegan.config import DEFAULT_DATASET, TrainConfig
+
+    metrics = {"holdout_t1_to_t2_ssim": 0.9812, "holdout_t1_to_t2_psnr": 29.21, "holdout_t2_to_t1_ssim": 0.97,
+               "real_t1_to_t2_ssim": 0.75, "brats_t2_to_t1_psnr": 17.06, "phantom_t1_to_t2_ssim": 0.9}
+    training = {"data_config": {"datasets": ["/x/mri-t1t2-unpaired"]}, "recipe": 'epochs = 3\nzoom = 0.5\n'}
+    text = hub.model_card(tiny_config, TrainConfig(), metrics=metrics, training=training)
+    card = ModelCard(text)  # the Hub's own parser reads the metadata back
+    assert card.data.library_name == "keras" and card.data.datasets == [DEFAULT_DATASET]
+    results = {(r.dataset_name, r.metric_type, r.metric_name): r.metric_value for r in card.data.eval_results}
+    assert results[("users' held-out pairs", "ssim", "SSIM T1 -> T2, inside the head")] == 0.981
+    assert results[("users' held-out pairs", "psnr", "PSNR (dB) T1 -> T2, inside the head")] == 29.2
+    assert results[("held-out real subject", "ssim", "SSIM T1 -> T2, inside the head")] == 0.75
+    assert results[("BraTS co-registered slices", "psnr", "PSNR (dB) T2 -> T1, inside the head")] == 17.1
+    assert not any("phantom" in key[0] for key in results)
+    for section in ("## Intended uses", "## Out-of-scope uses", "## Limitations and biases",
+                    "## How to install and load", "## Training", "## Evaluation"):
+        assert section in text, section
+    assert "one simulated head" in text.lower()
+    assert "```toml\nepochs = 3\nzoom = 0.5\n```" in text and "| recipe |" not in text
+    bare = ModelCard(hub.model_card(tiny_config))
+    assert bare.data.eval_results is None and "not recorded" in bare.text
 
 
 def test_loading_for_inference_imports_nothing_of_training_and_is_quiet(tiny_folder):

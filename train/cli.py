@@ -620,6 +620,7 @@ def _one_start(*, run, output, command, model_config, train_config, data_config,
     from cyclegan.hub import push_to_hub, save_pretrained
     from cyclegan.preprocessing import most_air
     from cyclegan.training import CycleGAN, fit_refiners, refiner_examples, warm_up_on_inversion
+    from train.recipe import RECIPE_FILE
 
     keras.utils.set_random_seed(train_config.seed)  # weights, pools and data order follow --seed
     model = CycleGAN(model_config, train_config)
@@ -655,6 +656,9 @@ def _one_start(*, run, output, command, model_config, train_config, data_config,
             "data": split.describe(),
             "data_config": data_config.to_dict(),
         }
+        recipe_file = output / RECIPE_FILE
+        if recipe_file.is_file():
+            training["recipe"] = recipe_file.read_text(encoding="utf-8")
         if air is not None:
             training["framing"] = {"most_air": round(air, 2)}
         if run.init_from:

@@ -54,13 +54,20 @@ def main(argv=None) -> int:
     parser.add_argument("--command", default=None, help="replace the recorded train command (e.g. local paths)")
     parser.add_argument("--samples", nargs=2, default=None, metavar=("T1", "T2"),
                         help="draw the sample grid from this T1 and this T2 image instead of the run's grid")
+    parser.add_argument("--metadata-only", action="store_true",
+                        help="rewrite only DEST's config.json and model card (RUN and DEST the same model folder: "
+                             "new metrics, record or card), its generators untouched")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from cyclegan.hub import load_generators, read_config, save_pretrained
+    from cyclegan.hub import load_generators, read_config, save_metadata, save_pretrained
 
     try:
         data = read_config(args.run)
-        translator = load_generators(args.run, warmup=False)
+        if args.metadata_only and Path(args.run).resolve() != Path(args.dest).resolve():
+            raise ValueError("--metadata-only rewrites a model folder's own metadata: give the same folder twice")
+        if args.metadata_only and args.samples:
+            raise ValueError("--metadata-only leaves the sample grid as it is; --samples draws a new one")
+        translator = None if args.metadata_only else load_generators(args.run, warmup=False)
         metrics = dict(data.get("metrics") or {})
         calibration = data.get("calibration")
         if args.quality:
@@ -74,6 +81,11 @@ def main(argv=None) -> int:
             training["command"] = args.command
         if args.note:
             training["note"] = args.note
+        if args.metadata_only:
+            save_metadata(args.dest, data["model_config"], metrics, train_config=data["train_config"],
+                          training=training, calibration=calibration)
+            print(f"rewrote the config.json and model card of {args.dest}")
+            return 0
         holdout = Path(args.run) / "holdout_pairs.json"
         if holdout.is_file():
             training["holdout_pairs"] = json.loads(holdout.read_text())
