@@ -492,8 +492,11 @@ class TrainConfig(_JsonConfig):
         return self.epochs - self.decay_epochs
 
 
-def check_run(train_config: TrainConfig, data_config: DataConfig) -> None:
+def check_run(train_config: TrainConfig, data_config: DataConfig, model_config: "ModelConfig | None" = None) -> None:
     """Checks across configs: what one run's options must agree on."""
+    if model_config is not None and train_config.refine_steps and not model_config.refiner_width:
+        raise ConfigError("--refine-steps needs generators with a refiner: give --refiner-width (refine_steps "
+                          "needs refiner_width; the default model's is 32)")
     if train_config.paired_weight > 0 and not any(data_config.pairs):
         raise ConfigError("paired_weight needs a pair list (--paired-weight needs --holdout-pairs: the file "
                           "that says which slices are aligned)")
@@ -503,6 +506,44 @@ def check_run(train_config: TrainConfig, data_config: DataConfig) -> None:
     if data_config.pair_shares and train_config.paired_weight <= 0:
         raise ConfigError("pair_shares needs paired_weight > 0 (--pair-share says how often pairs are drawn for "
                           "the paired term of --paired-weight)")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """Options of one train command run that are not part of the model, data or training
+    configuration (where it writes, how it runs, where it pushes)."""
+
+    output: str = option("runs/cyclegan", "output folder (model, backups, logs, samples)")
+    preset: str = option("small", "architecture: tiny (tests), small (the CPU default model), reference "
+                         "(ResNet-9)", choices=["tiny", "small", "reference"])
+    init_from: str | None = option(None, "start both generators from a saved model of the same architecture "
+                                   "(fine-tuning); one without skips may start a run with --skips",
+                                   item=str, metavar="FOLDER_OR_REPO")
+    backend: str | None = option(None, "Keras backend (default: KERAS_BACKEND, else tensorflow)", item=str,
+                                 choices=["tensorflow", "jax"])
+    multi_host: bool = option(False, "join a multi-host JAX run (keras.distribution.initialize; reads "
+                              "KERAS_DISTRIBUTION_JOB_ADDRESSES, _NUM_PROCESSES, _PROCESS_ID)")
+    save_every: int = option(5, "export the model folder every N epochs")
+    check_images: int = option(8, "images of each contrast (spread over the training images) checked at every "
+                               "export without pairs: the tissue order of their translations and the round-trip "
+                               "error; the best-checked export is kept in best/ (0: no checks)")
+    verbose: int = option(1, "0 silent, 1 progress bar, 2 one line per epoch", choices=[0, 1, 2])
+    push_to_hub: str | None = option(None, "push the model to this Hub repo at the end (token: HF_TOKEN or the "
+                                     "saved login)", item=str, metavar="USER/REPO")
+    push_every: int = option(0, "also push every N epochs (0: only at the end)")
+    private: bool = option(False, "create the Hub repo as private")
+
+    def __post_init__(self):
+        for name in ("save_every", "push_every", "check_images"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
+
+
+#: Argument groups of the command line, each built from one dataclass's fields.
+TRAIN_GROUPS = (("data", DataConfig), ("model", ModelConfig), ("training", TrainConfig), ("run", RunOptions))
+#: Fields whose flag defaults to None: the value then comes from elsewhere (a preset, --epochs, the config).
+DERIVED = {cls: {f.name for f in dataclasses.fields(cls) if "cli_default" in f.metadata
+                  and f.metadata["cli_default"] is None} for _, cls in TRAIN_GROUPS}
 
 
 #: Directions ``mri-cyclegan translate`` takes: "auto" lets the model's contrast check choose per input.

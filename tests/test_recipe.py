@@ -7,7 +7,7 @@ import pytest
 from conftest import make_zip
 
 from cyclegan.errors import ConfigError
-from train import recipe
+from cyclegan import recipe
 from train.cli import build_parser, main
 
 

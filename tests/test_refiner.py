@@ -14,7 +14,8 @@ from cyclegan.models import build_generator, refiner_reach
 from cyclegan.training import CycleGAN, RefinerCrops, fit_refiners, refiner_examples, refiner_parts
 from test_data import synthetic_head
 from test_train_command import main_in_process, make_subject_folder, tiny_args
-from train.cli import _init_generators, main
+from cyclegan.pipeline import init_generators as _init_generators
+from train.cli import main
 
 
 def numpy(x):
@@ -163,7 +164,7 @@ def test_init_from_a_model_whose_refiner_has_another_shape_starts_the_refiner_an
     x = np.random.default_rng(5).uniform(-1, 1, (1, 40, 44, 1)).astype("float32")
     for shape in ({"refiner_layers": 5}, {"refiner_width": 6}):
         deeper = CycleGAN(tiny_config.replace(**{"refiner_width": 4, "image_size": 48, **shape}), TrainConfig())
-        with caplog.at_level(logging.INFO, logger="train"):
+        with caplog.at_level(logging.INFO, logger="cyclegan.pipeline"):
             _init_generators(deeper, str(tmp_path / "refined"))
         assert "its refiner (3 layers of 4 channels) is not copied" in caplog.text
         for name in ("t1_to_t2", "t2_to_t1"):
@@ -187,7 +188,7 @@ def test_the_train_command_fits_the_refiners_after_its_schedule(tmp_path, tiny_f
                      "--holdout-pairs", str(real / "PAIRS.csv"), "--holdout-subjects", "beta",
                      "--paired-weight", "1", "--init-from", str(tiny_folder), "--refiner-width", "4",
                      "--refine-steps", "3")
-    with caplog.at_level(logging.INFO, logger="train"):
+    with caplog.at_level(logging.INFO, logger="cyclegan.pipeline"):
         assert main(args) == 0
     assert "the refiner starts at zero" in caplog.text
     assert "refiner stage: 3 steps fitting each generator's refiner to 4 examples of 4 aligned training pairs" \
@@ -205,7 +206,7 @@ def test_the_train_command_fits_the_refiners_after_its_schedule(tmp_path, tiny_f
     assert translator.generators["t1_to_t2"].get_layer("t1_to_t2_refine_out_conv").get_weights()[0].any()
     # Resumed without the architecture flag, the run keeps its refiner.
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="train"):
+    with caplog.at_level(logging.INFO, logger="cyclegan.pipeline"):
         assert main([a for a in args if a not in ("--refiner-width", "4")]) == 0
     assert "refiner_width: the run's recorded 4" in caplog.text
 

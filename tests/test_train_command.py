@@ -244,7 +244,7 @@ def test_init_from_copies_generators(tiny_folder, tiny_gan, tiny_config):
     from cyclegan.config import TrainConfig
     from cyclegan.errors import ConfigError
     from cyclegan.training import CycleGAN
-    from train.cli import _init_generators
+    from cyclegan.pipeline import init_generators as _init_generators
 
     fresh = CycleGAN(tiny_config.replace(image_size=48), TrainConfig())
     _init_generators(fresh, str(tiny_folder))
@@ -275,14 +275,14 @@ def test_upsampling_left_out_follows_the_resumed_run_or_the_init_from_model(tmp_
     assert main(tiny_args(data_zip, resized, "--epochs", "1", "--upsampling", "resize")) == 0
     # Resuming without --upsampling keeps the run's own, whatever the preset's is now.
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="train"):
+    with caplog.at_level(logging.INFO, logger="cyclegan.pipeline"):
         assert main(tiny_args(data_zip, resized, "--epochs", "1")) == 0
     assert "upsampling: the run's recorded 'resize' (the preset's is 'transpose')" in caplog.text
     assert "another configuration" not in caplog.text
     # A fine-tune without --upsampling takes the saved model's; given, it must match.
     tuned = tmp_path / "tuned"
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="train"):
+    with caplog.at_level(logging.INFO, logger="cyclegan.pipeline"):
         assert main(tiny_args(data_zip, tuned, "--epochs", "1", "--init-from", str(resized))) == 0
     assert f"upsampling: {resized}'s 'resize'" in caplog.text
     assert json.loads((tuned / "config.json").read_text())["model_config"]["upsampling"] == "resize"
@@ -294,7 +294,7 @@ def test_upsampling_left_out_follows_the_resumed_run_or_the_init_from_model(tmp_
 
 def test_runs_started_before_the_small_preset_took_resize_keep_transposed_convolutions():
     from cyclegan.config import preset
-    from train.cli import _kept_architecture
+    from cyclegan.pipeline import kept_architecture as _kept_architecture
 
     small = preset("small")
     assert small.upsampling == "resize"
@@ -314,7 +314,7 @@ def test_skips_left_out_follow_the_resumed_run_or_the_init_from_model(tmp_path, 
     from cyclegan.config import TrainConfig
     from cyclegan.hub import save_pretrained
     from cyclegan.training import CycleGAN
-    from train.cli import _kept_architecture
+    from cyclegan.pipeline import kept_architecture as _kept_architecture
 
     with_skips = tiny_config.replace(skips=True)
     assert _kept_architecture({"model_config": with_skips.to_dict()}, tiny_config, None, set()).skips is True
@@ -333,7 +333,7 @@ def test_init_from_a_model_without_skips_grows_them_from_zero(tiny_folder, tiny_
     from cyclegan.config import TrainConfig
     from cyclegan.errors import ConfigError
     from cyclegan.training import CycleGAN
-    from train.cli import _init_generators
+    from cyclegan.pipeline import init_generators as _init_generators
 
     grown = CycleGAN(tiny_config.replace(skips=True, image_size=48), TrainConfig())
     for name in ("t1_to_t2", "t2_to_t1"):  # not zero yet: the copy must overwrite them
@@ -357,7 +357,7 @@ def test_init_from_a_model_without_skips_grows_them_from_zero(tiny_folder, tiny_
 
 def test_skips_in_the_command_from_a_model_without_them(tmp_path, data_zip, tiny_folder, caplog):
     out = tmp_path / "run"
-    with caplog.at_level(logging.INFO, logger="train"):
+    with caplog.at_level(logging.INFO, logger="cyclegan.pipeline"):
         assert main(tiny_args(data_zip, out, "--epochs", "1", "--init-from", str(tiny_folder), "--skips")) == 0
     assert f"generators initialised from {tiny_folder}; the skip connections start at zero" in caplog.text
     saved = json.loads((out / "config.json").read_text())
@@ -365,7 +365,7 @@ def test_skips_in_the_command_from_a_model_without_them(tmp_path, data_zip, tiny
     assert "skip connections" in (out / "README.md").read_text()
     # Resumed without the flag, the run keeps its skips instead of refusing another configuration.
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="train"):
+    with caplog.at_level(logging.INFO, logger="cyclegan.pipeline"):
         assert main(tiny_args(data_zip, out, "--epochs", "1", "--init-from", str(tiny_folder))) == 0
     assert "skips: the run's recorded True" in caplog.text and "another configuration" not in caplog.text
 
@@ -373,7 +373,7 @@ def test_skips_in_the_command_from_a_model_without_them(tmp_path, data_zip, tiny
 def test_inversion_warmup_runs_before_a_new_start_only(tmp_path, data_zip, caplog):
     out = tmp_path / "run"
     args = tiny_args(data_zip, out, "--epochs", "2", "--inversion-warmup", "3", "--restarts", "0")
-    with caplog.at_level(logging.INFO, logger="train"):
+    with caplog.at_level(logging.INFO, logger="cyclegan.pipeline"):
         assert main(args) == 0
     assert "inversion warm-up: 3 steps" in caplog.text and "inversion warm-up done: L1" in caplog.text
     record = json.loads((out / "config.json").read_text())
@@ -381,7 +381,7 @@ def test_inversion_warmup_runs_before_a_new_start_only(tmp_path, data_zip, caplo
     assert "generators first fitted for 3 steps to their inputs' inversion" in (out / "README.md").read_text()
     # Run again: it resumes from its backup (its own weights), so it is not warmed up again.
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="train"):
+    with caplog.at_level(logging.INFO, logger="cyclegan.pipeline"):
         assert main(args) == 0
     assert "inversion warm-up" not in caplog.text
 
@@ -417,7 +417,7 @@ def test_a_run_with_a_moving_average_exports_the_average_and_backs_up_its_last_s
 def test_runs_recorded_before_a_config_field_existed_still_resume(tmp_path):
     from cyclegan.config import TrainConfig, preset
     from cyclegan.errors import ConfigError
-    from train.cli import _check_same_run, _run_record
+    from cyclegan.pipeline import check_same_run as _check_same_run, run_record as _run_record
 
     record = {"model_config": preset("tiny").to_dict(), "train_config": TrainConfig(epochs=2, decay_epochs=1).to_dict(),
               "dataset": "d", "init_from": None}
@@ -506,7 +506,8 @@ def test_every_config_field_is_a_flag_and_the_defaults_are_the_configs():
     import dataclasses
 
     from cyclegan.config import DataConfig, TrainConfig, preset
-    from train.cli import GROUPS, _configs
+    from cyclegan.config import TRAIN_GROUPS as GROUPS
+    from train.cli import _configs
 
     parser = build_parser()
     flags = {a.dest: a for a in parser._actions}
@@ -529,7 +530,7 @@ def test_every_config_field_is_a_flag_and_the_defaults_are_the_configs():
 
 def test_history_written_with_other_losses_is_kept_aside_not_appended_to(tmp_path):
     from cyclegan.training import LOSS_NAMES
-    from train.cli import history_logger
+    from cyclegan.pipeline import history_logger
 
     path = tmp_path / "history.csv"
     old = "epoch,adv_t1,gen_loss,val_adv_t1,val_gen_loss\n0,0.5,8.0,NA,NA\n"  # before other losses were logged
@@ -667,7 +668,7 @@ def test_a_start_that_keeps_the_input_contrast_is_set_aside_and_the_next_seed_tr
 
 
 def test_an_interrupted_set_aside_is_finished_by_the_next_run(tmp_path):
-    from train.cli import FailedStarts
+    from cyclegan.pipeline import FailedStarts
 
     (tmp_path / "run.json").write_text("{}")
     (tmp_path / "backup").mkdir()
@@ -696,7 +697,7 @@ def test_the_seed_sets_the_initial_weights(tiny_config):
 
 def test_the_card_says_why_each_start_was_set_aside(tmp_path):
     from cyclegan.card import failed_starts_text
-    from train.cli import FailedStarts
+    from cyclegan.pipeline import FailedStarts
 
     starts = FailedStarts(tmp_path)
     starts.records = [

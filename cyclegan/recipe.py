@@ -29,9 +29,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from cyclegan.config import TRAIN_GROUPS, HelpFormatter, add_arguments
 from cyclegan.errors import ConfigError
 
 RECIPE_FILE = "recipe.toml"
+PROG = "python -m train"
 #: Written in a stage's folder when the stage finished, so that the recipe skips it next time.
 STAGE_DONE = "stage_done.json"
 
@@ -164,3 +166,25 @@ def _toml(value) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     return json.dumps(str(value), ensure_ascii=False)
+
+
+def train_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
+    """The command line; with ``explicit_only`` every default is left out, so that parsing
+    tells which options a command gives itself."""
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Train a T1 <-> T2 CycleGAN and (optionally) push it to the Hugging Face Hub.",
+        formatter_class=HelpFormatter,
+    )
+    for title, cls in TRAIN_GROUPS:
+        group = p.add_argument_group(title)
+        add_arguments(group, cls)
+        if title == "run":
+            group.add_argument("--config", default=None, metavar="FILE.toml",
+                               help="read the options from a recipe file (keys: the flags' names); flags given "
+                                    "here override it; a recipe of [[stage]] tables runs each stage from the one "
+                                    "before (see cyclegan/recipe.py)")
+    if explicit_only:
+        for action in p._actions:
+            action.default = argparse.SUPPRESS
+    return p
