@@ -17,46 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from cyclegan.masks import BRAIN_FRACTION, brain_mask  # noqa: F401
 from cyclegan.preprocessing import scale_intensities
 
 
 def _unit(image: np.ndarray) -> np.ndarray:
     """A training image in [-1, 1] as float64 intensities in [0, 1]."""
     return (np.asarray(image, np.float64) + 1.0) / 2.0
-
-
-#: A brain mask is used only when it covers this fraction of the head (else
-#: the slice stays whole): low slices, where scalp and brain touch, fail it.
-BRAIN_FRACTION = (0.35, 0.85)
-
-
-def brain_mask(t1_image: np.ndarray, threshold: float = 0.12, radius: int = 3) -> np.ndarray | None:
-    """A rough brain mask of a T1-weighted slice in [-1, 1], or None when unsure.
-
-    On T1w images the skull and the CSF around the brain are dark, so eroding
-    the tissue above ``threshold`` (on the [0, 1] scale) by ``radius`` pixels
-    cuts the scalp off the brain; the largest piece, grown back by
-    ``radius + 2`` pixels (the outer CSF) and with its holes filled, is the
-    brain. Slices where the result is implausibly small or large (the scalp
-    still attached) give None.
-    """
-    from scipy import ndimage
-
-    from cyclegan.evaluation import head_mask
-
-    unit = _unit(t1_image)
-    head = head_mask(unit)
-    core = ndimage.binary_erosion((unit > threshold) & head, iterations=radius)
-    labels, count = ndimage.label(core)
-    if count == 0:
-        return None
-    sizes = ndimage.sum(core, labels, range(1, count + 1))
-    brain = labels == 1 + int(np.argmax(sizes))
-    brain = ndimage.binary_fill_holes(ndimage.binary_dilation(brain, iterations=radius + 2) & head)
-    fraction = brain.sum() / max(int(head.sum()), 1)
-    if not BRAIN_FRACTION[0] <= fraction <= BRAIN_FRACTION[1]:
-        return None
-    return brain
 
 
 def skull_stripped(image: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -31,7 +31,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 
-from cyclegan.preprocessing import HEAD_LEVEL
+from cyclegan.masks import EDGE_BAND, HEAD_THRESHOLD, brain_mask, edge_bands, head_mask  # noqa: F401
 
 DIRECTIONS = ("t1_to_t2", "t2_to_t1")
 #: Input gammas of the contrast-robustness rows (1 is the plain model row).
@@ -43,20 +43,6 @@ def source_and_target(direction: str, t1, t2) -> tuple:
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
     return (t1, t2) if direction == "t1_to_t2" else (t2, t1)
-
-
-#: Intensity (on [0, 1]) above which a pixel is inside the head: :func:`head_mask` (the same level
-#: as the translator's closer frame, :func:`cyclegan.preprocessing.head_box`).
-HEAD_THRESHOLD = HEAD_LEVEL
-
-
-def head_mask(*images: np.ndarray, threshold: float = HEAD_THRESHOLD) -> np.ndarray:
-    """Pixels inside the head: above ``threshold`` in any image, holes filled."""
-    mask = np.zeros(images[0].shape, bool)
-    for image in images:
-        mask |= np.asarray(image) > threshold
-    mask = ndimage.binary_closing(mask, iterations=2)
-    return ndimage.binary_fill_holes(mask)
 
 
 def paired_metrics(prediction: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> dict:
@@ -342,19 +328,9 @@ def detail_reference(name: str, pairs: Iterable, sigmas=DETAIL_SIGMAS) -> list[d
     return _sweep_rows(name, pairs, "blurred_truth", "sigma", [float(sigma) for sigma in sigmas], score)
 
 
-#: Width in pixels of the bands either side of the head's edge that :func:`edge_metrics` compares.
-EDGE_BAND = 3
 #: Inputs of the edge check: the images as given, skull-stripped (both images of a pair cut to
-#: the brain mask of its T1, :func:`cyclegan.augment.brain_mask`) and as 16-bit integers.
+#: the brain mask of its T1, :func:`cyclegan.masks.brain_mask`) and as 16-bit integers.
 EDGE_INPUTS = ("as_given", "skull_stripped", "16bit")
-
-
-def edge_bands(mask: np.ndarray, width: int = EDGE_BAND) -> tuple:
-    """(the ``width`` pixels just inside the edge of ``mask``, the ``width`` pixels just outside
-    it, the rest inside)."""
-    core = ndimage.binary_erosion(mask, iterations=width)
-    outside = ndimage.binary_dilation(mask, iterations=width) & ~mask
-    return mask & ~core, outside, core
 
 
 def edge_metrics(prediction: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dict:
@@ -390,7 +366,6 @@ def edge_artefacts(name: str, pairs: Iterable, translator, inputs=EDGE_INPUTS) -
     as 0-65535 integers) ``scale_max_diff`` is the largest difference inside the head from the
     translation of the same image as floats: the model sees both through the same robust window.
     """
-    from cyclegan.augment import brain_mask
     from cyclegan.preprocessing import scale_intensities
 
     def window(image):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from keras import ops
 
-from cyclegan.evaluation import EDGE_BAND, HEAD_THRESHOLD
+from cyclegan.masks import EDGE_BAND, FOREGROUND_LEVEL
 
 
 def lsgan_loss(predictions, real: bool):
@@ -30,10 +30,6 @@ def l1_loss(a, b, weights=None, pixel_weights=None):
         return ops.mean(diff)
     per_image = ops.mean(ops.reshape(diff, (ops.shape(diff)[0], -1)), axis=1)
     return ops.mean(per_image * ops.cast(weights, "float32"))
-
-
-#: Foreground of :func:`edge_band`: the evaluation's head-mask threshold on the [-1, 1] scale.
-FOREGROUND_LEVEL = 2.0 * HEAD_THRESHOLD - 1.0
 
 
 def foreground(images):

@@ -15,6 +15,7 @@ import dataclasses
 import numpy as np
 
 from cyclegan.errors import InputImageError
+from cyclegan.masks import HEAD_LEVEL, head_box  # noqa: F401  (the head of the closer frame)
 
 MIN_SIDE = 32
 MAX_SIDE = 2048
@@ -155,30 +156,6 @@ REFRAME_ABOVE = 56
 REFRAME_SLACK = 2
 #: Air, in pixels, left on every side of the head in that closer frame.
 REFRAME_MARGIN = 16
-#: Pixels above this share of the [0, 1] range are the head (here and in ``cyclegan.evaluation``).
-HEAD_LEVEL = 0.05
-
-
-def head_box(scaled_images):
-    """``(top, bottom, left, right)`` bounding the head in one or more images of one size in
-    [-1, 1], or None when there is none. The head is every pixel above :data:`HEAD_LEVEL` of
-    the range that has a 4-neighbour above it too: lone noise pixels in the air do not count."""
-    images = [np.asarray(image) for image in scaled_images]
-    if not images:
-        return None
-    head = np.zeros(images[0].shape[:2], bool)
-    for image in images:
-        bright = image > HEAD_LEVEL * 2.0 - 1.0
-        neighbour = np.zeros_like(bright)
-        neighbour[1:] |= bright[:-1]
-        neighbour[:-1] |= bright[1:]
-        neighbour[:, 1:] |= bright[:, :-1]
-        neighbour[:, :-1] |= bright[:, 1:]
-        head |= bright & neighbour
-    rows, cols = np.flatnonzero(head.any(axis=1)), np.flatnonzero(head.any(axis=0))
-    if not rows.size:
-        return None
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
 def mean_air(box, shape) -> float:

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import ellipse_pairs
+from conftest import ROOT, ellipse_pairs
 from cyclegan.config import TrainConfig
 from cyclegan.losses import l1_loss, mind_descriptor, mind_loss
 from cyclegan.training import CycleGAN
@@ -57,3 +57,51 @@ def test_structure_weight_is_a_checked_option():
     from train.cli import build_parser
 
     assert build_parser().parse_args(["--structure-weight", "5"]).structure_weight == 5.0
+
+
+def _cyclegan_imports() -> dict:
+    """{module: the cyclegan modules it imports, at its top or inside a function}."""
+    import ast
+
+    package = ROOT / "cyclegan"
+    modules = {p.stem for p in package.glob("*.py")}
+    graph = {}
+    for name in modules:
+        deps = set()
+        for node in ast.walk(ast.parse((package / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cyclegan."):
+                deps.add(node.module.split(".")[1])
+            elif isinstance(node, ast.ImportFrom) and node.module == "cyclegan":
+                deps.update(a.name for a in node.names)
+        graph[name] = deps & modules
+    return graph
+
+
+def test_the_library_has_no_import_circle_and_masks_are_the_lowest_level():
+    graph = _cyclegan_imports()
+    assert graph["masks"] == set() and graph["augment"] >= {"masks"} and "evaluation" not in graph["augment"]
+    assert "evaluation" not in graph["losses"]
+    done, active = set(), []
+
+    def visit(name):
+        assert name not in active, "import circle: " + " -> ".join(active[active.index(name):] + [name])
+        if name in done:
+            return
+        active.append(name)
+        for dep in sorted(graph[name]):
+            visit(dep)
+        active.pop()
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name)
+
+
+def test_each_mask_is_defined_once():
+    import re
+
+    defined = {}
+    for path in (ROOT / "cyclegan").glob("*.py"):
+        for name in re.findall(r"^def (head_mask|head_box|brain_mask|edge_bands)\(", path.read_text(), re.M):
+            defined.setdefault(name, []).append(path.name)
+    assert defined == {name: ["masks.py"] for name in ("head_mask", "head_box", "brain_mask", "edge_bands")}
