@@ -265,6 +265,45 @@ def clinical(volumes: Path, translator, planes=("axial", "coronal", "sagittal"),
             emit(**row, plane=plane)
 
 
+def clinical_calibration_slices(volumes: Path, data_config: dict, fallback: list, every: int = 3,
+                                quick: bool = False) -> tuple[list, str | None]:
+    """Slices with skull for the input checks' levels: ([(name, T1w slice, T2w slice)] in [0, 1],
+    what they are), cut as the train command cuts volumes, every ``every``-th, from the with-skull
+    participants of ``volumes`` that the model never trained on: those its record held out, all
+    planes; else the ``fallback`` participants, in the planes a model trained on ``real-t1t2`` (16
+    axial slices of each volume) never saw; none when the model trained on these volumes. A slice's
+    T1w and T2w need not be aligned: the levels read each image on its own."""
+    import nibabel as nib
+
+    from cyclegan.data import volume_slices
+
+    strip = lambda s: s.removeprefix("sub-")  # noqa: E731
+    held = [s for s in data_config.get("holdout_subjects") or [] if visits_of(volumes, s)]
+    trained_on = {Path(str(d)).name for d in data_config.get("datasets") or []}
+    if held:
+        subjects, planes = held, ("axial", "coronal", "sagittal")
+    elif volumes.name in trained_on:
+        return [], None
+    elif "real-t1t2" in trained_on:
+        subjects, planes = fallback, ("coronal", "sagittal")
+    else:
+        subjects, planes = fallback, ("axial", "coronal", "sagittal")
+    wanted = {strip(s) for s in subjects}
+    found = [(who, path) for who, path in with_skull_volumes(volumes) if strip(who) in wanted]
+    cut = {plane: {"t1": [], "t2": []} for plane in planes}
+    for _, path in found:
+        for plane, _, pixels in volume_slices(nib.load(path), path.name, planes)[0]:
+            cut[plane]["t1" if "_T1w" in path.name else "t2"].append((pixels + 1.0) / 2.0)
+    out = []
+    for plane, images in cut.items():
+        pairs = list(zip(images["t1"][::every], images["t2"][::every]))[:2 if quick else None]
+        out += [(f"{plane}_{i}", t1, t2) for i, (t1, t2) in enumerate(pairs)]
+    if not out:
+        return [], None
+    return out, (f"{len(out)} slices with skull of each contrast of {', '.join(sorted(wanted))} of {volumes.name} "
+                 f"({', '.join(planes)}, one slice in {every})")
+
+
 def visits_of(folder: Path, participant: str) -> list:
     """[(visit label, T1w path, T2w path)] of a BIDS participant's visits that have both."""
     base = folder / (participant if participant.startswith("sub-") else f"sub-{participant}")
@@ -475,6 +514,12 @@ def main(argv=None) -> int:
         trained_on = any(Path(str(d)).name in ("real-t1t2", volumes.name) for d in data_config.get("datasets", []))
         emit(set="clinical", method="note", model_trained_on_slices_of_these_volumes=trained_on)
         clinical(volumes, translator, quick=args.quick)
+    if calibrating and Path(args.volumes).is_dir():
+        # clinical 2-D slices with skull, beside the simulated and the skull-stripped real ones
+        found, what = clinical_calibration_slices(Path(args.volumes), data_config,
+                                                  args.clinical_subjects.split(","), quick=args.quick)
+        calib_pairs += found
+        calib_names += [what] if what else []
     if calibrating and calib_pairs and calib_images["t1"] and calib_images["t2"]:
         calibrate(translator, calib_pairs, calib_images, brats, "; ".join(calib_names))
     return 0
