@@ -1,6 +1,13 @@
-"""Training augmentations beyond crop and flip, as objects.
+"""Every training augmentation, in one module.
 
-Each augmentation is a class with the :class:`cyclegan.config.TrainConfig`
+- :func:`crop_and_flip`: the reference crop and flip of every training image;
+- the augmentations of :data:`AUGMENTATIONS` (skull strip, zoom, blur, contrast), as objects;
+- :func:`diff_augment`: DiffAugment's shift and cutout of the discriminators' inputs (``keras.ops``,
+  imported when it is called);
+- :func:`refiner_examples`: the refiner stage's examples (pairs as given, skull-stripped and with
+  another contrast).
+
+Each augmentation of :data:`AUGMENTATIONS` is a class with the :class:`cyclegan.config.TrainConfig`
 field that holds its fraction, the level it works at and a one-line
 description. The training stream applies them (:class:`cyclegan.data.TrainingStream`),
 the train command logs them and the model card lists them, all by iterating
@@ -10,7 +17,7 @@ Levels: ``"pair"`` changes both images of an aligned pair alike, ``"image"``
 every training image (both images of a pair alike), ``"input"`` only what the
 generators see (the targets, cycle targets and the discriminators' real
 images stay as they are). Images are float arrays in [-1, 1]. NumPy and SciPy
-only: the model card imports this module without Keras.
+only at import: the model card imports this module without Keras.
 """
 
 from __future__ import annotations
@@ -195,3 +202,119 @@ AUGMENTATIONS = (SkullStrip, Zoom, Blur, Contrast)
 def augmentations(train_config) -> list:
     """The augmentations a :class:`cyclegan.config.TrainConfig` turns on (fraction > 0)."""
     return [cls(getattr(train_config, cls.field)) for cls in AUGMENTATIONS if getattr(train_config, cls.field) > 0]
+
+
+def crop_and_flip(image: np.ndarray, size: int, rng: np.random.Generator, flip: bool | None = None,
+            offset: tuple[int, int] | None = None):
+    """The reference augmentation of every training image: pad with background, random ``size``
+    crop, random flip.
+
+    Returns (crop, flip, offset) so that a partner image can get the same crop.
+    """
+    margin = size // 8
+    height, width = image.shape
+    pad_h = max(size - height, 0) + 2 * margin
+    pad_w = max(size - width, 0) + 2 * margin
+    top, left = pad_h // 2, pad_w // 2
+    padded = np.pad(image, [(top, pad_h - top), (left, pad_w - left)], constant_values=-1.0)
+    if offset is None:
+        offset = (
+            int(rng.integers(0, padded.shape[0] - size + 1)),
+            int(rng.integers(0, padded.shape[1] - size + 1)),
+        )
+    y, x = offset
+    crop = padded[y : y + size, x : x + size]
+    if flip is None:
+        flip = bool(rng.random() < 0.5)
+    if flip:
+        crop = crop[:, ::-1]
+    return np.ascontiguousarray(crop, dtype=np.float32), flip, offset
+
+
+#: DiffAugment's settings (Zhao et al. 2020, "Differentiable augmentation for data-efficient GAN
+#: training"): shifts of up to this fraction of the image size each way, and one square hole
+#: this fraction of the image size on a side.
+AUGMENT_TRANSLATION = 0.125
+AUGMENT_CUTOUT = 0.5
+#: Uniform numbers one image's augmentation draws: whether to augment, shift y, shift x, hole y, hole x.
+AUGMENT_DRAWS = 5
+#: Discriminator inputs augmented each step: the generators' fakes (2), then real and pooled
+#: fake images of each contrast (4).
+AUGMENT_VIEWS = 6
+
+
+def diff_augment(images, draws, probability: float):
+    """DiffAugment's translation and cutout, differentiable in ``images``.
+
+    ``draws`` (shape ``(batch, AUGMENT_DRAWS)``, uniform in [0, 1)) decide each image's
+    augmentation: with probability ``probability`` the image is shifted by up to
+    ``AUGMENT_TRANSLATION`` of its size in each direction (uncovered pixels become -1, the
+    background) and a square of ``AUGMENT_CUTOUT`` of its size is set to 0; otherwise it is
+    returned as it is. Real and generated images go through the same random map before a
+    discriminator, so the discriminator cannot learn the training images by heart, and the
+    generators' gradients pass through the map unchanged in kind.
+    """
+    from keras import ops
+
+    height, width = int(images.shape[1]), int(images.shape[2])
+    draws = ops.cast(draws, "float32")
+
+    def offsets(u, reach):
+        return ops.cast(ops.floor(u * (2 * reach + 1)), "int32") - reach
+
+    def hole_start(u, size, side):
+        return ops.cast(ops.floor(u * (size - side + 1)), "int32")
+
+    dy = offsets(draws[:, 1], int(height * AUGMENT_TRANSLATION))
+    dx = offsets(draws[:, 2], int(width * AUGMENT_TRANSLATION))
+    rows = ops.arange(height, dtype="int32")[None, :] - dy[:, None]  # source row of each row
+    cols = ops.arange(width, dtype="int32")[None, :] - dx[:, None]
+    inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
+    rows = ops.clip(rows, 0, height - 1)
+    cols = ops.clip(cols, 0, width - 1)
+    shape = ops.shape(images)
+    moved = ops.take_along_axis(images, ops.broadcast_to(rows[:, :, None, None], shape), axis=1)
+    moved = ops.take_along_axis(moved, ops.broadcast_to(cols[:, None, :, None], shape), axis=2)
+    background = -ops.ones_like(moved)
+    moved = ops.where(inside[..., None], moved, background)
+
+    side_y, side_x = int(round(height * AUGMENT_CUTOUT)), int(round(width * AUGMENT_CUTOUT))
+    y0 = hole_start(draws[:, 3], height, side_y)[:, None]
+    x0 = hole_start(draws[:, 4], width, side_x)[:, None]
+    ys = ops.arange(height, dtype="int32")[None, :]
+    xs = ops.arange(width, dtype="int32")[None, :]
+    hole = ((ys >= y0) & (ys < y0 + side_y))[:, :, None] & ((xs >= x0) & (xs < x0 + side_x))[:, None, :]
+    moved = ops.where(hole[..., None], ops.zeros_like(moved), moved)
+
+    apply = (draws[:, 0] < probability)[:, None, None, None]
+    return ops.where(apply, moved, images)
+
+
+def refiner_examples(pairs, skull_strip: bool = False, contrast: bool = False, seed: int = 0) -> list:
+    """[(t1, t2, t1 input, t2 input)] float32 arrays in [-1, 1] for :func:`fit_refiners`: every
+    aligned pair of ``pairs`` as given (each image its own input) and, with ``skull_strip``, both
+    images cut to the brain mask of the T1 where it has a trustworthy one
+    (:class:`cyclegan.augment.SkullStrip`); with ``contrast``, each of those once more with a
+    random gamma on each input (:class:`cyclegan.augment.Contrast`), the targets as they
+    are (as ``TrainConfig.contrast`` shows generator inputs; blank pairs have none). Pairs of two
+    sizes are left out."""
+    strip, contrasted = SkullStrip(1.0), Contrast(1.0)
+    rng = np.random.default_rng(seed)
+    plain = []
+    for t1, t2 in pairs:
+        pair = (np.asarray(t1, np.float32), np.asarray(t2, np.float32))
+        if pair[0].shape != pair[1].shape:
+            continue
+        plain.append(pair)
+        stripped = strip.stripped(pair) if skull_strip else None
+        if stripped is not None:
+            plain.append(tuple(np.asarray(image, np.float32) for image in stripped))
+    examples = [(t1, t2, t1, t2) for t1, t2 in plain]
+    if contrast:
+        for t1, t2 in plain:
+            if not (t1.max() > t1.min() and t2.max() > t2.min()):
+                continue  # a blank image has no contrast to change
+            # One gamma for each input, as the training stream draws them (one image at a time).
+            inputs = [contrasted.apply(rng, (image,))[0] for image in (t1, t2)]
+            examples.append((t1, t2, *(np.asarray(image, np.float32) for image in inputs)))
+    return examples

@@ -223,12 +223,9 @@ def recipe(train_config: TrainConfig, init_from: str | None = None) -> str:
     """One sentence of the training recipe, augmentations included. A run that started from the
     generators of ``init_from`` had no inversion warm-up (the train command skips it then)."""
     tc = train_config
-    parts = [f"LSGAN, cycle weight {tc.cycle_weight:g}, identity weight {tc.identity_weight:g} x cycle, "
-             f"paired L1 weight {tc.paired_weight:g}"
-             + (f" ({1 + tc.edge_weight:g} times within 3 px of the head's or brain's edge)" if tc.edge_weight else "")
-             + (f", paired SSIM weight {tc.paired_ssim_weight:g} (1 - SSIM of each translation and its pair)"
-                if tc.paired_ssim_weight else "")
-             + (f", MIND structure weight {tc.structure_weight:g}" if tc.structure_weight else "")]
+    from cyclegan.losses import objective_phrase
+
+    parts = [objective_phrase(tc)]
     for cls in AUGMENTATIONS:
         fraction = getattr(tc, cls.field)
         if fraction:

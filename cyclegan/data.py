@@ -34,6 +34,7 @@ import keras
 import numpy as np
 
 from cyclegan.augment import AUGMENTATIONS, SkullStrip
+from cyclegan.augment import crop_and_flip as augment  # noqa: F401  (the stream's crop and flip)
 from cyclegan.errors import DataError, InputImageError
 from cyclegan.preprocessing import scale_intensities, to_grayscale
 
@@ -589,32 +590,6 @@ def split_datasets(
     if not any(s.weight > 0 for s in sources):
         raise DataError("every data set that has training images of both contrasts has weight 0")
     return DataSplit(train_all, val, all_pairs, holdout_all, skipped, sources, holdout_subjects)
-
-
-def augment(image: np.ndarray, size: int, rng: np.random.Generator, flip: bool | None = None,
-            offset: tuple[int, int] | None = None):
-    """Reference augmentation: pad with background, random ``size`` crop, random flip.
-
-    Returns (crop, flip, offset) so that a partner image can get the same crop.
-    """
-    margin = size // 8
-    height, width = image.shape
-    pad_h = max(size - height, 0) + 2 * margin
-    pad_w = max(size - width, 0) + 2 * margin
-    top, left = pad_h // 2, pad_w // 2
-    padded = np.pad(image, [(top, pad_h - top), (left, pad_w - left)], constant_values=-1.0)
-    if offset is None:
-        offset = (
-            int(rng.integers(0, padded.shape[0] - size + 1)),
-            int(rng.integers(0, padded.shape[1] - size + 1)),
-        )
-    y, x = offset
-    crop = padded[y : y + size, x : x + size]
-    if flip is None:
-        flip = bool(rng.random() < 0.5)
-    if flip:
-        crop = crop[:, ::-1]
-    return np.ascontiguousarray(crop, dtype=np.float32), flip, offset
 
 
 class TrainingStream(keras.utils.PyDataset):

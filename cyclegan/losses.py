@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any, Callable
+
 from keras import ops
 
 from cyclegan.masks import EDGE_BAND, FOREGROUND_LEVEL
@@ -136,3 +139,78 @@ def mind_loss(a, b, distance: int = 2):
     """Mean absolute difference of the MIND descriptors of ``a`` and ``b`` (a structure term between
     an input and its translation: it keeps the anatomy and leaves the contrast to the discriminators)."""
     return ops.mean(ops.abs(mind_descriptor(a, distance) - mind_descriptor(b, distance)))
+
+
+# -- the registry of the generators' loss terms ---------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Views:
+    """What a training step's generator losses read, per contrast: the real images, what the
+    generators were shown, their translations and reconstructions, which batch indices are aligned
+    pairs, and ``same(contrast)``: the generator that makes ``contrast`` applied to a real image of
+    that contrast (the identity term's)."""
+
+    real: dict
+    shown: dict
+    fake: dict
+    rec: dict
+    aligned: Any = None
+    same: Callable | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LossTerm:
+    """One term of the generators' objective, logged per contrast as ``<name>_t1`` and
+    ``<name>_t2``: its ``weight`` (of a :class:`~cyclegan.config.TrainConfig`; 0 leaves the term
+    out), its unweighted ``loss(views, contrast, train_config)`` for the images of ``contrast``,
+    and its ``phrase`` in the model card's recipe (empty: not mentioned)."""
+
+    name: str
+    field: str
+    weight: Callable
+    loss: Callable
+    phrase: Callable
+
+
+def _other(contrast: str) -> str:
+    return "t2" if contrast == "t1" else "t1"
+
+
+#: The generators' loss terms beside the adversarial one, in the order they are logged and
+#: described. A new term is one entry here and one weight field of ``TrainConfig``.
+LOSS_TERMS = (
+    LossTerm("cycle", "cycle_weight", lambda tc: tc.cycle_weight,
+             lambda v, c, tc: l1_loss(v.rec[c], v.real[c]),
+             lambda tc: f"cycle weight {tc.cycle_weight:g}"),
+    LossTerm("identity", "identity_weight", lambda tc: tc.cycle_weight * tc.identity_weight,
+             lambda v, c, tc: l1_loss(v.same(c), v.real[c]),
+             lambda tc: f"identity weight {tc.identity_weight:g} x cycle"),
+    LossTerm("paired", "paired_weight", lambda tc: tc.paired_weight,
+             lambda v, c, tc: l1_loss(v.fake[c], v.real[c], v.aligned, edge_weights(v.real[c], tc.edge_weight)),
+             lambda tc: f"paired L1 weight {tc.paired_weight:g}" + (
+                 f" ({1 + tc.edge_weight:g} times within {EDGE_BAND} px of the head's or brain's edge)"
+                 if tc.edge_weight else "")),
+    LossTerm("ssim", "paired_ssim_weight", lambda tc: tc.paired_ssim_weight,
+             lambda v, c, tc: ssim_loss(v.fake[c], v.real[c], v.aligned),
+             lambda tc: (f"paired SSIM weight {tc.paired_ssim_weight:g} (1 - SSIM of each translation and its "
+                         "pair)") if tc.paired_ssim_weight else ""),
+    LossTerm("structure", "structure_weight", lambda tc: tc.structure_weight,
+             lambda v, c, tc: mind_loss(v.fake[c], v.shown[_other(c)]),
+             lambda tc: f"MIND structure weight {tc.structure_weight:g}" if tc.structure_weight else ""),
+)
+
+
+def generator_terms(views: Views, train_config) -> dict:
+    """``{<name>_t1: weighted loss, <name>_t2: ...}`` of every term of :data:`LOSS_TERMS` (0 for a
+    term whose weight is 0, so that every step logs the same losses)."""
+    logs = {}
+    for term in LOSS_TERMS:
+        weight = term.weight(train_config)
+        for contrast in ("t1", "t2"):
+            logs[f"{term.name}_{contrast}"] = (weight * term.loss(views, contrast, train_config) if weight > 0
+                                               else ops.zeros((), "float32"))
+    return logs
+
+
+def objective_phrase(train_config) -> str:
+    """The card's words for the objective: LSGAN and each term's phrase."""
+    return ", ".join(["LSGAN", *(p for p in (t.phrase(train_config) for t in LOSS_TERMS) if p)])

@@ -25,30 +25,16 @@ from keras import ops
 
 from cyclegan.config import REFINE_BATCH, REFINE_CROP, ModelConfig, TrainConfig
 from cyclegan.errors import ConfigError
-from cyclegan.losses import edge_weights, l1_loss, lsgan_loss, mind_loss, ssim_loss
+from cyclegan.augment import AUGMENT_DRAWS, AUGMENT_VIEWS, diff_augment, refiner_examples  # noqa: F401
+from cyclegan.losses import LOSS_TERMS, Views, edge_weights, generator_terms, lsgan_loss
 from cyclegan.models import SIZE_MULTIPLE, build_discriminator, build_generator
 
 PACKAGE = "cyclegan"
 
 #: Every loss reported as a metric (progress bar, History, TensorBoard).
-LOSS_NAMES = (
-    "gen_loss",
-    "adv_t1",
-    "adv_t2",
-    "cycle_t1",
-    "cycle_t2",
-    "identity_t1",
-    "identity_t2",
-    "paired_t1",
-    "paired_t2",
-    "ssim_t1",
-    "ssim_t2",
-    "structure_t1",
-    "structure_t2",
-    "disc_loss",
-    "disc_t1_loss",
-    "disc_t2_loss",
-)
+LOSS_NAMES = ("gen_loss", "adv_t1", "adv_t2",
+              *(f"{term.name}_{contrast}" for term in LOSS_TERMS for contrast in ("t1", "t2")),
+              "disc_loss", "disc_t1_loss", "disc_t2_loss")
 
 #: Regular expression for the variable paths of both discriminators.
 DISCRIMINATOR_PATHS = r"(.*/)?disc_t[12]_.*"
@@ -148,63 +134,6 @@ class ImagePool(keras.layers.Layer):
         }
 
 
-#: DiffAugment's settings (Zhao et al. 2020, "Differentiable augmentation for data-efficient GAN
-#: training"): shifts of up to this fraction of the image size each way, and one square hole
-#: this fraction of the image size on a side.
-AUGMENT_TRANSLATION = 0.125
-AUGMENT_CUTOUT = 0.5
-#: Uniform numbers one image's augmentation draws: whether to augment, shift y, shift x, hole y, hole x.
-AUGMENT_DRAWS = 5
-#: Discriminator inputs augmented each step: the generators' fakes (2), then real and pooled
-#: fake images of each contrast (4).
-AUGMENT_VIEWS = 6
-
-
-def diff_augment(images, draws, probability: float):
-    """DiffAugment's translation and cutout, differentiable in ``images``.
-
-    ``draws`` (shape ``(batch, AUGMENT_DRAWS)``, uniform in [0, 1)) decide each image's
-    augmentation: with probability ``probability`` the image is shifted by up to
-    ``AUGMENT_TRANSLATION`` of its size in each direction (uncovered pixels become -1, the
-    background) and a square of ``AUGMENT_CUTOUT`` of its size is set to 0; otherwise it is
-    returned as it is. Real and generated images go through the same random map before a
-    discriminator, so the discriminator cannot learn the training images by heart, and the
-    generators' gradients pass through the map unchanged in kind.
-    """
-    height, width = int(images.shape[1]), int(images.shape[2])
-    draws = ops.cast(draws, "float32")
-
-    def offsets(u, reach):
-        return ops.cast(ops.floor(u * (2 * reach + 1)), "int32") - reach
-
-    def hole_start(u, size, side):
-        return ops.cast(ops.floor(u * (size - side + 1)), "int32")
-
-    dy = offsets(draws[:, 1], int(height * AUGMENT_TRANSLATION))
-    dx = offsets(draws[:, 2], int(width * AUGMENT_TRANSLATION))
-    rows = ops.arange(height, dtype="int32")[None, :] - dy[:, None]  # source row of each row
-    cols = ops.arange(width, dtype="int32")[None, :] - dx[:, None]
-    inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
-    rows = ops.clip(rows, 0, height - 1)
-    cols = ops.clip(cols, 0, width - 1)
-    shape = ops.shape(images)
-    moved = ops.take_along_axis(images, ops.broadcast_to(rows[:, :, None, None], shape), axis=1)
-    moved = ops.take_along_axis(moved, ops.broadcast_to(cols[:, None, :, None], shape), axis=2)
-    background = -ops.ones_like(moved)
-    moved = ops.where(inside[..., None], moved, background)
-
-    side_y, side_x = int(round(height * AUGMENT_CUTOUT)), int(round(width * AUGMENT_CUTOUT))
-    y0 = hole_start(draws[:, 3], height, side_y)[:, None]
-    x0 = hole_start(draws[:, 4], width, side_x)[:, None]
-    ys = ops.arange(height, dtype="int32")[None, :]
-    xs = ops.arange(width, dtype="int32")[None, :]
-    hole = ((ys >= y0) & (ys < y0 + side_y))[:, :, None] & ((xs >= x0) & (xs < x0 + side_x))[:, None, :]
-    moved = ops.where(hole[..., None], ops.zeros_like(moved), moved)
-
-    apply = (draws[:, 0] < probability)[:, None, None, None]
-    return ops.where(apply, moved, images)
-
-
 #: Intensity (in [-1, 1]) under which :func:`invert_tissue` leaves a pixel as it is: air and bone,
 #: dark on T1 and on T2 alike.
 DARK_LEVEL = -0.9
@@ -240,38 +169,6 @@ def warm_up_on_inversion(gan: "CycleGAN", batches, steps: int, verbose=0):
                        {"t1_to_t2": invert_tissue(t1), "t2_to_t1": invert_tissue(t2)})
 
     return model.fit(pairs(), steps_per_epoch=steps, epochs=1, shuffle=False, verbose=verbose)
-
-
-def refiner_examples(pairs, skull_strip: bool = False, contrast: bool = False, seed: int = 0) -> list:
-    """[(t1, t2, t1 input, t2 input)] float32 arrays in [-1, 1] for :func:`fit_refiners`: every
-    aligned pair of ``pairs`` as given (each image its own input) and, with ``skull_strip``, both
-    images cut to the brain mask of the T1 where it has a trustworthy one
-    (:class:`cyclegan.augment.SkullStrip`); with ``contrast``, each of those once more with a
-    random gamma on each input (:class:`cyclegan.augment.Contrast`), the targets as they
-    are (as ``TrainConfig.contrast`` shows generator inputs; blank pairs have none). Pairs of two
-    sizes are left out."""
-    from cyclegan.augment import Contrast, SkullStrip
-
-    strip, contrasted = SkullStrip(1.0), Contrast(1.0)
-    rng = np.random.default_rng(seed)
-    plain = []
-    for t1, t2 in pairs:
-        pair = (np.asarray(t1, np.float32), np.asarray(t2, np.float32))
-        if pair[0].shape != pair[1].shape:
-            continue
-        plain.append(pair)
-        stripped = strip.stripped(pair) if skull_strip else None
-        if stripped is not None:
-            plain.append(tuple(np.asarray(image, np.float32) for image in stripped))
-    examples = [(t1, t2, t1, t2) for t1, t2 in plain]
-    if contrast:
-        for t1, t2 in plain:
-            if not (t1.max() > t1.min() and t2.max() > t2.min()):
-                continue  # a blank image has no contrast to change
-            # One gamma for each input, as the training stream draws them (one image at a time).
-            inputs = [contrasted.apply(rng, (image,))[0] for image in (t1, t2)]
-            examples.append((t1, t2, *(np.asarray(image, np.float32) for image in inputs)))
-    return examples
 
 
 class RefinerCrops(keras.utils.PyDataset):
@@ -559,36 +456,14 @@ class CycleGAN(keras.Model):
         fake_t1 = self.t2_to_t1(input_t2, training=True)
         rec_t1 = self.t2_to_t1(fake_t2, training=True)
         rec_t2 = self.t1_to_t2(fake_t1, training=True)
-        zero = ops.zeros((), "float32")
+        views = Views(real={"t1": real_t1, "t2": real_t2}, shown={"t1": input_t1, "t2": input_t2},
+                      fake={"t1": fake_t1, "t2": fake_t2}, rec={"t1": rec_t1, "t2": rec_t2}, aligned=aligned,
+                      same=lambda c: (self.t2_to_t1 if c == "t1" else self.t1_to_t2)(views.real[c], training=True))
         logs = {
             "adv_t1": lsgan_loss(self._judged(self.disc_t1, fake_t1, draws, 0), real=True),
             "adv_t2": lsgan_loss(self._judged(self.disc_t2, fake_t2, draws, 1), real=True),
-            "cycle_t1": tc.cycle_weight * l1_loss(rec_t1, real_t1),
-            "cycle_t2": tc.cycle_weight * l1_loss(rec_t2, real_t2),
-            "identity_t1": zero,
-            "identity_t2": zero,
-            "paired_t1": zero,
-            "paired_t2": zero,
-            "ssim_t1": zero,
-            "ssim_t2": zero,
-            "structure_t1": zero,
-            "structure_t2": zero,
+            **generator_terms(views, tc),
         }
-        identity = tc.cycle_weight * tc.identity_weight
-        if identity > 0:
-            logs["identity_t1"] = identity * l1_loss(self.t2_to_t1(real_t1, training=True), real_t1)
-            logs["identity_t2"] = identity * l1_loss(self.t1_to_t2(real_t2, training=True), real_t2)
-        if tc.paired_weight > 0:
-            logs["paired_t1"] = tc.paired_weight * l1_loss(fake_t1, real_t1, aligned,
-                                                           edge_weights(real_t1, tc.edge_weight))
-            logs["paired_t2"] = tc.paired_weight * l1_loss(fake_t2, real_t2, aligned,
-                                                           edge_weights(real_t2, tc.edge_weight))
-        if tc.paired_ssim_weight > 0:
-            logs["ssim_t1"] = tc.paired_ssim_weight * ssim_loss(fake_t1, real_t1, aligned)
-            logs["ssim_t2"] = tc.paired_ssim_weight * ssim_loss(fake_t2, real_t2, aligned)
-        if tc.structure_weight > 0:
-            logs["structure_t1"] = tc.structure_weight * mind_loss(fake_t1, input_t2)
-            logs["structure_t2"] = tc.structure_weight * mind_loss(fake_t2, input_t1)
         total = sum(logs.values())
         logs["gen_loss"] = total
         return total, logs, (fake_t1, fake_t2)

@@ -312,3 +312,31 @@ def test_paired_term_counts_only_the_aligned_batch_indices(tiny_config):
     # Without flags every index is a pair (single data set runs, as before).
     _, logs, _ = gan._generator_losses(real_t1, real_t2, real_t1, real_t2)
     assert float(logs["paired_t2"]) == pytest.approx(3.0 * per_image.mean(), rel=1e-4)
+
+
+def test_every_loss_term_is_one_registry_entry_with_a_weight_a_log_and_a_card_phrase(tiny_config):
+    """Each term of cyclegan.losses.LOSS_TERMS: a TrainConfig weight field, logged per contrast, 0 when its
+    weight is 0 and positive otherwise on a step of random images, and named in the card's recipe."""
+    import dataclasses
+
+    from cyclegan.card import recipe
+    from cyclegan.losses import LOSS_TERMS
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    rng = np.random.default_rng(0)
+    size = tiny_config.image_size
+    real = {c: rng.uniform(-1, 1, (2, size, size, 1)).astype("float32") for c in ("t1", "t2")}
+    for term in LOSS_TERMS:
+        assert term.field in fields and {f"{term.name}_t1", f"{term.name}_t2"} <= set(LOSS_NAMES)
+        others = {t.field: 0.0 for t in LOSS_TERMS if t.field != "cycle_weight"}
+        needs = {"paired_weight": 1.0} if term.field == "paired_ssim_weight" else {}  # the SSIM term sits beside it
+        on = TrainConfig(**{**others, **needs, "cycle_weight": 1.0, term.field: 2.0, "edge_weight": 0.0})
+        off = on.replace(**{term.field: 0.0})
+        for config, positive in ((on, True), (off, False)):
+            gan = CycleGAN(tiny_config, config)
+            _, logs, _ = gan._generator_losses(real["t1"], real["t2"], real["t1"], real["t2"],
+                                                aligned=np.ones(2, "float32"))
+            for contrast in ("t1", "t2"):
+                value = float(keras.ops.convert_to_numpy(logs[f"{term.name}_{contrast}"]))
+                assert (value > 0) == positive, (term.name, contrast, value)
+        assert term.phrase(on) and term.phrase(on) in recipe(on)
