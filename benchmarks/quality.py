@@ -8,8 +8,9 @@ Prints one JSON line per result. Sets (each when available):
   listed in PAIRS.csv); which pairs comes from the model's training record, else 15 % of PAIRS.csv
   chosen as the train command does;
 - ``phantom``: the project's spin-echo phantom (cyclegan/phantom.py), needs nilearn;
-- ``real``: aligned pairs of real patients (``real-t1t2``) whose subjects the model never saw: the
-  subjects the model's training record held out, else ``--real-subjects``;
+- ``real``: aligned pairs of real patients (``real-t1t2``) whose subjects the model never saw:
+  ``--real-subjects``, else the subjects the model's training record held out (by name, or by the
+  BIDS label of the same patient in ``real-t1t2-volumes``), else ``openms-cs-patient07``;
 - ``brats``: real co-registered BraTS slices (a different domain: tumour patients, skull-stripped);
 - ``clinical_pairs``: whole visits of with-skull participants of ``real-t1t2-volumes`` (those the
   model's record held out, else ``--clinical-subjects``), T2w registered onto T1w, translated in each
@@ -45,6 +46,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -87,6 +89,17 @@ def load_pairs_dataset(data: Path, holdout_names: list | None):
     middle = train_pairs[len(train_pairs) // 2]
     references = {"t1": load(middle[0]), "t2": load(middle[1])}
     return held, references, {Path(n).name for n in held_names}
+
+
+def real_names(folder: Path, subjects: list) -> list:
+    """The subjects of a real-t1t2 folder that ``subjects`` name: as given, or by a BIDS participant label
+    of the same patient in real-t1t2-volumes (``openmscs07`` is ``openms-cs-patient07``)."""
+    key = lambda name: re.sub(r"[^a-z0-9]", "", name.lower().removeprefix("sub-")).replace("patient", "")  # noqa: E731
+    found = sorted({p.name.split("_z")[0] for p in (folder / "Tr1" / "TrainT1").glob("*.png")})
+    out = []
+    for subject in subjects:
+        out += [name for name in found if name == subject or key(subject) in key(name)]
+    return list(dict.fromkeys(out))
 
 
 def load_real_subjects(data: Path, subjects: list):
@@ -394,8 +407,9 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default=str(SHARED / "mri-t1t2-unpaired"), help="the users' data set folder")
     parser.add_argument("--brats", default=str(SHARED / "brats-paired-slices" / "pairs"), help="BraTS pairs folder")
     parser.add_argument("--real", default=str(SHARED / "real-t1t2"), help="real patients' folder (real-t1t2 layout)")
-    parser.add_argument("--real-subjects", default="openms-cs-patient07",
-                        help="comma-separated real subjects to evaluate when the model's record holds none out")
+    parser.add_argument("--real-subjects", default=None,
+                        help="comma-separated real subjects to evaluate (default: those the model's record "
+                             "held out, by name or BIDS label, else openms-cs-patient07)")
     parser.add_argument("--figures", default=None, help="write input/translation/truth/|error| figures here")
     parser.add_argument("--volumes", default=str(SHARED / "real-t1t2-volumes"),
                         help="BIDS folder whose with-skull participants (participants.tsv) make the clinical set")
@@ -470,7 +484,9 @@ def main(argv=None) -> int:
             artefacts("phantom", phantom, translator)
     real_refs = None
     if "real" in sets:
-        real_subjects = list(data_config.get("holdout_subjects") or args.real_subjects.split(","))
+        real_subjects = (args.real_subjects.split(",") if args.real_subjects else
+                         real_names(Path(args.real), data_config.get("holdout_subjects") or [])
+                         or ["openms-cs-patient07"])
         real_dir = Path(args.real)
         trained_on_real = any(Path(str(d)).name == real_dir.name for d in data_config.get("datasets", []))
         if (real_dir / "PAIRS.csv").is_file():
