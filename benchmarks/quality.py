@@ -210,6 +210,13 @@ def artefacts(name, pairs, translator):
         emit(**row)
 
 
+def with_skull(folder: Path, subjects) -> list:
+    """Those of ``subjects`` (with or without ``sub-``) that ``folder``'s participants.tsv marks as not
+    skull-stripped and that have a visit with a T1w and a T2w."""
+    marked = {who.removeprefix("sub-") for who, _ in with_skull_volumes(folder)}
+    return [s for s in subjects if s.removeprefix("sub-") in marked and visits_of(folder, s)]
+
+
 def with_skull_volumes(folder: Path) -> list:
     """[(participant, path)] of the T1w and T2w volumes of participants the data set's participants.tsv
     marks as not skull-stripped (clinical scans with skull)."""
@@ -291,7 +298,7 @@ def clinical_calibration_slices(volumes: Path, data_config: dict, fallback: list
     from cyclegan.data import volume_slices
 
     strip = lambda s: s.removeprefix("sub-")  # noqa: E731
-    held = [s for s in data_config.get("holdout_subjects") or [] if visits_of(volumes, s)]
+    held = with_skull(volumes, data_config.get("holdout_subjects") or [])
     trained_on = {Path(str(d)).name for d in data_config.get("datasets") or []}
     if held:
         subjects, planes = held, ("axial", "coronal", "sagittal")
@@ -521,7 +528,7 @@ def main(argv=None) -> int:
             emit(set="brats", skipped="BraTS pairs not found")
     if "clinical_pairs" in sets:
         volumes = Path(args.volumes)
-        held = [s for s in data_config.get("holdout_subjects") or [] if visits_of(volumes, s)]
+        held = with_skull(volumes, data_config.get("holdout_subjects") or [])
         subjects = held or args.clinical_subjects.split(",")
         emit(set="clinical_pairs", method="subjects", subjects=subjects, held_out_in_training=bool(held))
         clinical_pairs(volumes, subjects, translator, ("axial",) if args.quick else ("axial", "coronal", "sagittal"))
