@@ -480,9 +480,10 @@ def model_card(
     if metrics:
         metrics_text = ("## Evaluation\n\nSSIM, PSNR and MAE inside the head on intensities in [0, 1], against the "
                         "real image of the other contrast; baselines: the input itself, its inversion and its "
-                        "histogram matched to a training image of the target contrast. Every set is held out "
-                        "from training (held-out pairs, whole held-out subjects, or data never trained on); "
-                        "what each set is: " + "; ".join(f"{k}: {v}" for k, v in SET_KINDS.items()) + ".\n\n"
+                        "histogram matched to a training image of the target contrast. Which pairs and "
+                        "participants the run held out is in its training record below; a set of data it "
+                        "partly trained on (the clinical sets of a model trained on their volumes) says less "
+                        "than a held-out one. What each set is: " + "; ".join(f"{k}: {v}" for k, v in SET_KINDS.items()) + ".\n\n"
                         + quality_tables(metrics) + "\n")
     samples_text = ""
     if has_samples:
