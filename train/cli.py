@@ -89,15 +89,15 @@ def _start(args, argv, command) -> int:
     return EXIT_PUSH_FAILED if result.push_failed else 0
 
 
-def _without_config(argv: list) -> list:
-    """``argv`` less its ``--config FILE``."""
+def _without(argv: list, flag: str) -> list:
+    """``argv`` less ``flag`` and its value."""
     out, skip = [], False
     for token in argv:
         if skip:
             skip = False
-        elif token == "--config":
+        elif token == flag:
             skip = True
-        elif not token.startswith("--config="):
+        elif not token.startswith(flag + "="):
             out.append(token)
     return out
 
@@ -106,13 +106,13 @@ def _run_recipe(path, argv, parser, command) -> int:
     """Run the recipe file ``path``, its keys overridden by the flags of ``argv``: one run, or its
     stages one after the other (those done skipped)."""
     values = recipes.read(path)
-    flags = _without_config(argv)
+    flags = _without(argv, "--config")
     staged = "stage" in values
     if staged:  # --output on the command line is the recipe's folder, not a stage's
         output = vars(parser.parse_args(flags)).get("output")
         if "output" in _explicit(flags):
             values["output"] = output
-            flags = _without_output(flags)
+            flags = _without(flags, "--output")
     found = recipes.stages(values, str(path))
     for number, (name, keys) in enumerate(found, 1):
         merged = recipes.merged_argv(keys, flags, parser, f"{path}" + (f", stage {name}" if name else ""))
@@ -129,15 +129,3 @@ def _run_recipe(path, argv, parser, command) -> int:
         if name is not None:
             (Path(args.output) / recipes.STAGE_DONE).write_text(json.dumps({"stage": name, "of": len(found)}))
     return 0
-
-
-def _without_output(argv: list) -> list:
-    out, skip = [], False
-    for token in argv:
-        if skip:
-            skip = False
-        elif token == "--output":
-            skip = True
-        elif not token.startswith("--output="):
-            out.append(token)
-    return out
