@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from benchmarks.quality import SHARED, emit, load_real_subjects  # noqa: E402  (the same loaders and rows)
-from cyclegan.evaluation import DIRECTIONS, head_mask, paired_metrics, source_and_target  # noqa: E402
+from cyclegan.evaluation import DIRECTIONS, paired_metrics, source_and_target  # noqa: E402
+from cyclegan.masks import head_mask  # noqa: E402
 
 
 def paired_subjects(data: Path) -> dict:

@@ -243,10 +243,7 @@ def clinical(volumes: Path, translator, planes=("axial", "coronal", "sagittal"),
     mean round-trip error, and its periodic artefacts beyond its input's. Slices are cut as the train
     command cuts volumes (1 mm pixels, scaled per volume, near-empty ones left out), every
     ``every``-th of them."""
-    import nibabel as nib
-
     from cyclegan.calibration import mean_cycle_error, tissue_order, tissue_sums
-    from cyclegan.data import volume_slices
 
     found = with_skull_volumes(volumes)
     if not found:
@@ -256,13 +253,7 @@ def clinical(volumes: Path, translator, planes=("axial", "coronal", "sagittal"),
         found = [next(f for f in found if "_T1w" in f[1].name), next(f for f in found if "_T2w" in f[1].name)]
     emit(set="clinical", method="volumes", volumes=[p.name for _, p in found],
          participants=sorted({who for who, _ in found}))
-    by_plane = {plane: {"t1": [], "t2": []} for plane in planes}
-    for _, path in found:  # each volume read once, cut in every plane
-        cut = volume_slices(nib.load(path), path.name, planes)[0]
-        for plane in planes:
-            chosen = [pixels for p, _, pixels in cut if p == plane][::every]
-            chosen = chosen[:2] if quick else chosen
-            by_plane[plane]["t1" if "_T1w" in path.name else "t2"] += [(pixels + 1.0) / 2.0 for pixels in chosen]
+    by_plane = slices_by_plane(found, planes, every, 2 if quick else None)
     for plane in planes:
         images = by_plane[plane]
         for direction in evaluation.DIRECTIONS:
@@ -285,6 +276,23 @@ def clinical(volumes: Path, translator, planes=("axial", "coronal", "sagittal"),
             emit(**row, plane=plane)
 
 
+def slices_by_plane(found: list, planes, every: int = 3, per_volume: int | None = None) -> dict:
+    """{plane: {"t1": [...], "t2": [...]}} of the volumes ``found`` ([(participant, path)]), each read
+    once and cut as the train command cuts volumes (1 mm pixels, scaled per volume, near-empty slices
+    left out), one slice in ``every`` of each volume (at most ``per_volume``), in [0, 1]."""
+    import nibabel as nib
+
+    from cyclegan.data import volume_slices
+
+    by_plane = {plane: {"t1": [], "t2": []} for plane in planes}
+    for _, path in found:
+        cut = volume_slices(nib.load(path), path.name, planes)[0]
+        for plane in planes:
+            chosen = [pixels for p, _, pixels in cut if p == plane][::every][:per_volume]
+            by_plane[plane]["t1" if "_T1w" in path.name else "t2"] += [(pixels + 1.0) / 2.0 for pixels in chosen]
+    return by_plane
+
+
 def clinical_calibration_slices(volumes: Path, data_config: dict, fallback: list, every: int = 3,
                                 quick: bool = False) -> tuple[list, str | None]:
     """Slices with skull for the input checks' levels: ([(name, T1w slice, T2w slice)] in [0, 1],
@@ -293,10 +301,6 @@ def clinical_calibration_slices(volumes: Path, data_config: dict, fallback: list
     planes; else the ``fallback`` participants, in the planes a model trained on ``real-t1t2`` (16
     axial slices of each volume) never saw; none when the model trained on these volumes. A slice's
     T1w and T2w need not be aligned: the levels read each image on its own."""
-    import nibabel as nib
-
-    from cyclegan.data import volume_slices
-
     strip = lambda s: s.removeprefix("sub-")  # noqa: E731
     held = with_skull(volumes, data_config.get("holdout_subjects") or [])
     trained_on = {Path(str(d)).name for d in data_config.get("datasets") or []}
@@ -310,14 +314,9 @@ def clinical_calibration_slices(volumes: Path, data_config: dict, fallback: list
         subjects, planes = fallback, ("axial", "coronal", "sagittal")
     wanted = {strip(s) for s in subjects}
     found = [(who, path) for who, path in with_skull_volumes(volumes) if strip(who) in wanted]
-    cut = {plane: {"t1": [], "t2": []} for plane in planes}
-    for _, path in found:
-        for plane, _, pixels in volume_slices(nib.load(path), path.name, planes)[0]:
-            cut[plane]["t1" if "_T1w" in path.name else "t2"].append((pixels + 1.0) / 2.0)
     out = []
-    for plane, images in cut.items():
-        pairs = list(zip(images["t1"][::every], images["t2"][::every]))[:2 if quick else None]
-        out += [(f"{plane}_{i}", t1, t2) for i, (t1, t2) in enumerate(pairs)]
+    for plane, images in slices_by_plane(found, planes, every, 2 if quick else None).items():
+        out += [(f"{plane}_{i}", t1, t2) for i, (t1, t2) in enumerate(zip(images["t1"], images["t2"]))]
     if not out:
         return [], None
     return out, (f"{len(out)} slices with skull of each contrast of {', '.join(sorted(wanted))} of {volumes.name} "

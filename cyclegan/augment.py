@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cyclegan.masks import BRAIN_FRACTION, brain_mask  # noqa: F401
+from cyclegan.masks import brain_mask  # noqa: F401  (the skull strip's mask)
 from cyclegan.preprocessing import scale_intensities
 
 

@@ -29,7 +29,8 @@ from typing import Iterable, Mapping
 import numpy as np
 from scipy import ndimage, stats
 
-from cyclegan.evaluation import DIRECTIONS, head_mask, source_and_target, tissue_classes
+from cyclegan.evaluation import DIRECTIONS, source_and_target, tissue_classes
+from cyclegan.masks import head_mask
 
 #: Names of :func:`contrast_features`, in order (stored with a fitted check).
 FEATURES = ("q10", "q25", "q50", "q75", "q90", "skewness", "bright_fraction",

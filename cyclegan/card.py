@@ -122,10 +122,15 @@ def parse_metrics(metrics: Mapping[str, Any]) -> tuple[dict, dict]:
     return sets, other
 
 
+def _base_set(name: str, table: Mapping[str, Any]) -> str | None:
+    """The key of ``table`` that ``name`` is, or is one plane or part of (``clinical_pairs_axial``)."""
+    return name if name in table else next((s for s in table if name.startswith(s + "_")), None)
+
+
 def _set_title(name: str) -> str:
-    if name in SET_TITLES:
+    base = _base_set(name, SET_TITLES)
+    if base == name:
         return SET_TITLES[name]
-    base = next((s for s in SET_TITLES if name.startswith(s + "_")), None)
     if base:
         return f"{SET_TITLES[base]}: {name[len(base) + 1:].replace('_', '-')}"
     return name.replace("_", " ")
@@ -208,7 +213,7 @@ def summary_table(metrics: Mapping[str, Any] | None) -> str:
         rows = sets.get(name) or {}
         if not any("ssim" in rows.get(d, {}) for d in _ARROW):
             continue
-        kind = SET_KINDS.get(name) or SET_KINDS.get(next((s for s in SET_KINDS if name.startswith(s)), ""), "")
+        kind = SET_KINDS.get(_base_set(name, SET_KINDS), "")
         cells = []
         for direction in _ARROW:
             m = rows.get(direction, {})

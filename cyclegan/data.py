@@ -33,8 +33,7 @@ from typing import Iterable
 import keras
 import numpy as np
 
-from cyclegan.augment import AUGMENTATIONS, SkullStrip
-from cyclegan.augment import crop_and_flip as augment  # noqa: F401  (the stream's crop and flip)
+from cyclegan.augment import AUGMENTATIONS, SkullStrip, crop_and_flip
 from cyclegan.errors import DataError, InputImageError
 from cyclegan.preprocessing import scale_intensities, to_grayscale
 
@@ -666,9 +665,9 @@ class TrainingStream(keras.utils.PyDataset):
     def _crops(self, rng: np.random.Generator, image: np.ndarray, flip=None, offset=None) -> tuple:
         """(target crop, input crop, flip, offset): the input is ``image`` after the
         input-level augmentations, cut with the same crop and flip."""
-        crop, flip, offset = augment(image, self.image_size, rng, flip, offset)
+        crop, flip, offset = crop_and_flip(image, self.image_size, rng, flip, offset)
         (changed,) = self._augment("input", rng, image)
-        source = crop if changed is image else augment(changed, self.image_size, rng, flip, offset)[0]
+        source = crop if changed is image else crop_and_flip(changed, self.image_size, rng, flip, offset)[0]
         return crop, source, flip, offset
 
     def __len__(self):

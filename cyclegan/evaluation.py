@@ -31,7 +31,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 
-from cyclegan.masks import EDGE_BAND, HEAD_THRESHOLD, brain_mask, edge_bands, head_mask  # noqa: F401
+from cyclegan.masks import brain_mask, edge_bands, head_mask  # noqa: F401  (head_mask, edge_bands: part of this module's API)
 
 DIRECTIONS = ("t1_to_t2", "t2_to_t1")
 #: Input gammas of the contrast-robustness rows (1 is the plain model row).

@@ -178,13 +178,9 @@ def save_pretrained(
         has_samples = samples is not None
         if has_samples:
             _write_samples(samples, staging / SAMPLES_FILE)
-        (staging / CONFIG_FILE).write_text(
-            _config_json(config, train_config, metrics, training, calibration), encoding="utf-8"
-        )
-        (staging / CARD_FILE).write_text(
-            model_card(config, train_config, metrics, training, has_samples, repo_id, calibration),
-            encoding="utf-8",
-        )
+        for name, text in _metadata(config, train_config, metrics, training, has_samples, repo_id,
+                                    calibration).items():
+            (staging / name).write_text(text, encoding="utf-8")
         for item in staging.iterdir():
             os.replace(item, folder / item.name)
         if not has_samples and (folder / SAMPLES_FILE).exists():
@@ -192,6 +188,12 @@ def save_pretrained(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def _metadata(config, train_config, metrics, training, has_samples, repo_id, calibration) -> dict:
+    """{file name: text} of a saved model's metadata: its config.json and its model card."""
+    return {CONFIG_FILE: _config_json(config, train_config, metrics, training, calibration),
+            CARD_FILE: model_card(config, train_config, metrics, training, has_samples, repo_id, calibration)}
 
 
 def save_metadata(folder, config: ModelConfig, metrics=None, *, train_config: TrainConfig | None = None,
@@ -202,9 +204,8 @@ def save_metadata(folder, config: ModelConfig, metrics=None, *, train_config: Tr
     missing = [name for name in GENERATOR_FILES.values() if not (folder / name).is_file()]
     if missing:
         raise ConfigError(f"{folder} is not a saved model: {', '.join(missing)} missing")
-    texts = {CONFIG_FILE: _config_json(config, train_config, metrics, training, calibration),
-             CARD_FILE: model_card(config, train_config, metrics, training, (folder / SAMPLES_FILE).is_file(),
-                                   repo_id, calibration)}
+    texts = _metadata(config, train_config, metrics, training, (folder / SAMPLES_FILE).is_file(), repo_id,
+                      calibration)
     for name, text in texts.items():
         handle, temporary = tempfile.mkstemp(prefix=".saving-", dir=folder)
         with os.fdopen(handle, "w", encoding="utf-8") as out:

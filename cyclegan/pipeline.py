@@ -460,7 +460,8 @@ def _one_start(*, run, output, command, model_config, train_config, data_config,
     from cyclegan.data import TrainingStream
     from cyclegan.hub import push_to_hub, save_pretrained
     from cyclegan.preprocessing import most_air
-    from cyclegan.training import CycleGAN, fit_refiners, refiner_examples, warm_up_on_inversion
+    from cyclegan.augment import refiner_examples
+    from cyclegan.training import CycleGAN, fit_refiners, warm_up_on_inversion
     from cyclegan.recipe import RECIPE_FILE
 
     keras.utils.set_random_seed(train_config.seed)  # weights, pools and data order follow --seed

@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 
 from cyclegan.errors import InputImageError
-from cyclegan.masks import HEAD_LEVEL, head_box  # noqa: F401  (the head of the closer frame)
+from cyclegan.masks import head_box
 
 MIN_SIDE = 32
 MAX_SIDE = 2048

@@ -94,15 +94,14 @@ def _token(value) -> str:
     return str(value)
 
 
-def _given(argv: list[str], parser: argparse.ArgumentParser) -> set:
-    """The destinations the flags in ``argv`` set (``--dataset`` twice is one)."""
-    by_flag = {s: a.dest for a in parser._actions for s in a.option_strings}
-    return {by_flag[t.split("=", 1)[0]] for t in argv if t.startswith("--") and t.split("=", 1)[0] in by_flag}
+def explicit(argv: list[str]) -> set:
+    """The options the train command's line ``argv`` gives itself (not left to their defaults)."""
+    return set(vars(train_parser(explicit_only=True).parse_args(argv)))
 
 
 def merged_argv(values: dict, argv: list[str], parser: argparse.ArgumentParser, source: str) -> list[str]:
     """The recipe's flags, less those the command line ``argv`` gives itself, then ``argv``."""
-    overridden = _given(argv, parser)
+    overridden = explicit(argv)
     actions = _actions(parser)
     kept = {k: v for k, v in values.items()
             if not (k.replace("_", "-") in actions and actions[k.replace("_", "-")].dest in overridden)}

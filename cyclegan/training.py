@@ -25,7 +25,7 @@ from keras import ops
 
 from cyclegan.config import REFINE_BATCH, REFINE_CROP, ModelConfig, TrainConfig
 from cyclegan.errors import ConfigError
-from cyclegan.augment import AUGMENT_DRAWS, AUGMENT_VIEWS, diff_augment, refiner_examples  # noqa: F401
+from cyclegan.augment import AUGMENT_DRAWS, AUGMENT_VIEWS, diff_augment
 from cyclegan.losses import LOSS_TERMS, Views, edge_weights, generator_terms, lsgan_loss
 from cyclegan.models import SIZE_MULTIPLE, build_discriminator, build_generator
 

@@ -133,7 +133,7 @@ def _shown(slices) -> list:
 
 def _checked(shown: list) -> list:
     """The indices of the slices the checks of a volume read: those with the most head."""
-    from cyclegan.evaluation import head_mask
+    from cyclegan.masks import head_mask
 
     area = [int(head_mask(s).sum()) if s.any() else 0 for s in shown]
     order = sorted(range(len(shown)), key=lambda i: -area[i])

@@ -2,11 +2,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cyclegan.augment import (BLUR_SIGMA, CONTRAST_GAMMA, ZOOM_SCALE, blurred, brain_mask, gamma_contrast,
-                              skull_stripped, zoomed)
+from cyclegan.augment import (BLUR_SIGMA, CONTRAST_GAMMA, ZOOM_SCALE, blurred, brain_mask, crop_and_flip,
+                              gamma_contrast, skull_stripped, zoomed)
 from cyclegan.data import (
     TrainingStream,
-    augment,
     choose_holdout,
     domain_of,
     in_validation,
@@ -107,12 +106,12 @@ def test_bad_pairs_file(tmp_path):
 def test_augment_pads_crops_and_flips():
     rng = np.random.default_rng(0)
     image = np.linspace(-1, 1, 40 * 36, dtype=np.float32).reshape(40, 36)
-    crop, flip, offset = augment(image, 64, rng)
+    crop, flip, offset = crop_and_flip(image, 64, rng)
     assert crop.shape == (64, 64) and crop.dtype == np.float32
-    again, _, _ = augment(image, 64, rng, flip, offset)
+    again, _, _ = crop_and_flip(image, 64, rng, flip, offset)
     assert np.array_equal(crop, again)
     big = np.zeros((217, 181), np.float32)
-    assert augment(big, 128, rng)[0].shape == (128, 128)
+    assert crop_and_flip(big, 128, rng)[0].shape == (128, 128)
 
 
 def test_stream_unpaired_and_paired(tmp_path):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from cyclegan.config import TrainConfig
-from cyclegan.evaluation import EDGE_BAND
+from cyclegan.masks import EDGE_BAND
 from cyclegan.losses import edge_band, l1_loss
 from cyclegan.training import CycleGAN
 

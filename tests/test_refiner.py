@@ -11,7 +11,8 @@ from conftest import ellipse_pairs, make_zip
 from cyclegan.config import ModelConfig, TrainConfig, check_run, DataConfig
 from cyclegan.errors import ConfigError
 from cyclegan.models import build_generator, refiner_reach
-from cyclegan.training import CycleGAN, RefinerCrops, fit_refiners, refiner_examples, refiner_parts
+from cyclegan.augment import refiner_examples
+from cyclegan.training import CycleGAN, RefinerCrops, fit_refiners, refiner_parts
 from test_data import synthetic_head
 from test_train_command import main_in_process, make_subject_folder, tiny_args
 from cyclegan.pipeline import init_generators as _init_generators

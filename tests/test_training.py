@@ -171,7 +171,7 @@ def test_the_generators_moving_average_is_used_within_its_block_and_training_goe
 
 
 def test_diff_augment_shifts_and_cuts_a_hole_differentiably():
-    from cyclegan.training import AUGMENT_DRAWS, diff_augment
+    from cyclegan.augment import AUGMENT_DRAWS, diff_augment
 
     rng = np.random.default_rng(0)
     images = rng.uniform(-0.9, 0.9, (3, 16, 24, 1)).astype("float32")

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from cyclegan import recipe as recipes
-from cyclegan.config import DERIVED, DataConfig, ModelConfig, RunOptions, TrainConfig, check_run, preset
+from cyclegan.config import DERIVED, DataConfig, ModelConfig, RunOptions, TrainConfig, preset
 from cyclegan.recipe import train_parser
 
 EXIT_USAGE, EXIT_PUSH_FAILED, EXIT_INTERRUPTED = 2, 3, 130
@@ -32,7 +32,7 @@ def build_parser(explicit_only: bool = False):
 
 def _explicit(argv) -> set:
     """The options a command line gives itself (not left to their defaults)."""
-    return set(vars(train_parser(explicit_only=True).parse_args(argv if argv is not None else sys.argv[1:])))
+    return recipes.explicit(list(argv if argv is not None else sys.argv[1:]))
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> int:
@@ -48,7 +48,7 @@ def _given(args, cls) -> dict:
 
 def _configs(args):
     """(ModelConfig, TrainConfig, DataConfig, RunOptions) of a parsed command line; the
-    configs check themselves and :func:`cyclegan.config.check_run` checks them together."""
+    configs check themselves, and :func:`cyclegan.pipeline.train` checks them together."""
     run = RunOptions(**_given(args, RunOptions))
     model_config = preset(run.preset).replace(**_given(args, ModelConfig))
     train = _given(args, TrainConfig)
@@ -57,7 +57,6 @@ def _configs(args):
     data["pairs"] = tuple("" if p.lower() == "none" else p for p in data.get("pairs", ()))
     data_config = DataConfig(**data)
     train_config = TrainConfig(**train)
-    check_run(train_config, data_config)
     return model_config, train_config, data_config, run
 
 
