@@ -365,6 +365,11 @@ def clinical_pairs(folder: Path, participants, translator, planes=("axial", "cor
                 source, truth = images[source_key], images[truth_key]
                 # Resampling onto the truth's grid: each of its points mapped into the source's space.
                 onto_truth = t1_to_t2.GetInverse() if direction == "t1_to_t2" else t1_to_t2
+                # The truth as a perfect translation made on the input's grid would carry it: brought onto
+                # that grid (through the registration), cut in each plane below onto the model's 1 mm grid and
+                # back. Its score is the ceiling the resampling leaves, not a baseline.
+                truth_on_source = resample_volume(data[truth_key], truth.affine, source.affine, source.shape,
+                                                  onto_truth.GetInverse())
                 # The input itself and where its field of view covers the truth's grid: the same in every plane.
                 on_truth = {
                     "identity": resample_volume(data[source_key], source.affine, truth.affine, truth.shape,
@@ -378,9 +383,13 @@ def clinical_pairs(folder: Path, participants, translator, planes=("axial", "cor
                     predicted = assemble(source, translated.translation, plane)
                     on_truth["model"] = resample_volume(predicted, source.affine, truth.affine, truth.shape,
                                                         onto_truth)
+                    carried = volume_of(nib.Nifti1Image(truth_on_source, source.affine), plane, truth_key)
+                    carried = assemble(source, carried.from_model(carried.model_slices()), plane)
+                    on_truth["resampled_truth"] = resample_volume(carried, source.affine, truth.affine, truth.shape,
+                                                                  onto_truth)
                     cut = {k: volume_of(nib.Nifti1Image(v, truth.affine), plane, k).slices for k, v in on_truth.items()}
                     truth_slices = volume_of(truth, plane, truth_key).slices
-                    scores = {"model": [], "identity": []}
+                    scores = {"model": [], "identity": [], "resampled_truth": []}
                     for i, real in enumerate(truth_slices):
                         if np.ptp(real) <= 0:
                             continue
@@ -389,8 +398,10 @@ def clinical_pairs(folder: Path, participants, translator, planes=("axial", "cor
                         if mask.mean() < 0.05:
                             continue
                         scores["model"].append(evaluation.paired_metrics(np.clip(cut["model"][i], 0, 1), real01, mask))
-                        identity = unit(cut["identity"][i]) if np.ptp(cut["identity"][i]) > 0 else cut["identity"][i]
-                        scores["identity"].append(evaluation.paired_metrics(identity, real01, mask))
+                        for method in ("identity", "resampled_truth"):
+                            image = cut[method][i]
+                            scores[method].append(evaluation.paired_metrics(unit(image) if np.ptp(image) > 0 else image,
+                                                                            real01, mask))
                     for method, values in scores.items():
                         row = dict(set="clinical_pairs", subject=participant, visit=visit, plane=plane,
                                    direction=direction, method=method, n=len(values),

@@ -419,7 +419,8 @@ def edge_artefacts(name: str, pairs: Iterable, translator, inputs=EDGE_INPUTS) -
 def rows_to_metrics(rows: Iterable[dict]) -> dict:
     """Report rows as flat metrics ``<set>_<direction>_<metric>``: the model's SSIM / PSNR / MAE,
     the best baseline's SSIM and PSNR, the cycle error, the tissue order, the gamma sweep, the
-    framing sweep, the blurred truth and the periodic artefacts. A row of one plane (the clinical
+    framing sweep, the blurred truth, the resampled truth (the clinical pairs' ceiling) and the periodic
+    artefacts. A row of one plane (the clinical
     sets) names its set ``<set>_<plane>``."""
     metrics, baselines = {}, {}
     for row in rows:
@@ -453,6 +454,9 @@ def rows_to_metrics(rows: Iterable[dict]) -> dict:
             metrics[f"{prefix}_pad{row['pad']}_ssim"] = row["ssim"]
         elif method == "blurred_truth":
             metrics[f"{prefix}_blurred_truth{row['sigma']:g}_ssim"] = row["ssim"]
+        elif method == "resampled_truth":
+            metrics[f"{prefix}_resampled_truth_ssim"] = row["ssim"]
+            metrics[f"{prefix}_resampled_truth_psnr"] = row["psnr"]
         elif method == "artefacts":
             metrics[f"{prefix}_periodic_excess"] = row["periodic_excess"]
     for prefix, best in baselines.items():

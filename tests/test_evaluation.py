@@ -340,6 +340,8 @@ def test_rows_of_one_plane_and_artefacts_become_metrics_and_card_tables():
          "psnr": 12.1, "mae": 0.2},
         {"set": "clinical_pairs", "plane": "axial", "direction": "t1_to_t2", "method": "identity", "ssim": 0.33,
          "psnr": 13.6, "mae": 0.15},
+        {"set": "clinical_pairs", "plane": "axial", "direction": "t1_to_t2", "method": "resampled_truth",
+         "ssim": 0.81, "psnr": 22.5, "mae": 0.05},
         {"set": "clinical", "plane": "sagittal", "direction": "t2_to_t1", "method": "contrast_order",
          "pass_fraction": 0.64, "cycle_mae": 0.113},
         {"set": "clinical", "plane": "sagittal", "direction": "t2_to_t1", "method": "artefacts",
@@ -348,7 +350,10 @@ def test_rows_of_one_plane_and_artefacts_become_metrics_and_card_tables():
     ]
     metrics = rows_to_metrics(rows)
     assert metrics["clinical_pairs_axial_t1_to_t2_ssim"] == 0.23 and metrics["clinical_pairs_coronal_t1_to_t2_ssim"] == 0.26
+    # The resampled truth is a ceiling, not a baseline a model must beat.
     assert metrics["clinical_pairs_axial_t1_to_t2_best_baseline_ssim"] == 0.33
+    assert metrics["clinical_pairs_axial_t1_to_t2_resampled_truth_ssim"] == 0.81
+    assert metrics["clinical_pairs_axial_t1_to_t2_resampled_truth_psnr"] == 22.5
     assert metrics["clinical_sagittal_t2_to_t1_contrast_order_pass"] == 0.64
     assert metrics["clinical_sagittal_t2_to_t1_cycle_mae"] == 0.113
     assert metrics["clinical_sagittal_t2_to_t1_periodic_excess"] == 0.46 and metrics["brats_t1_to_t2_periodic_excess"] == 0.32
