@@ -1,23 +1,25 @@
-"""Every training augmentation, in one module.
+"""Every training augmentation, in one module, as one pipeline of objects.
 
-- :func:`crop_and_flip`: the reference crop and flip of every training image;
-- the augmentations of :data:`AUGMENTATIONS` (skull strip, zoom, blur, contrast), as objects;
-- :func:`diff_augment`: DiffAugment's shift and cutout of the discriminators' inputs (``keras.ops``,
-  imported when it is called);
-- :func:`refiner_examples`: the refiner stage's examples (pairs as given, skull-stripped and with
-  another contrast).
+A run's augmentations are a :class:`Pipeline` (``Pipeline.of(train_config, image_size)``), applied by
+level, in this order:
+
+- ``"pair"``: both images of an aligned pair alike (:class:`SkullStrip`);
+- ``"image"``: every training image, both images of a pair alike (:class:`Zoom`, :class:`Blur`);
+- :class:`CropAndFlip`: the reference crop and flip of every training image (always on);
+- ``"input"``: only what the generators see; the targets, cycle targets and the discriminators'
+  real images stay as they are (:class:`Contrast`);
+- ``"discriminator"``: the discriminators' inputs, real and generated alike, inside the train step
+  (:class:`DiffAugment`, ``keras.ops``, imported when it is called).
+
+The refiner stage's examples (:meth:`Pipeline.refiner_examples`) are the aligned pairs as given,
+through each pair-level augmentation and with each input-level one.
 
 Each augmentation of :data:`AUGMENTATIONS` is a class with the :class:`cyclegan.config.TrainConfig`
-field that holds its fraction, the level it works at and a one-line
-description. The training stream applies them (:class:`cyclegan.data.TrainingStream`),
-the train command logs them and the model card lists them, all by iterating
-:data:`AUGMENTATIONS`, so that a new one is declared here and in the config only.
-
-Levels: ``"pair"`` changes both images of an aligned pair alike, ``"image"``
-every training image (both images of a pair alike), ``"input"`` only what the
-generators see (the targets, cycle targets and the discriminators' real
-images stay as they are). Images are float arrays in [-1, 1]. NumPy and SciPy
-only at import: the model card imports this module without Keras.
+field that holds its fraction, its level and a one-line description. The training stream
+(:class:`cyclegan.data.TrainingStream`), the train step, the run log and the model card all
+iterate :data:`AUGMENTATIONS`, so that a new augmentation is one class here, one config field and
+one test. Images are float arrays in [-1, 1]. NumPy and SciPy only at import: the model card
+imports this module without Keras.
 """
 
 from __future__ import annotations
@@ -195,15 +197,6 @@ class Contrast(Augmentation):
         return tuple(gamma_contrast(image, gamma) for image in images)
 
 
-#: Every augmentation, in the order the training stream applies them.
-AUGMENTATIONS = (SkullStrip, Zoom, Blur, Contrast)
-
-
-def augmentations(train_config) -> list:
-    """The augmentations a :class:`cyclegan.config.TrainConfig` turns on (fraction > 0)."""
-    return [cls(getattr(train_config, cls.field)) for cls in AUGMENTATIONS if getattr(train_config, cls.field) > 0]
-
-
 def crop_and_flip(image: np.ndarray, size: int, rng: np.random.Generator, flip: bool | None = None,
             offset: tuple[int, int] | None = None):
     """The reference augmentation of every training image: pad with background, random ``size``
@@ -229,6 +222,21 @@ def crop_and_flip(image: np.ndarray, size: int, rng: np.random.Generator, flip: 
     if flip:
         crop = crop[:, ::-1]
     return np.ascontiguousarray(crop, dtype=np.float32), flip, offset
+
+
+class CropAndFlip:
+    """The reference augmentation of every training image, always on (:func:`crop_and_flip`):
+    pad with background, a random ``size`` crop, a random horizontal flip."""
+
+    def __init__(self, size: int):
+        if int(size) < 1:
+            raise ValueError(f"the crop size must be at least 1, got {size}")
+        self.size = int(size)
+
+    def __call__(self, rng: np.random.Generator, image: np.ndarray, flip: bool | None = None,
+                 offset: tuple[int, int] | None = None):
+        """(crop, flip, offset); pass ``flip`` and ``offset`` to cut a partner image alike."""
+        return crop_and_flip(image, self.size, rng, flip, offset)
 
 
 #: DiffAugment's settings (Zhao et al. 2020, "Differentiable augmentation for data-efficient GAN
@@ -290,31 +298,118 @@ def diff_augment(images, draws, probability: float):
     return ops.where(apply, moved, images)
 
 
-def refiner_examples(pairs, skull_strip: bool = False, contrast: bool = False, seed: int = 0) -> list:
-    """[(t1, t2, t1 input, t2 input)] float32 arrays in [-1, 1] for :func:`fit_refiners`: every
-    aligned pair of ``pairs`` as given (each image its own input) and, with ``skull_strip``, both
-    images cut to the brain mask of the T1 where it has a trustworthy one
-    (:class:`cyclegan.augment.SkullStrip`); with ``contrast``, each of those once more with a
-    random gamma on each input (:class:`cyclegan.augment.Contrast`), the targets as they
-    are (as ``TrainConfig.contrast`` shows generator inputs; blank pairs have none). Pairs of two
-    sizes are left out."""
-    strip, contrasted = SkullStrip(1.0), Contrast(1.0)
+class DiffAugment(Augmentation):
+    """DiffAugment's shift and cutout (:func:`diff_augment`) of the discriminators' inputs, real and
+    generated alike, in the train step: its draws are ``keras.random`` numbers of the step
+    (:data:`AUGMENT_DRAWS` per image), so :meth:`batch` replaces the per-image ``__call__``."""
+
+    field = "diff_augment"
+    level = "discriminator"
+    summary = "DiffAugment (shift and cutout) on {share} of the discriminators' inputs"
+
+    def __call__(self, rng, images):
+        raise TypeError("DiffAugment works on batches in the train step: call batch(images, draws)")
+
+    def batch(self, images, draws):
+        return diff_augment(images, draws, self.fraction)
+
+
+#: Every augmentation with a fraction in the config, in the order the pipeline applies them.
+AUGMENTATIONS = (SkullStrip, Zoom, Blur, Contrast, DiffAugment)
+#: The levels the training stream applies, in order (crop and flip after "image");
+#: "discriminator" augmentations run in the train step.
+LEVELS = ("pair", "image", "input", "discriminator")
+
+
+def augmentations(train_config, levels=LEVELS) -> list:
+    """The augmentations of ``levels`` a :class:`cyclegan.config.TrainConfig` turns on (fraction > 0)."""
+    return [cls(getattr(train_config, cls.field)) for cls in AUGMENTATIONS
+            if cls.level in levels and getattr(train_config, cls.field) > 0]
+
+
+class Pipeline:
+    """A run's augmentations, composed: ``fractions`` maps an augmentation's config field to its
+    fraction (missing or 0: off; each is checked by its class). ``image_size`` is the crop's size
+    (None: a pipeline that does not crop, as the train step's)."""
+
+    def __init__(self, fractions: dict, image_size: int | None = None):
+        unknown = set(fractions) - {cls.field for cls in AUGMENTATIONS}
+        if unknown:
+            raise ValueError(f"no augmentation is called {', '.join(sorted(unknown))}")
+        self.fractions = {cls.field: cls(fractions.get(cls.field, 0.0)).fraction for cls in AUGMENTATIONS}
+        self.stages = {level: [] for level in LEVELS}
+        for cls in AUGMENTATIONS:
+            if self.fractions[cls.field] > 0:
+                self.stages[cls.level].append(cls(self.fractions[cls.field]))
+        self.crop = CropAndFlip(image_size) if image_size is not None else None
+
+    @classmethod
+    def of(cls, train_config, image_size: int | None = None) -> "Pipeline":
+        """The pipeline a :class:`cyclegan.config.TrainConfig` turns on."""
+        return cls({c.field: getattr(train_config, c.field) for c in AUGMENTATIONS}, image_size)
+
+    def __iter__(self):
+        return (augmentation for level in LEVELS for augmentation in self.stages[level])
+
+    def apply(self, level: str, rng: np.random.Generator, *images: np.ndarray) -> tuple:
+        """``images`` through this pipeline's augmentations of ``level`` ("pair", "image" or "input")."""
+        if level not in LEVELS[:3]:
+            raise ValueError(f"level must be one of {', '.join(LEVELS[:3])}, got {level!r}")
+        for augmentation in self.stages[level]:
+            images = augmentation(rng, images)
+        return images
+
+    def crops(self, rng: np.random.Generator, image: np.ndarray, flip=None, offset=None) -> tuple:
+        """(target crop, input crop, flip, offset): ``image`` cropped and flipped, and the input the
+        generators see: ``image`` after the input-level augmentations, cut with the same crop and flip."""
+        if self.crop is None:
+            raise ValueError("this pipeline has no crop size")
+        crop, flip, offset = self.crop(rng, image, flip, offset)
+        (changed,) = self.apply("input", rng, image)
+        source = crop if changed is image else self.crop(rng, changed, flip, offset)[0]
+        return crop, source, flip, offset
+
+    def discriminator(self, images, draws):
+        """A batch of discriminator inputs through the discriminator-level augmentations, with the
+        step's ``draws`` (shape ``(batch, AUGMENT_DRAWS)``)."""
+        for augmentation in self.stages["discriminator"]:
+            images = augmentation.batch(images, draws)
+        return images
+
+    def refiner_examples(self, pairs, seed: int = 0) -> list:
+        """The refiner stage's examples of ``pairs`` with this pipeline's pair- and input-level
+        augmentations, each drawn for every pair (:func:`refiner_examples`)."""
+        return refiner_examples(pairs, self.stages["pair"] + self.stages["input"], seed)
+
+
+def refiner_examples(pairs, augmentations=(), seed: int = 0) -> list:
+    """[(t1, t2, t1 input, t2 input)] float32 arrays in [-1, 1] for the refiner stage
+    (:func:`cyclegan.training.fit_refiners`): every aligned pair of ``pairs`` as given (each image its
+    own input), then once more through each pair-level augmentation of ``augmentations`` that
+    applies to it (the skull strip: where the T1 has a trustworthy brain mask); then each of those
+    once more with the input-level augmentations on each input (one draw per image, as the training
+    stream draws them), the targets as they are (blank pairs have no contrast to change). Every
+    augmentation is drawn for every pair, whatever its fraction. Pairs of two sizes are left out."""
     rng = np.random.default_rng(seed)
+    levels = {level: [a for a in augmentations if a.level == level] for level in ("pair", "input")}
     plain = []
     for t1, t2 in pairs:
         pair = (np.asarray(t1, np.float32), np.asarray(t2, np.float32))
         if pair[0].shape != pair[1].shape:
             continue
         plain.append(pair)
-        stripped = strip.stripped(pair) if skull_strip else None
-        if stripped is not None:
-            plain.append(tuple(np.asarray(image, np.float32) for image in stripped))
+        for augmentation in levels["pair"]:
+            if augmentation.applies(pair):
+                plain.append(tuple(np.asarray(image, np.float32) for image in augmentation.apply(rng, pair)))
     examples = [(t1, t2, t1, t2) for t1, t2 in plain]
-    if contrast:
+    if levels["input"]:
         for t1, t2 in plain:
             if not (t1.max() > t1.min() and t2.max() > t2.min()):
-                continue  # a blank image has no contrast to change
-            # One gamma for each input, as the training stream draws them (one image at a time).
-            inputs = [contrasted.apply(rng, (image,))[0] for image in (t1, t2)]
-            examples.append((t1, t2, *(np.asarray(image, np.float32) for image in inputs)))
+                continue
+            inputs = []
+            for image in (t1, t2):
+                for augmentation in levels["input"]:
+                    (image,) = augmentation.apply(rng, (image,))
+                inputs.append(np.asarray(image, np.float32))
+            examples.append((t1, t2, *inputs))
     return examples

@@ -16,7 +16,7 @@ import string
 from pathlib import Path
 from typing import Any, Mapping
 
-from cyclegan.augment import AUGMENTATIONS
+from cyclegan.augment import Pipeline
 from cyclegan.config import DEFAULT_DATASET, REFINE_CROP, ModelConfig, TrainConfig
 
 LIBRARY = "mri-cyclegan"
@@ -231,17 +231,14 @@ def recipe(train_config: TrainConfig, init_from: str | None = None) -> str:
     from cyclegan.losses import objective_phrase
 
     parts = [objective_phrase(tc)]
-    for cls in AUGMENTATIONS:
-        fraction = getattr(tc, cls.field)
-        if fraction:
-            parts.append(cls(fraction).describe())
+    augmentation = Pipeline.of(tc)
+    parts += [a.describe() for a in augmentation if a.level != "discriminator"]
     if init_from:
         parts.append(f"generators started from {init_from}")
     elif tc.inversion_warmup:
         parts.append(f"generators first fitted for {tc.inversion_warmup} steps to their inputs' inversion "
                      "(air and bone kept dark)")
-    if tc.diff_augment:
-        parts.append(f"DiffAugment (shift and cutout) on {tc.diff_augment:.0%} of the discriminators' inputs")
+    parts += [a.describe() for a in augmentation.stages["discriminator"]]
     epochs = f"{tc.epochs} epoch{'s' if tc.epochs != 1 else ''}"
     parts.append(f"Adam {tc.learning_rate:g} (beta1 {tc.beta_1:g}), {epochs} of {tc.steps_per_epoch} steps (linear "
                  f"decay over the last {tc.decay_epochs}), batch {tc.batch_size}, image pool {tc.pool_size}, seed {tc.seed}"

@@ -33,7 +33,7 @@ from typing import Iterable
 import keras
 import numpy as np
 
-from cyclegan.augment import AUGMENTATIONS, SkullStrip, crop_and_flip
+from cyclegan.augment import AUGMENTATIONS, Pipeline, SkullStrip
 from cyclegan.errors import DataError, InputImageError
 from cyclegan.preprocessing import scale_intensities, to_grayscale
 
@@ -604,23 +604,20 @@ class TrainingStream(keras.utils.PyDataset):
     and two independent images otherwise; the batch then also holds
     ``"paired"`` (1 where the two images at a batch index are aligned), so
     that the paired L1 term counts only true pairs while the CycleGAN terms
-    see every image. With ``skull_strip`` > 0 that fraction of the pairs is
-    shown skull-stripped (both images masked with one brain mask, see
-    :func:`brain_mask`). With ``zoom`` > 0 that fraction of the images (of a
-    pair: both alike) is magnified or shrunk about its centre by a factor
-    drawn from :data:`cyclegan.augment.ZOOM_SCALE`. With ``blur`` > 0 that fraction of the images (of
-    a pair: both alike) is Gaussian-blurred with a sigma drawn from
-    :data:`BLUR_SIGMA`. With ``contrast`` > 0 that fraction of the generator
-    inputs gets a random gamma from :data:`CONTRAST_GAMMA`; the batches then
+    see every image. ``fractions`` are the augmentations' fractions by their
+    config field (``skull_strip=0.3``, ``zoom=0.5``, ...; see
+    :mod:`cyclegan.augment`), applied as their :class:`cyclegan.augment.Pipeline`
+    applies them: pair-level ones on aligned pairs, image-level ones on every
+    image, then crop and flip; with input-level ones (``contrast``) the batches
     also hold ``"t1_input"`` and ``"t2_input"`` (the images the generators
     see, crop for crop the same as ``"t1"`` and ``"t2"``, which stay the
-    targets). Deterministic for a given seed and epoch.
+    targets). Discriminator-level ones (``diff_augment``) run in the train
+    step. Deterministic for a given seed and epoch.
     """
 
     def __init__(self, train: dict | None, image_size: int, batch_size: int, steps_per_epoch: int,
-                 seed: int = 0, pairs: list | None = None, epoch: int = 0, skull_strip: float = 0.0,
-                 blur: float = 0.0, contrast: float = 0.0, sources: list | None = None,
-                 paired: bool | None = None, zoom: float = 0.0):
+                 seed: int = 0, pairs: list | None = None, epoch: int = 0, sources: list | None = None,
+                 paired: bool | None = None, **fractions: float):
         super().__init__()
         if sources is None:
             if train is None:
@@ -637,13 +634,9 @@ class TrainingStream(keras.utils.PyDataset):
         self.steps_per_epoch = steps_per_epoch
         self.seed = seed
         self.epoch = epoch
-        fractions = {"skull_strip": skull_strip, "zoom": zoom, "blur": blur, "contrast": contrast}
-        self.augmentations = {level: [] for level in ("pair", "image", "input")}
+        self.pipeline = Pipeline(fractions, image_size)
         for cls in AUGMENTATIONS:
-            augmentation = cls(fractions[cls.field])
-            setattr(self, cls.field, augmentation.fraction)
-            if augmentation.fraction > 0:
-                self.augmentations[cls.level].append(augmentation)
+            setattr(self, cls.field, self.pipeline.fractions[cls.field])
         if self.skull_strip > 0 and not self.paired:
             raise ValueError("skull_strip needs aligned pairs")
         self._plan_cache = (None, None)
@@ -651,24 +644,11 @@ class TrainingStream(keras.utils.PyDataset):
     def brain_masks(self) -> tuple[int, int]:
         """(aligned training pairs with a trustworthy brain mask, all of them) when skull
         stripping, else (0, 0)."""
-        strips = [a for a in self.augmentations["pair"] if isinstance(a, SkullStrip)]
+        strips = [a for a in self.pipeline.stages["pair"] if isinstance(a, SkullStrip)]
         if not strips:
             return 0, 0
         pairs = [(a.image, b.image) for s in self.sources for a, b in s.pairs]
         return sum(strips[0].applies(p) for p in pairs), len(pairs)
-
-    def _augment(self, level: str, rng: np.random.Generator, *images: np.ndarray) -> tuple:
-        for augmentation in self.augmentations[level]:
-            images = augmentation(rng, images)
-        return images
-
-    def _crops(self, rng: np.random.Generator, image: np.ndarray, flip=None, offset=None) -> tuple:
-        """(target crop, input crop, flip, offset): the input is ``image`` after the
-        input-level augmentations, cut with the same crop and flip."""
-        crop, flip, offset = crop_and_flip(image, self.image_size, rng, flip, offset)
-        (changed,) = self._augment("input", rng, image)
-        source = crop if changed is image else crop_and_flip(changed, self.image_size, rng, flip, offset)[0]
-        return crop, source, flip, offset
 
     def __len__(self):
         return self.steps_per_epoch
@@ -722,17 +702,17 @@ class TrainingStream(keras.utils.PyDataset):
             if draw[0] == "pair":
                 i = draw[2]
                 a, b = source.pairs[i][0].image, source.pairs[i][1].image
-                a, b = self._augment("image", rng, *self._augment("pair", rng, a, b))
-                crop, image, flip, offset = self._crops(rng, a)
+                a, b = self.pipeline.apply("image", rng, *self.pipeline.apply("pair", rng, a, b))
+                crop, image, flip, offset = self.pipeline.crops(rng, a)
                 add("t1", crop, image)
-                add("t2", *self._crops(rng, b, flip, offset)[:2])
+                add("t2", *self.pipeline.crops(rng, b, flip, offset)[:2])
                 aligned.append(1.0)
             else:
                 for domain, i in (("t1", draw[2]), ("t2", draw[3])):
-                    (image,) = self._augment("image", rng, source.train[domain][i].image)
-                    add(domain, *self._crops(rng, image)[:2])
+                    (image,) = self.pipeline.apply("image", rng, source.train[domain][i].image)
+                    add(domain, *self.pipeline.crops(rng, image)[:2])
                 aligned.append(0.0)
-        keys = ("t1", "t2", "t1_input", "t2_input") if self.augmentations["input"] else ("t1", "t2")
+        keys = ("t1", "t2", "t1_input", "t2_input") if self.pipeline.stages["input"] else ("t1", "t2")
         batch = {key: np.stack(out[key])[..., None] for key in keys}
         if self.paired:
             batch["paired"] = np.asarray(aligned, np.float32)

@@ -455,12 +455,11 @@ def _one_start(*, run, output, command, model_config, train_config, data_config,
     import keras
 
     from cyclegan import callbacks as cb
-    from cyclegan.augment import AUGMENTATIONS, augmentations
+    from cyclegan.augment import AUGMENTATIONS, Pipeline
     from cyclegan.config import RESTART_CHECK_STEPS
     from cyclegan.data import TrainingStream
     from cyclegan.hub import push_to_hub, save_pretrained
     from cyclegan.preprocessing import most_air
-    from cyclegan.augment import refiner_examples
     from cyclegan.training import CycleGAN, fit_refiners, warm_up_on_inversion
     from cyclegan.recipe import RECIPE_FILE
 
@@ -474,7 +473,7 @@ def _one_start(*, run, output, command, model_config, train_config, data_config,
         seed=train_config.seed + _process_index(), sources=split.sources, paired=train_config.paired_weight > 0,
         **{cls.field: getattr(train_config, cls.field) for cls in AUGMENTATIONS},
     )
-    for augmentation in augmentations(train_config):
+    for augmentation in Pipeline.of(train_config):
         log.info("%s: %s", augmentation.field.replace("_", " "), augmentation.describe())
     with_mask, pairs_total = stream.brain_masks()
     if pairs_total:
@@ -566,8 +565,8 @@ def _one_start(*, run, output, command, model_config, train_config, data_config,
     log.info("training done in %.0f s (this run)", time.monotonic() - started)
     if train_config.refine_steps:
         refine_started = time.monotonic()
-        examples = refiner_examples([(a.image, b.image) for a, b in split.train_pairs],
-                                    train_config.skull_strip > 0, train_config.contrast > 0, seed=train_config.seed)
+        examples = Pipeline.of(train_config).refiner_examples([(a.image, b.image) for a, b in split.train_pairs],
+                                                              seed=train_config.seed)
         log.info("refiner stage: %d steps fitting each generator's refiner to %d examples of %d aligned training "
                  "pairs", train_config.refine_steps, len(examples), len(split.train_pairs))
         refined = fit_refiners(model, examples, train_config.refine_steps, verbose=run.verbose,

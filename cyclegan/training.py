@@ -25,7 +25,7 @@ from keras import ops
 
 from cyclegan.config import REFINE_BATCH, REFINE_CROP, ModelConfig, TrainConfig
 from cyclegan.errors import ConfigError
-from cyclegan.augment import AUGMENT_DRAWS, AUGMENT_VIEWS, diff_augment
+from cyclegan.augment import AUGMENT_DRAWS, AUGMENT_VIEWS, Pipeline
 from cyclegan.losses import LOSS_TERMS, Views, edge_weights, generator_terms, lsgan_loss
 from cyclegan.models import SIZE_MULTIPLE, build_discriminator, build_generator
 
@@ -325,6 +325,7 @@ class CycleGAN(keras.Model):
         # of runs without it keep their variables.
         self.augment_seed = (keras.random.SeedGenerator(tc.seed + 2, name="augment_seed")
                              if tc.diff_augment > 0 else None)
+        self.augmentation = Pipeline.of(tc)
         self.loss_trackers = [keras.metrics.Mean(name=name) for name in LOSS_NAMES]
         self.built = True
 
@@ -447,7 +448,7 @@ class CycleGAN(keras.Model):
     def _judged(self, discriminator, images, draws, view):
         """``discriminator`` on ``images``, seen through DiffAugment view ``view`` of ``draws``."""
         if draws is not None:
-            images = diff_augment(images, draws[view], self.train_config.diff_augment)
+            images = self.augmentation.discriminator(images, draws[view])
         return discriminator(images, training=True)
 
     def _generator_losses(self, real_t1, real_t2, input_t1, input_t2, aligned=None, draws=None):

@@ -11,7 +11,7 @@ from conftest import ellipse_pairs, make_zip
 from cyclegan.config import ModelConfig, TrainConfig, check_run, DataConfig
 from cyclegan.errors import ConfigError
 from cyclegan.models import build_generator, refiner_reach
-from cyclegan.augment import refiner_examples
+from cyclegan.augment import Contrast, SkullStrip, refiner_examples
 from cyclegan.training import CycleGAN, RefinerCrops, fit_refiners, refiner_parts
 from test_data import synthetic_head
 from test_train_command import main_in_process, make_subject_folder, tiny_args
@@ -94,14 +94,14 @@ def test_refiner_examples_add_skull_stripped_pairs_and_inputs_of_another_contras
     plain = refiner_examples(pairs)
     assert len(plain) == 2  # as given, the pair of two sizes left out
     assert all(e[2] is e[0] and e[3] is e[1] for e in plain)  # each image its own input
-    examples = refiner_examples(pairs, skull_strip=True)
+    examples = refiner_examples(pairs, [SkullStrip(1.0)])
     assert len(examples) == 3  # the blank pair has no brain mask
     stripped_t1, stripped_t2, _, _ = examples[1]
     assert stripped_t1.dtype == np.float32 and stripped_t1.shape == head_t1.shape
     outside = stripped_t1 <= -1.0
     assert outside.sum() > (head_t1 <= -1.0).sum()  # the scalp is gone
     assert np.all(stripped_t2[outside] <= -1.0)  # both images cut with one mask
-    contrasted = refiner_examples(pairs, skull_strip=True, contrast=True, seed=4)
+    contrasted = refiner_examples(pairs, [SkullStrip(1.0), Contrast(1.0)], seed=4)
     assert len(contrasted) == 5  # the blank pair has no contrast to change
     for (t1, t2, _, _), (u1, u2, in1, in2) in zip(contrasted[:3], contrasted[3:]):
         assert u1 is t1 and u2 is t2  # the targets stay as they are
@@ -109,7 +109,7 @@ def test_refiner_examples_add_skull_stripped_pairs_and_inputs_of_another_contras
         if head.any():
             assert np.abs(in1 - t1)[head].mean() > 0.01  # the inputs get another contrast
         assert in1.dtype == np.float32 and in2.shape == t2.shape
-    again = refiner_examples(pairs, skull_strip=True, contrast=True, seed=4)
+    again = refiner_examples(pairs, [SkullStrip(1.0), Contrast(1.0)], seed=4)
     np.testing.assert_array_equal(again[3][2], contrasted[3][2])
 
 
