@@ -167,9 +167,28 @@ def _has_volumes(folder: Path) -> bool:
     return any(True for pattern in ("*.nii", "*.nii.gz") for _ in folder.rglob(pattern))
 
 
+#: The environment variable naming a folder of data sets given by name: a ``--dataset`` or
+#: ``--holdout-pairs`` value that is no path from here is looked up under it
+#: (``real-t1t2-volumes``, ``mri-t1t2-unpaired/PAIRS.csv``) before it is taken for a Hub data set
+#: id, so that recipes and records name data sets, never a machine's paths.
+DATA_ROOT_ENV = "MRI_CYCLEGAN_DATA"
+
+
+def locate(name: str) -> str:
+    """``name`` itself when it is a path from here; else the same name under the data root
+    (:data:`DATA_ROOT_ENV`) when it is there; else ``name`` unchanged (a Hub data set id)."""
+    name = str(name)
+    root = os.environ.get(DATA_ROOT_ENV, "").strip()
+    if Path(name).exists() or not root or Path(name).is_absolute():
+        return name
+    under = Path(root).expanduser() / name
+    return str(under) if under.exists() else name
+
+
 def _open_streaming(source: str):
     import datasets
 
+    given, source = source, locate(source)
     source_path = Path(source)
     if source_path.is_dir():
         builder = "niftifolder" if _has_volumes(source_path) else "imagefolder"
@@ -184,7 +203,10 @@ def _open_streaming(source: str):
         # (parquet, a label column) do not take the option.
         kwargs = {"path": source, "drop_labels": True}
     else:
-        raise DataError(f"{source!r} is neither a local folder or zip nor a Hub data set id (owner/name)")
+        root = os.environ.get(DATA_ROOT_ENV, "").strip()
+        where = f"not under ${DATA_ROOT_ENV} ({root})" if root else f"${DATA_ROOT_ENV} is not set"
+        raise DataError(f"{given!r} is neither a local folder or zip nor a Hub data set id (owner/name); "
+                        f"a data set named without a path is looked up under ${DATA_ROOT_ENV}: {where}")
     try:
         try:
             dataset = datasets.load_dataset(**kwargs, split="train", streaming=True)
@@ -419,9 +441,10 @@ REGISTERED = "#registered"
 
 
 def read_pairs(path) -> list[tuple[str, str]]:
-    """Read a CSV of aligned (T1 file, T2 file) names with header ``t1,t2``."""
+    """Read a CSV of aligned (T1 file, T2 file) names with header ``t1,t2`` (a path, or a name under
+    the data root: :func:`locate`)."""
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        with open(locate(path), newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
     except OSError as err:
         raise DataError(f"cannot read the pairs file {path}: {err}") from None

@@ -519,3 +519,34 @@ def test_stream_mixes_data_sets_by_weight_and_flags_true_pairs():
                                 for i in range(8)])
         assert low <= flags.mean() <= high
     assert Source(b.train, [], share=0.5).pair_share == 0.0  # nothing to draw
+
+
+def test_data_sets_and_pair_lists_named_under_the_data_root(tmp_path, monkeypatch):
+    """A recipe names its data sets; the data root ($MRI_CYCLEGAN_DATA) says where this machine keeps
+    them, so that the run reads the same images as from their paths and records only the names."""
+    from conftest import make_folder
+    from cyclegan.config import DataConfig
+    from cyclegan.data import DATA_ROOT_ENV, locate, read_datasets
+
+    root = tmp_path / "data"
+    make_folder(root / "phantoms")
+    (root / "phantoms" / "PAIRS.csv").write_text("t1,t2\nImage #0.png,Image #0.png\nImage #1.png,Image #1.png\n")
+    by_path = DataConfig(datasets=(str(root / "phantoms"),), pairs=(str(root / "phantoms" / "PAIRS.csv"),))
+    by_name = DataConfig(datasets=("phantoms",), pairs=("phantoms/PAIRS.csv",))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(DATA_ROOT_ENV, raising=False)
+    with pytest.raises(DataError, match=r"'phantoms' is neither .*\$MRI_CYCLEGAN_DATA is not set"):
+        read_datasets(by_name)
+    monkeypatch.setenv(DATA_ROOT_ENV, str(root))
+    assert locate("phantoms") == str(root / "phantoms")
+    assert locate("owner/not-here") == "owner/not-here"  # a Hub id stays one
+    (tmp_path / "phantoms").mkdir()
+    assert locate("phantoms") == "phantoms"  # a path from here comes first
+    (tmp_path / "phantoms").rmdir()
+    named, _ = read_datasets(by_name)
+    given, _ = read_datasets(by_path)
+    assert [(s.name, s.domain) for s in named[0][0]] == [(s.name, s.domain) for s in given[0][0]]
+    assert named[0][1] == given[0][1] and len(named[0][1]) == 2
+    assert list(by_name.to_dict()["datasets"]) == ["phantoms"]  # the record names the data set, not this machine's path
+    with pytest.raises(DataError, match=r"not under \$MRI_CYCLEGAN_DATA"):
+        read_datasets(DataConfig(datasets=("missing",)))
