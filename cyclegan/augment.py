@@ -4,10 +4,11 @@ A run's augmentations are a :class:`Pipeline` (``Pipeline.of(train_config, image
 level, in this order:
 
 - ``"pair"``: both images of an aligned pair alike (:class:`SkullStrip`);
-- ``"image"``: every training image, both images of a pair alike (:class:`Zoom`, :class:`Blur`);
+- ``"image"``: every training image, both images of a pair alike (:class:`Zoom`, :class:`Blur`,
+  :class:`SliceThickness`);
 - :class:`CropAndFlip`: the reference crop and flip of every training image (always on);
 - ``"input"``: only what the generators see; the targets, cycle targets and the discriminators'
-  real images stay as they are (:class:`Contrast`);
+  real images stay as they are (:class:`Contrast`, :class:`BiasField`, :class:`Noise`);
 - ``"discriminator"``: the discriminators' inputs, real and generated alike, inside the train step
   (:class:`DiffAugment`, ``keras.ops``, imported when it is called).
 
@@ -33,6 +34,14 @@ from cyclegan.preprocessing import scale_intensities
 def _unit(image: np.ndarray) -> np.ndarray:
     """A training image in [-1, 1] as float64 intensities in [0, 1]."""
     return (np.asarray(image, np.float64) + 1.0) / 2.0
+
+
+def _rescaled(unit: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """``unit`` through its own robust window, or ``image`` as it was when ``unit`` is flat (a
+    blank image has nothing to change)."""
+    if not unit.max() > unit.min():
+        return np.asarray(image, np.float32)
+    return scale_intensities(unit)[0]
 
 
 def skull_stripped(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -98,6 +107,61 @@ def gamma_contrast(image: np.ndarray, gamma: float) -> np.ndarray:
         raise ValueError(f"gamma must be positive, got {gamma}")
     unit = np.clip(_unit(image), 0.0, 1.0)
     return scale_intensities(unit**gamma)[0]
+
+
+#: Range of a bias field's strength: the field's largest excursion from 1, up or down.
+BIAS_STRENGTH = (0.1, 0.4)
+
+
+def bias_field(shape, strength: float, rng: np.random.Generator) -> np.ndarray:
+    """A smooth multiplicative field over ``shape``, as a receive coil's uneven sensitivity draws
+    it: the exponential of a random polynomial of degree 3 in the image's coordinates, scaled so that
+    its largest excursion from 1 is ``strength`` (up or down)."""
+    if not 0.0 <= strength < 1.0:
+        raise ValueError(f"strength must be in [0, 1), got {strength}")
+    y, x = np.meshgrid(np.linspace(-1, 1, shape[0]), np.linspace(-1, 1, shape[1]), indexing="ij")
+    terms = [x**i * y**j for i in range(4) for j in range(4 - i) if i + j > 0]
+    log = sum(c * t for c, t in zip(rng.normal(size=len(terms)), terms))
+    peak = float(np.abs(log).max())
+    if peak == 0.0:
+        return np.ones(shape)
+    # exp(+-a) with a = log(1 + strength) up, log(1 - strength) down: scaled on the larger side.
+    return np.exp(log / peak * np.log1p(strength))
+
+
+def biased(image: np.ndarray, field: np.ndarray) -> np.ndarray:
+    """``image`` (in [-1, 1]) times ``field``, rescaled through its own robust window."""
+    return _rescaled(np.clip(_unit(image), 0.0, 1.0) * field, image)
+
+
+#: Range of the noise's standard deviation, as a fraction of the image's intensity range.
+NOISE_SIGMA = (0.01, 0.05)
+
+
+def rician_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """``image`` (in [-1, 1]) as a magnitude image with Gaussian noise of ``sigma`` (a fraction of
+    its range) on its real and imaginary parts: Rician, with the air's noise floor a scanner's
+    magnitude images have; rescaled through its own robust window."""
+    unit = np.clip(_unit(image), 0.0, 1.0)
+    real = unit + rng.normal(0.0, sigma, unit.shape)
+    imaginary = rng.normal(0.0, sigma, unit.shape)
+    return _rescaled(np.sqrt(real**2 + imaginary**2), image)
+
+
+#: Range of the slice thickness (pixels of the model's 1 mm grid) thick-slice cuts are shown with.
+THICKNESS = (2, 5)
+
+
+def thick(image: np.ndarray, thickness: int, axis: int) -> np.ndarray:
+    """``image`` (in [-1, 1]) averaged over ``thickness`` pixels along ``axis`` and sampled back at
+    every pixel, as a coronal or sagittal cut of slices that thick shows its anatomy (partial
+    volume along one direction); rescaled through its own robust window."""
+    from scipy import ndimage
+
+    if int(thickness) < 1 or axis not in (0, 1):
+        raise ValueError(f"thickness must be at least 1 and axis 0 or 1, got {thickness}, {axis}")
+    unit = ndimage.uniform_filter1d(_unit(image), int(thickness), axis=axis, mode="constant")
+    return _rescaled(unit, image)
 
 
 class Augmentation:
@@ -224,6 +288,48 @@ def crop_and_flip(image: np.ndarray, size: int, rng: np.random.Generator, flip: 
     return np.ascontiguousarray(crop, dtype=np.float32), flip, offset
 
 
+class BiasField(Augmentation):
+    """A smooth multiplicative field (:func:`bias_field`, strength from :data:`BIAS_STRENGTH`) on the
+    generator input, a field of its own for each image: another coil's uneven sensitivity."""
+
+    field = "bias_field"
+    level = "input"
+    summary = (f"{{share}} of the generator inputs under a smooth bias field (up to {BIAS_STRENGTH[0]:.0%}-"
+               f"{BIAS_STRENGTH[1]:.0%} from flat; their targets stay)")
+
+    def apply(self, rng, images):
+        strength = float(rng.uniform(*BIAS_STRENGTH))
+        return tuple(biased(image, bias_field(image.shape, strength, rng)) for image in images)
+
+
+class Noise(Augmentation):
+    """Rician noise (:func:`rician_noise`, sigma from :data:`NOISE_SIGMA`) on the generator input."""
+
+    field = "noise"
+    level = "input"
+    summary = (f"{{share}} of the generator inputs with Rician noise (sigma {NOISE_SIGMA[0]:.0%}-{NOISE_SIGMA[1]:.0%}"
+               " of the range; their targets stay)")
+
+    def apply(self, rng, images):
+        sigma = float(rng.uniform(*NOISE_SIGMA))
+        return tuple(rician_noise(image, sigma, rng) for image in images)
+
+
+class SliceThickness(Augmentation):
+    """Thick-slice cuts (:func:`thick`): averaged over 2-5 px along rows or columns, every image of
+    the tuple alike, as coronal and sagittal cuts of clinical 2-D scans (3-6 mm slices) look."""
+
+    field = "slice_thickness"
+    level = "image"
+    summary = (f"{{share}} of the training images shown as cut across slices {THICKNESS[0]}-{THICKNESS[1]} px "
+               "thick (a box average along rows or columns; both images of a pair alike)")
+
+    def apply(self, rng, images):
+        thickness = int(rng.integers(THICKNESS[0], THICKNESS[1] + 1))
+        axis = int(rng.integers(0, 2))
+        return tuple(thick(image, thickness, axis) for image in images)
+
+
 class CropAndFlip:
     """The reference augmentation of every training image, always on (:func:`crop_and_flip`):
     pad with background, a random ``size`` crop, a random horizontal flip."""
@@ -315,7 +421,7 @@ class DiffAugment(Augmentation):
 
 
 #: Every augmentation with a fraction in the config, in the order the pipeline applies them.
-AUGMENTATIONS = (SkullStrip, Zoom, Blur, Contrast, DiffAugment)
+AUGMENTATIONS = (SkullStrip, Zoom, Blur, SliceThickness, Contrast, BiasField, Noise, DiffAugment)
 #: The levels the training stream applies, in order (crop and flip after "image");
 #: "discriminator" augmentations run in the train step.
 LEVELS = ("pair", "image", "input", "discriminator")

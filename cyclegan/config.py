@@ -398,6 +398,15 @@ class TrainConfig(_JsonConfig):
     contrast: float = option(0.0, "fraction of generator inputs shown with a random gamma (0.5-2; their "
                              "targets stay), so that other scanners' tissue contrast translates well too",
                              metavar="FRACTION")
+    slice_thickness: float = option(0.0, "fraction of training images shown as cut across thick slices (a box "
+                                    "average over 2-5 px along rows or columns; both images of a pair alike), so "
+                                    "that coronal and sagittal cuts of clinical 2-D scans translate well too",
+                                    metavar="FRACTION")
+    bias_field: float = option(0.0, "fraction of generator inputs shown under a smooth random bias field (10-40 per cent "
+                               "from flat; their targets stay), so that other coils' uneven sensitivity "
+                               "translates well too", metavar="FRACTION")
+    noise: float = option(0.0, "fraction of generator inputs shown with Rician noise (sigma 1-5 per cent of the range; "
+                          "their targets stay), so that noisier scanners translate well too", metavar="FRACTION")
     diff_augment: float = option(0.0, "fraction of discriminator inputs, real and generated alike, shifted by up "
                                  "to 1/8 of the crop and given a hole of half its size (DiffAugment, Zhao et al. "
                                  "2020), so that the discriminators cannot learn a small data set by heart; 0 = "
@@ -463,6 +472,9 @@ class TrainConfig(_JsonConfig):
         _check_float("zoom", self.zoom, 0.0, 1.0)
         _check_float("blur", self.blur, 0.0, 1.0)
         _check_float("contrast", self.contrast, 0.0, 1.0)
+        _check_float("slice_thickness", self.slice_thickness, 0.0, 1.0)
+        _check_float("bias_field", self.bias_field, 0.0, 1.0)
+        _check_float("noise", self.noise, 0.0, 1.0)
         _check_float("diff_augment", self.diff_augment, 0.0, 1.0)
         _check_int("inversion_warmup", self.inversion_warmup, 0, 1_000_000)
         _check_float("generator_ema", self.generator_ema, 0.0, 1.0)

@@ -90,3 +90,66 @@ def test_the_refiner_examples_follow_the_pipeline_at_full_strength():
             np.testing.assert_array_equal(a, b)
     # Image-level augmentations (zoom) and the discriminators' are not the refiner's.
     assert len(Pipeline.of(TrainConfig(zoom=1.0, diff_augment=0.5)).refiner_examples(pairs)) == 2
+
+
+def test_a_bias_field_is_smooth_bounded_and_only_on_the_input():
+    from cyclegan.augment import BIAS_STRENGTH, BiasField, bias_field, biased
+
+    rng = np.random.default_rng(2)
+    field = bias_field((64, 80), 0.3, rng)
+    assert field.shape == (64, 80) and field.min() >= 0.7 - 1e-9 and field.max() <= 1.3 + 1e-9
+    assert max(field.max() - 1.0, 1.0 - field.min()) > 0.2  # it reaches its strength on one side
+    assert np.abs(np.diff(field, axis=1)).max() < 0.05  # smooth: no pixel-scale change
+    image, _ = synthetic_head()
+    out = biased(image, bias_field(image.shape, 0.4, rng))
+    assert out.shape == image.shape and out.dtype == np.float32
+    assert np.all(out[image <= -1.0] <= -1.0)  # the air stays black
+    assert BiasField.level == "input" and BIAS_STRENGTH[1] < 1.0
+    with pytest.raises(ValueError, match="strength"):
+        bias_field((8, 8), 1.0, rng)
+
+
+def test_rician_noise_lifts_the_air_and_keeps_the_anatomy():
+    from cyclegan.augment import rician_noise
+
+    image, _ = synthetic_head()
+    noisy = rician_noise(image, 0.04, np.random.default_rng(0))
+    air = image <= -1.0
+    assert noisy[air].mean() > -0.95  # a noise floor, as magnitude images have
+    assert np.corrcoef(noisy.ravel(), image.ravel())[0, 1] > 0.9
+    assert not np.array_equal(noisy, rician_noise(image, 0.04, np.random.default_rng(1)))
+
+
+def test_thick_slices_average_along_one_axis_only():
+    from cyclegan.augment import THICKNESS, SliceThickness, thick
+
+    stripes = np.full((30, 60), -1.0, np.float32)
+    stripes[:, :40] = np.where(np.arange(40) % 2 == 0, 1.0, -1.0)  # vertical stripes beside background
+    across = thick(stripes, 2, axis=1)  # across the stripes: they average out
+    along = thick(stripes, 4, axis=0)  # along them: each stripe stays
+    assert np.ptp(across[10:20, 10:30]) < 0.05
+    np.testing.assert_allclose(along[10:20, :40], stripes[10:20, :40], atol=1e-6)
+    blank = np.full((20, 20), -1.0, np.float32)
+    assert thick(blank, 3, 0) is not None and np.all(thick(blank, 3, 0) == -1.0)  # nothing to change
+    pair = (stripes, -stripes)
+    a, b = SliceThickness(1.0).apply(np.random.default_rng(5), pair)
+    assert a.shape == stripes.shape and not (np.array_equal(a, stripes) and np.array_equal(b, -stripes))
+    assert THICKNESS[0] >= 2
+    with pytest.raises(ValueError, match="thickness"):
+        thick(stripes, 0, 0)
+
+
+def test_site_augmentations_join_the_stream_from_their_config_fields():
+    from cyclegan.data import Slice, TrainingStream
+
+    image, _ = synthetic_head()
+    t1, t2 = Slice("a_t1.png", "t1", image.astype(np.float32)), Slice("a_t2.png", "t2", (-image).astype(np.float32))
+    config = TrainConfig(bias_field=1.0, noise=1.0, slice_thickness=1.0, paired_weight=1.0)
+    stream = TrainingStream({"t1": [t1], "t2": [t2]}, 64, 2, 1, seed=0, pairs=[(t1, t2)],
+                            **{cls.field: getattr(config, cls.field) for cls in AUGMENTATIONS})
+    batch = stream[0]
+    assert set(batch) >= {"t1_input", "t2_input"}
+    assert not np.array_equal(batch["t1_input"], batch["t1"])  # the inputs carry the field and the noise
+    assert batch["t1"][batch["t1"] > -1.0].size  # the targets stay images
+    with pytest.raises(Exception, match="noise"):
+        TrainConfig(noise=2.0)
