@@ -15,7 +15,9 @@ Prints one JSON line per result. Sets (each when available):
 - ``clinical_pairs``: whole visits of with-skull participants of ``real-t1t2-volumes`` (those the
   model's record held out, else ``--clinical-subjects``), T2w registered onto T1w, translated in each
   plane and scored against the real volume of the other contrast on its own grid (the prediction is
-  brought onto it through the registration; the truth is never resampled);
+  brought onto it through the registration; the truth is never resampled). Its ``resampled_truth``
+  rows are the ceiling that path leaves: the truth itself carried onto the input's grid, through the
+  model's 1 mm grid in that plane and back onto its own grid (what a perfect translation would score);
 - ``clinical``: every third slice, in each plane, of the with-skull (clinical 2-D) volumes of
   ``real-t1t2-volumes``, paired or not: the tissue order of each translation inside the brain, the
   round-trip error and the periodic artefacts (no truth needed).
