@@ -294,7 +294,7 @@ class BiasField(Augmentation):
 
     field = "bias_field"
     level = "input"
-    summary = (f"{{share}} of the generator inputs under a smooth bias field (up to {BIAS_STRENGTH[0]:.0%}-"
+    summary = (f"{{share}} of the generator inputs under a smooth bias field ({BIAS_STRENGTH[0] * 100:g}-"
                f"{BIAS_STRENGTH[1]:.0%} from flat; their targets stay)")
 
     def apply(self, rng, images):
@@ -307,8 +307,8 @@ class Noise(Augmentation):
 
     field = "noise"
     level = "input"
-    summary = (f"{{share}} of the generator inputs with Rician noise (sigma {NOISE_SIGMA[0]:.0%}-{NOISE_SIGMA[1]:.0%}"
-               " of the range; their targets stay)")
+    summary = (f"{{share}} of the generator inputs with Rician noise (sigma {NOISE_SIGMA[0] * 100:g}-"
+               f"{NOISE_SIGMA[1]:.0%} of the range; their targets stay)")
 
     def apply(self, rng, images):
         sigma = float(rng.uniform(*NOISE_SIGMA))
