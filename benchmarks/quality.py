@@ -151,11 +151,12 @@ def training_images(folder: Path, held_out: set, subjects=(), limit=None) -> dic
     return out
 
 
-def calibrate(translator, held: list, images: dict, brats: list, measured_on: str):
-    """Emit the ``calibration`` row: the contrast check and the cycle-error levels (cyclegan.calibration)."""
+def calibrate(translator, held: list, images: dict, brats: list, measured_on: str, kinds=None):
+    """Emit the ``calibration`` row: the contrast check and the cycle-error levels (cyclegan.calibration),
+    pooled over ``held`` and, with ``kinds`` (a pair's name to its kind), for each kind alone."""
     from cyclegan.calibration import calibrate as fit, contrast_accuracy
 
-    result = fit(translator, held, images["t1"], images["t2"], measured_on=measured_on)
+    result = fit(translator, held, images["t1"], images["t2"], measured_on=measured_on, kinds=kinds)
     if brats:
         result["contrast_check"]["accuracy"]["brats"] = contrast_accuracy(
             result["contrast_check"], [t1 for _, t1, _ in brats], [t2 for _, _, t2 in brats])
@@ -467,10 +468,12 @@ def main(argv=None) -> int:
     calibrating = "calibration" in sets
     #: Held-out pairs of the right contrast and training images of both, for the input checks.
     calib_pairs, calib_images, calib_names = [], {"t1": [], "t2": []}, []
+    calib_kinds = {}  # a pair's name to its kind of input, for the levels of each kind alone
     if (data / "PAIRS.csv").is_file():
         held, references, held_files = load_pairs_dataset(data, holdout_names)
         held = first(held)
         calib_pairs += held
+        calib_kinds.update({name: "simulated, with skull" for name, _, _ in held})
         if calibrating:
             for key, images in training_images(data, held_files, limit=limit).items():
                 calib_images[key] += images
@@ -515,6 +518,7 @@ def main(argv=None) -> int:
                  model_trained_on_other_subjects_of_this_set=trained_on_real)
             if held_real:
                 calib_pairs += held_real
+                calib_kinds.update({name: "real, skull-stripped" for name, _, _ in held_real})
                 calib_names.append(f"{len(held_real)} slices of held-out subject(s) {', '.join(real_subjects)} "
                                    f"of {real_dir.name}")
                 if trained_on_real and calibrating:
@@ -554,9 +558,10 @@ def main(argv=None) -> int:
         found, what = clinical_calibration_slices(Path(args.volumes), data_config,
                                                   args.clinical_subjects.split(","), quick=args.quick)
         calib_pairs += found
+        calib_kinds.update({name: "real clinical 2-D, with skull" for name, _, _ in found})
         calib_names += [what] if what else []
     if calibrating and calib_pairs and calib_images["t1"] and calib_images["t2"]:
-        calibrate(translator, calib_pairs, calib_images, brats, "; ".join(calib_names))
+        calibrate(translator, calib_pairs, calib_images, brats, "; ".join(calib_names), calib_kinds)
     return 0
 
 

@@ -186,10 +186,12 @@ def verdict(error: float, levels: Mapping | None, in_order: bool = True) -> str 
 
 
 def calibrate(translator, pairs: Iterable, t1_images: Iterable, t2_images: Iterable,
-              measured_on: str = "") -> dict:
+              measured_on: str = "", kinds: Mapping[str, str] | None = None) -> dict:
     """A model's ``calibration``: the contrast check fitted on training images (``t1_images``,
     ``t2_images``) and the cycle-error levels of each direction on held-out ``pairs``
-    (``(name, t1, t2)``, [0, 1]), fed in the right and the wrong way round."""
+    (``(name, t1, t2)``, [0, 1]), fed in the right and the wrong way round. With ``kinds`` (a pair's
+    name to its kind of input, such as "with skull"), each direction's levels also hold the levels
+    each kind alone would give (``by_kind``), to tell whether one set of levels serves every kind."""
     pairs = list(pairs)
     check = fit_contrast_check(list(t1_images), list(t2_images))
     held_t1 = [t1 for _, t1, _ in pairs]
@@ -198,13 +200,18 @@ def calibrate(translator, pairs: Iterable, t1_images: Iterable, t2_images: Itera
         check["accuracy"]["held_out"] = contrast_accuracy(check, held_t1, held_t2)
     levels = {}
     for direction in DIRECTIONS:
-        right, wrong = [], []
-        for _, t1, t2 in pairs:
+        right, wrong, of_kind = [], [], {}
+        for name, t1, t2 in pairs:
             source, other = source_and_target(direction, t1, t2)
             right.append(mean_cycle_error(*_scaled_cycle(translator, source, direction)))
             wrong.append(mean_cycle_error(*_scaled_cycle(translator, other, direction)))
+            if kinds and name in kinds:
+                of_kind.setdefault(kinds[name], []).append(len(right) - 1)
         if right:
             levels[direction] = cycle_levels(right, wrong)
+            if of_kind:
+                levels[direction]["by_kind"] = {
+                    kind: cycle_levels([right[i] for i in at], [wrong[i] for i in at]) for kind, at in of_kind.items()}
     return {"contrast_check": check, "cycle_error": levels, "measured_on": measured_on}
 
 

@@ -138,3 +138,26 @@ def test_real_clinical_slices_with_skull():
     assert order is not None and order["in_order"] == (order["csf"] > order["wm"])
     if not order["in_order"]:
         assert result.report["verdict"] != "typical"
+
+
+def test_levels_of_each_kind_of_input_beside_the_pooled_ones(tiny_gan, tiny_config):
+    """With kinds, each direction's levels also say what each kind alone would give: the pooled levels
+    are the same as without kinds, and each kind's are those of its own slices."""
+    from cyclegan.calibration import calibrate
+    from cyclegan.inference import Translator
+    from conftest import ellipse_pairs
+
+    translator = Translator(tiny_gan.t1_to_t2, tiny_gan.t2_to_t1, config=tiny_config, warmup=False)
+    train = ellipse_pairs(6, first_seed=0)
+    held = ellipse_pairs(4)
+    kinds = {held[0][0]: "a", held[1][0]: "a", held[2][0]: "b", held[3][0]: "b"}
+    args = (translator, held, [t1 for _, t1, _ in train], [t2 for _, _, t2 in train])
+    pooled = calibrate(*args)["cycle_error"]
+    split = calibrate(*args, kinds=kinds)["cycle_error"]
+    alone = calibrate(translator, held[:2], *args[2:])["cycle_error"]
+    for direction in ("t1_to_t2", "t2_to_t1"):
+        by_kind = split[direction].pop("by_kind")
+        assert split[direction] == pooled[direction]
+        assert set(by_kind) == {"a", "b"} and by_kind["a"]["slices"] == 2
+        assert by_kind["a"] == alone[direction]
+        assert "by_kind" not in pooled[direction]
