@@ -279,6 +279,25 @@ def clinical(volumes: Path, translator, planes=("axial", "coronal", "sagittal"),
             emit(**row, plane=plane)
 
 
+def training_volume_images(volumes: Path, data_config: dict, every: int = 9, quick: bool = False) -> dict:
+    """{"t1": [...], "t2": [...]} slices in [0, 1] of the participants of the BIDS folder ``volumes``
+    that a model trained on (its record names the folder among its data sets; those it held out are
+    left out), cut in the planes it trained on, one slice in ``every``: what the contrast check is
+    fitted on beside the PNG sets' training images. Empty for a model that did not train on them."""
+    if volumes.name not in {Path(str(d)).name for d in data_config.get("datasets") or []}:
+        return {"t1": [], "t2": []}
+    held = {s.removeprefix("sub-") for s in data_config.get("holdout_subjects") or []}
+    found = [(p.parts[len(volumes.parts)].removeprefix("sub-"), p)
+             for p in sorted(volumes.glob("sub-*/**/anat/*_T[12]w.nii*"))]
+    found = [(who, path) for who, path in found if who not in held]
+    planes = tuple(data_config.get("planes") or ("axial",))
+    out = {"t1": [], "t2": []}
+    for images in slices_by_plane(found, planes, every, 2 if quick else None).values():
+        for key in out:
+            out[key] += images[key]
+    return out
+
+
 def slices_by_plane(found: list, planes, every: int = 3, per_volume: int | None = None) -> dict:
     """{plane: {"t1": [...], "t2": [...]}} of the volumes ``found`` ([(participant, path)]), each read
     once and cut as the train command cuts volumes (1 mm pixels, scaled per volume, near-empty slices
@@ -532,6 +551,10 @@ def main(argv=None) -> int:
                 artefacts("real", held_real, translator)
         else:
             emit(set="real", skipped="real-t1t2 not found")
+    if calibrating and Path(args.volumes).is_dir():
+        # a model trained on the volumes: its contrast check also learns from their training slices
+        for key, images in training_volume_images(Path(args.volumes), data_config, quick=args.quick).items():
+            calib_images[key] += images
     brats = first(load_brats(Path(args.brats))) if {"brats", "calibration"} & set(sets) else []
     if "brats" in sets:
         if brats:

@@ -138,3 +138,26 @@ def test_clinical_pairs_score_the_prediction_on_the_truths_own_grid(tmp_path, mo
         # these 1 mm grids it loses almost nothing, above the lookup translation and far above the input.
         ceiling = scores[direction, "resampled_truth"]
         assert ceiling["n"] == model["n"] and ceiling["ssim"] > 0.95 and ceiling["ssim"] > model["ssim"], (ceiling, model)
+
+
+def test_the_contrast_check_learns_from_the_volumes_a_model_trained_on(tmp_path):
+    """quality.py fits a volume-trained model's contrast check on those volumes' training slices too:
+    every participant but the held-out ones, in the planes the model trained on."""
+    import nibabel as nib
+
+    from benchmarks.quality import training_volume_images
+
+    bids = tmp_path / "vols"
+    for who in ("01", "02", "03"):
+        anat = bids / f"sub-{who}" / ("ses-a" if who == "02" else "") / "anat"
+        anat.mkdir(parents=True)
+        for contrast, suffix in (("t1", "T1w"), ("t2", "T2w")):
+            nib.save(nib.Nifti1Image(head(contrast=contrast) * 1000, np.eye(4)), anat / f"sub-{who}_{suffix}.nii.gz")
+    record = {"datasets": ["mri-t1t2-unpaired", "vols"], "holdout_subjects": ["sub-03"], "planes": ["axial"]}
+    images = training_volume_images(bids, record, every=5)
+    one = training_volume_images(bids, {**record, "holdout_subjects": ["01", "03"]}, every=5)
+    assert len(images["t1"]) == len(images["t2"]) == 2 * len(one["t1"]) > 0  # sub-03 left out, sub-02's visit in
+    assert all(0.0 <= im.min() and im.max() <= 1.0 for im in images["t1"])
+    both = training_volume_images(bids, {**record, "planes": ["axial", "coronal"]}, every=5)
+    assert len(both["t1"]) > len(images["t1"])
+    assert training_volume_images(bids, {"datasets": ["real-t1t2"]}) == {"t1": [], "t2": []}
