@@ -418,21 +418,45 @@ def evaluate_holdout(model, pairs, sources=()) -> dict:
     from cyclegan.callbacks import translator_of
     from cyclegan.evaluation import evaluate_set, rows_to_metrics
 
-    translator = translator_of(model)
     unit = lambda image: (np.asarray(image, np.float64) + 1.0) / 2.0  # noqa: E731
-    groups = {"holdout": pairs}
+    # One set of [0, 1] images for every group, so that a pair in two groups is translated once.
+    scaled = [(a.name, unit(a.image), unit(b.image)) for a, b in pairs]
+    groups = {"holdout": scaled}
     by_source = {}
-    for pair in pairs:
-        by_source.setdefault(pair[0].source, []).append(pair)
+    for pair, images in zip(pairs, scaled):
+        by_source.setdefault(pair[0].source, []).append(images)
     if len(by_source) > 1:
         names = {i: s.name for i, s in enumerate(sources)}
         for index, group in sorted(by_source.items()):
             label = re.sub(r"[^A-Za-z0-9]+", "_", names.get(index, f"set{index + 1}")).strip("_").lower()
             groups[f"holdout_{label}"] = group
+    # Every pair is in the pooled group and, with several data sets, in its own: two uses then.
+    translator = _Remembered(translator_of(model), uses=min(len(groups), 2))
     rows = []
     for name, group in groups.items():
-        rows += evaluate_set(name, [(a.name, unit(a.image), unit(b.image)) for a, b in group], translator)
+        rows += evaluate_set(name, group, translator)
     return rows_to_metrics(rows)
+
+
+class _Remembered:
+    """A translator that translates each image (the same array) once per direction and hands the
+    result out ``uses`` times, keeping it only until then."""
+
+    def __init__(self, translator, uses: int):
+        self.translator = translator
+        self.uses = uses
+        self.seen = {}
+
+    def translate_with_cycle(self, image, direction):
+        if self.uses <= 1:
+            return self.translator.translate_with_cycle(image, direction)
+        key = (id(image), direction)
+        kept, result, count = self.seen.get(key) or (image, self.translator.translate_with_cycle(image, direction), 0)
+        if count + 1 >= self.uses:
+            self.seen.pop(key, None)
+        else:
+            self.seen[key] = (kept, result, count + 1)
+        return result
 
 
 def resolved_options(model_config, train_config, data_config, run) -> dict:

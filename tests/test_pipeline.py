@@ -53,3 +53,39 @@ def test_bad_combinations_raise_the_commands_errors_before_anything_is_written(t
 def test_run_options_check_themselves():
     with pytest.raises(ConfigError, match="save-every must be 0 or more"):
         RunOptions(save_every=-1)
+
+
+def test_the_held_out_report_translates_each_pair_once_per_direction(monkeypatch):
+    """With several data sets a held-out pair counts in the pooled rows and in its own data set's:
+    it is translated once per direction all the same, and the rows are those of a plain evaluation."""
+    import numpy as np
+
+    from conftest import ellipse_pairs
+    from cyclegan import callbacks
+    from cyclegan.data import Slice, Source
+    from cyclegan.evaluation import evaluate_set, rows_to_metrics
+    from cyclegan.pipeline import evaluate_holdout
+
+    class Inverting:
+        calls = 0
+
+        def translate_with_cycle(self, image, direction):
+            Inverting.calls += 1
+            return 1.0 - image, image
+
+    monkeypatch.setattr(callbacks, "translator_of", lambda model: Inverting())
+    pairs = [(Slice(f"{name}_t1", "t1", (t1 * 2 - 1).astype(np.float32), source=k % 2),
+              Slice(f"{name}_t2", "t2", (t2 * 2 - 1).astype(np.float32), source=k % 2))
+             for k, (name, t1, t2) in enumerate(ellipse_pairs(4, size=48))]
+    sources = [Source({"t1": [], "t2": []}, [], name="users"), Source({"t1": [], "t2": []}, [], name="real one")]
+    metrics = evaluate_holdout(None, pairs, sources)
+    assert Inverting.calls == 2 * len(pairs)
+    unit = [(a.name, (a.image + 1.0) / 2.0, (b.image + 1.0) / 2.0) for a, b in pairs]
+    plain = rows_to_metrics(evaluate_set("holdout", unit, Inverting()) +
+                            evaluate_set("holdout_real_one", unit[1::2], Inverting()))
+    for key, value in plain.items():
+        assert metrics[key] == pytest.approx(value), key
+    assert "holdout_users_t1_to_t2_ssim" in metrics
+    Inverting.calls = 0
+    evaluate_holdout(None, pairs[::2], sources)  # one data set: one group, nothing kept
+    assert Inverting.calls == 2 * len(pairs[::2])
