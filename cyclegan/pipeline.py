@@ -351,11 +351,36 @@ def init_generators(model, source) -> None:
     log.info("generators initialised from %s%s", source, "".join(f"; {n}" for n in notes))
 
 
+#: A slice cut from a NIfTI volume is named ``<volume>#<plane><index>`` (:mod:`cyclegan.data`).
+_VOLUME_CUT = re.compile(r"#(axial|coronal|sagittal)(\d+)$")
+
+
+def _central(slices: list) -> list:
+    """``slices`` without the cuts of a volume outside the middle third of that volume's cuts in their
+    plane (by index; near-empty slices are not cut at all), so that a checked slice cuts through the
+    brain and its ventricles rather than past them; images that are no volume's cut all stay."""
+    def cut(s):
+        found = _VOLUME_CUT.search(s.name) if s.volume else None
+        return (s.volume, found[1], int(found[2])) if found else None
+
+    spans = {}
+    for s in slices:
+        where = cut(s)
+        if where:
+            spans.setdefault(where[:2], []).append(where[2])
+    middle = {key: (sorted(v)[len(v) // 3], sorted(v)[(2 * len(v)) // 3]) for key, v in spans.items()}
+    return [s for s in slices if (where := cut(s)) is None
+            or middle[where[:2]][0] <= where[2] <= middle[where[:2]][1]]
+
+
 def check_images(train: dict, count: int) -> dict:
     """``count`` training images of each contrast, spread evenly over the file order, in [0, 1]:
-    what :class:`cyclegan.callbacks.UnpairedCheck` translates at every export."""
+    what :class:`cyclegan.callbacks.UnpairedCheck` translates at every export. Of a volume's cuts
+    only the middle third in each plane is taken (:func:`_central`): the tissue order the checks
+    read needs the brain's middle, not its edge."""
     out = {}
     for domain, slices in train.items():
+        slices = _central(slices)
         step = max(len(slices) / max(count, 1), 1.0)
         picked = [slices[int(i * step)] for i in range(min(count, len(slices)))]
         out[domain] = [(np.asarray(s.image, np.float64) + 1.0) / 2.0 for s in picked]

@@ -89,3 +89,25 @@ def test_the_held_out_report_translates_each_pair_once_per_direction(monkeypatch
     Inverting.calls = 0
     evaluate_holdout(None, pairs[::2], sources)  # one data set: one group, nothing kept
     assert Inverting.calls == 2 * len(pairs[::2])
+
+
+def test_check_images_of_a_volume_set_are_central_cuts():
+    """The checks without pairs read the tissue order, which needs the brain's middle: of a volume's
+    cuts only the middle third in each plane is checked; images that are no volume's cut are taken
+    as before, evenly over the file order."""
+    import numpy as np
+
+    from cyclegan.data import Slice
+    from cyclegan.pipeline import check_images
+
+    def image(value):
+        return np.full((8, 8), value, np.float32)
+
+    pngs = [Slice(f"Tr1/TrainT1/Image #{i}.png", "t1", image(i / 100)) for i in range(10)]
+    cuts = [Slice(f"sub-01_T1w.nii.gz#{plane}{i:03d}", "t1", image(0.5 + i / 1000), volume="sub-01_T1w.nii.gz")
+            for plane in ("coronal", "sagittal") for i in range(30)]
+    plain = check_images({"t1": pngs}, 5)["t1"]
+    assert [round(float(x[0, 0]) * 2 - 1, 2) for x in plain] == [0.0, 0.02, 0.04, 0.06, 0.08]  # as before
+    picked = check_images({"t1": pngs + cuts}, 8)["t1"]
+    cut_indices = sorted(round((float(x[0, 0]) * 2 - 1 - 0.5) * 1000) for x in picked if x[0, 0] * 2 - 1 >= 0.5)
+    assert cut_indices and all(10 <= i <= 20 for i in cut_indices), cut_indices
