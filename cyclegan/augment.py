@@ -427,12 +427,6 @@ AUGMENTATIONS = (SkullStrip, Zoom, Blur, SliceThickness, Contrast, BiasField, No
 LEVELS = ("pair", "image", "input", "discriminator")
 
 
-def augmentations(train_config, levels=LEVELS) -> list:
-    """The augmentations of ``levels`` a :class:`cyclegan.config.TrainConfig` turns on (fraction > 0)."""
-    return [cls(getattr(train_config, cls.field)) for cls in AUGMENTATIONS
-            if cls.level in levels and getattr(train_config, cls.field) > 0]
-
-
 class Pipeline:
     """A run's augmentations, composed: ``fractions`` maps an augmentation's config field to its
     fraction (missing or 0: off; each is checked by its class). ``image_size`` is the crop's size
@@ -442,11 +436,9 @@ class Pipeline:
         unknown = set(fractions) - {cls.field for cls in AUGMENTATIONS}
         if unknown:
             raise ValueError(f"no augmentation is called {', '.join(sorted(unknown))}")
-        self.fractions = {cls.field: cls(fractions.get(cls.field, 0.0)).fraction for cls in AUGMENTATIONS}
-        self.stages = {level: [] for level in LEVELS}
-        for cls in AUGMENTATIONS:
-            if self.fractions[cls.field] > 0:
-                self.stages[cls.level].append(cls(self.fractions[cls.field]))
+        made = [cls(fractions.get(cls.field, 0.0)) for cls in AUGMENTATIONS]
+        self.fractions = {augmentation.field: augmentation.fraction for augmentation in made}
+        self.stages = {level: [a for a in made if a.level == level and a.fraction > 0] for level in LEVELS}
         self.crop = CropAndFlip(image_size) if image_size is not None else None
 
     @classmethod

@@ -368,7 +368,10 @@ def _central(slices: list) -> list:
         where = cut(s)
         if where:
             spans.setdefault(where[:2], []).append(where[2])
-    middle = {key: (sorted(v)[len(v) // 3], sorted(v)[(2 * len(v)) // 3]) for key, v in spans.items()}
+    middle = {}
+    for key, indices in spans.items():
+        indices.sort()
+        middle[key] = (indices[len(indices) // 3], indices[(2 * len(indices)) // 3])
     return [s for s in slices if (where := cut(s)) is None
             or middle[where[:2]][0] <= where[2] <= middle[where[:2]][1]]
 
