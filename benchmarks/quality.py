@@ -246,7 +246,8 @@ def clinical(volumes: Path, translator, planes=("axial", "coronal", "sagittal"),
     mean round-trip error, and its periodic artefacts beyond its input's. Slices are cut as the train
     command cuts volumes (1 mm pixels, scaled per volume, near-empty ones left out), every
     ``every``-th of them."""
-    from cyclegan.calibration import mean_cycle_error, tissue_order, tissue_sums
+    from cyclegan.calibration import mean_cycle_error
+    from cyclegan.evaluation import order_in_brain, tissue_sums
 
     found = with_skull_volumes(volumes)
     if not found:
@@ -266,7 +267,7 @@ def clinical(volumes: Path, translator, planes=("axial", "coronal", "sagittal"),
             in_order, cycle, means = 0, [], []
             for source in sources:
                 translation, back = translator.translate_with_cycle(source, direction)
-                order = tissue_order(direction, [tissue_sums(direction, source, translation)])
+                order = order_in_brain(direction, [tissue_sums(direction, source, translation)])
                 if order is not None:
                     in_order += order["in_order"]
                     means.append([order["csf"], order["gm"], order["wm"]])

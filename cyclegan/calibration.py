@@ -15,7 +15,8 @@ images whose answer is known and saved in the model's ``config.json`` under
   slices of the right contrast sets what is *typical*; the same slices fed in as
   the wrong contrast set what is *likely a wrong input*; in between is *unusual*.
   A translation that does not order the tissues as its target contrast demands
-  (:func:`tissue_order`: CSF brighter than white matter on T2, darker on T1) is
+  (:func:`cyclegan.evaluation.order_in_brain`: CSF brighter than white matter on T2, darker on
+  T1) is
   never *typical*, however low its round-trip error: both generators can agree on
   a wrong contrast.
 
@@ -29,7 +30,7 @@ from typing import Iterable, Mapping
 import numpy as np
 from scipy import ndimage, stats
 
-from cyclegan.evaluation import DIRECTIONS, source_and_target, tissue_classes
+from cyclegan.evaluation import DIRECTIONS, source_and_target
 from cyclegan.masks import head_mask
 
 #: Names of :func:`contrast_features`, in order (stored with a fitted check).
@@ -136,48 +137,9 @@ def cycle_levels(right: Iterable[float], wrong: Iterable[float]) -> dict:
             "slices": int(right.size)}
 
 
-#: The tissue order is read deeper than this fraction of the head's depth (its edge 0, its centre 1):
-#: the ring of scalp and skull around a clinical slice (fat bright on both contrasts, bone dark on
-#: both) is left out, so that it is not taken for CSF or white matter.
-ORDER_DEPTH = 0.2
-#: Fewest pixels of each tissue class for the order to be read.
-ORDER_MIN_PIXELS = 16
-
-
-def tissue_sums(direction: str, source01: np.ndarray, translation01: np.ndarray) -> np.ndarray | None:
-    """(sum, count) of the translation in the CSF, GM and WM classes of the input's interior, a (3, 2)
-    array (classes as :func:`cyclegan.evaluation.tissue_classes` reads them, deeper than
-    :data:`ORDER_DEPTH`), or None when some class has too few pixels."""
-    source = np.asarray(source01, np.float64)
-    mask = head_mask(source)
-    if not mask.any():
-        return None
-    depth = ndimage.distance_transform_edt(mask)
-    inner = mask & (depth >= ORDER_DEPTH * depth.max())
-    if np.count_nonzero(inner & (source > 0.02)) < 3 * ORDER_MIN_PIXELS:
-        return None
-    classes = tissue_classes(direction, source, inner)
-    translation = np.asarray(translation01, np.float64)
-    sums = np.array([[translation[classes == k].sum(), np.count_nonzero(classes == k)] for k in (1, 2, 3)])
-    return None if sums[:, 1].min() < ORDER_MIN_PIXELS else sums
-
-
-def tissue_order(direction: str, sums: Iterable | None) -> dict | None:
-    """The translation's mean CSF, GM and WM from :func:`tissue_sums` (of one slice, or added up over
-    a volume's slices) and whether CSF and white matter are ordered as the target contrast demands
-    (``in_order``); None when there were no sums."""
-    sums = [s for s in (sums or []) if s is not None]
-    if not sums:
-        return None
-    total = np.sum(sums, axis=0)
-    csf, gm, wm = (total[:, 0] / total[:, 1]).tolist()
-    in_order = csf > wm if direction == "t1_to_t2" else wm > csf
-    return {"csf": round(csf, 4), "gm": round(gm, 4), "wm": round(wm, 4), "in_order": bool(in_order)}
-
-
 def verdict(error: float, levels: Mapping | None, in_order: bool = True) -> str | None:
     """One of :data:`LEVELS` for a mean cycle error, or None without calibration. A translation whose
-    tissues are not ``in_order`` (:func:`tissue_order`) is at best *unusual*."""
+    tissues are not ``in_order`` (:func:`cyclegan.evaluation.order_in_brain`) is at best *unusual*."""
     if not levels:
         return None
     if error <= levels["typical"]:

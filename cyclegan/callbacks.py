@@ -147,7 +147,8 @@ def translator_of(model):
 
 def unpaired_score(metrics: dict, name: str = "unpaired") -> tuple[float, float]:
     """(mean tissue-order pass fraction of both directions, minus the mean cycle error): the larger
-    the better; how :class:`UnpairedCheck` ranks exports."""
+    the better; how :class:`UnpairedCheck` ranks exports. A direction whose order could be read on
+    no check image (:func:`cyclegan.evaluation.unpaired_checks` leaves its row out) counts 0."""
     order = [metrics.get(f"{name}_{d}_contrast_order_pass", 0.0) for d in ("t1_to_t2", "t2_to_t1")]
     cycle = [metrics.get(f"{name}_{d}_cycle_mae", 1.0) for d in ("t1_to_t2", "t2_to_t1")]
     return float(np.mean(order)), -float(np.mean(cycle))
@@ -164,9 +165,10 @@ FAILURES = {"tissue_order": "keep the input's tissue order", "background": "pain
 
 def start_failure(metrics: dict, name: str = "unpaired") -> str | None:
     """Why a start's check says it failed, or None: its translations keep the input's tissue order
-    (right on fewer than half), or one direction paints the air around the head (its background
-    above :data:`BACKGROUND_LIMIT`)."""
-    if unpaired_score(metrics, name)[0] < 0.5:
+    (right on fewer than half; not judged when the order could be read on no check image), or one
+    direction paints the air around the head (its background above :data:`BACKGROUND_LIMIT`)."""
+    read = any(f"{name}_{d}_contrast_order_pass" in metrics for d in ("t1_to_t2", "t2_to_t1"))
+    if read and unpaired_score(metrics, name)[0] < 0.5:
         return "tissue_order"
     if max(metrics.get(f"{name}_{d}_background", 0.0) for d in ("t1_to_t2", "t2_to_t1")) > BACKGROUND_LIMIT:
         return "background"

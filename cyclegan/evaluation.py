@@ -9,7 +9,8 @@ named one way: ``<set>_<direction>_<metric>`` (see :func:`rows_to_metrics`).
 - :data:`BASELINES`: the input itself, its inversion and its histogram matched to
   an image of the target contrast;
 - :func:`segment`, :func:`in_tissue_order`: CSF / grey / white matter classes and
-  whether a translation orders them as the target contrast demands;
+  whether a translation orders them as the target contrast demands; :func:`tissue_sums` and
+  :func:`order_in_brain` read that order inside the head's interior, for slices with skull;
 - :func:`edge_metrics`: error at the head's edge against its core, and what a
   translation puts just outside the head;
 - :func:`evaluate_set`, :func:`tissue_order`, :func:`gamma_sweep`, :func:`framing_sweep`,
@@ -31,7 +32,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 
-from cyclegan.masks import brain_mask, edge_bands, head_mask  # noqa: F401  (head_mask, edge_bands: part of this module's API)
+from cyclegan.masks import brain_mask, edge_bands, head_mask, interior  # noqa: F401  (head_mask, edge_bands: part of this module's API)
 
 DIRECTIONS = ("t1_to_t2", "t2_to_t1")
 #: Input gammas of the contrast-robustness rows (1 is the plain model row).
@@ -135,6 +136,39 @@ def class_means(image: np.ndarray, classes: np.ndarray) -> list[float]:
     return [float(image[classes == k].mean()) if (classes == k).any() else 0.0 for k in (1, 2, 3)]
 
 
+#: Fewest pixels of each tissue class for :func:`tissue_sums` to read the order.
+ORDER_MIN_PIXELS = 16
+
+
+def tissue_sums(direction: str, source01: np.ndarray, translation01: np.ndarray) -> np.ndarray | None:
+    """(sum, count) of the translation in the CSF, GM and WM classes (:func:`tissue_classes`) of
+    the input's interior (:func:`cyclegan.masks.interior`: the ring of scalp and skull of a clinical
+    slice is not taken for CSF or white matter), a (3, 2) array, or None when some class has too
+    few pixels."""
+    source = np.asarray(source01, np.float64)
+    inner = interior(head_mask(source))
+    if np.count_nonzero(inner & (source > 0.02)) < 3 * ORDER_MIN_PIXELS:
+        return None
+    classes = tissue_classes(direction, source, inner)
+    translation = np.asarray(translation01, np.float64)
+    sums = np.array([[translation[classes == k].sum(), np.count_nonzero(classes == k)] for k in (1, 2, 3)])
+    return None if sums[:, 1].min() < ORDER_MIN_PIXELS else sums
+
+
+def order_in_brain(direction: str, sums: Iterable | None) -> dict | None:
+    """The translation's mean CSF, GM and WM from :func:`tissue_sums` (of one slice, or added up over
+    a volume's slices) and whether CSF and white matter are ordered as the target contrast demands
+    (``in_order``: CSF brighter than white matter on T2, darker on T1); None when there were no
+    sums. What the app's verdict and the checks without pairs read."""
+    sums = [s for s in (sums or []) if s is not None]
+    if not sums:
+        return None
+    total = np.sum(sums, axis=0)
+    csf, gm, wm = (total[:, 0] / total[:, 1]).tolist()
+    in_order = csf > wm if direction == "t1_to_t2" else wm > csf
+    return {"csf": round(csf, 4), "gm": round(gm, 4), "wm": round(wm, 4), "in_order": bool(in_order)}
+
+
 # -- report rows ------------------------------------------------------------------------------
 def evaluate_set(name: str, pairs: Iterable, translator, references: dict | None = None,
                  on_pair: Callable | None = None) -> list[dict]:
@@ -218,34 +252,36 @@ def unpaired_checks(name: str, images: dict, translator) -> list[dict]:
     """Rows that need no pairs, so that a run on unpaired data can be checked as it trains.
 
     ``images`` holds images of each contrast (``{"t1": [...], "t2": [...]}``, [0, 1]). For each
-    direction: how often a translation orders CSF / grey / white matter as the physics of the
-    target contrast demands (:func:`in_tissue_order` on the classes of the input,
-    :func:`tissue_classes`), the mean round-trip error inside the head, and the mean translation
-    in the air around the head (:func:`background_level`). A CycleGAN that keeps the input's
-    contrast (the unpaired failure) scores 0 on the first, however low its cycle error; one that
-    paints the air grey has a high background.
+    direction: how often a translation orders CSF and white matter as the physics of the target
+    contrast demands, read inside the head's interior as the app's verdict reads it
+    (:func:`tissue_sums`, :func:`order_in_brain`; ``n`` counts the images where it could be read,
+    and the row is left out when none could), the mean round-trip error inside the head, and the
+    mean translation in the air around the head (:func:`background_level`). A CycleGAN that keeps
+    the input's contrast (the unpaired failure) scores 0 on the first, however low its cycle error;
+    one that paints the air grey has a high background.
     """
     rows = []
     for direction in DIRECTIONS:
         sources = list(images.get(direction[:2]) or [])
         if not sources:
             continue
-        passed, cycle, all_means, background = 0, [], [], []
+        orders, cycle, background = [], [], []
         for source in sources:
             source = np.asarray(source, np.float64)
             mask = head_mask(source)
-            seg = tissue_classes(direction, source, mask)
             prediction, back = translator.translate_with_cycle(source, direction)
-            means = class_means(prediction, seg)
-            passed += in_tissue_order(direction, means)
-            all_means.append(means)
+            order = order_in_brain(direction, [tissue_sums(direction, source, prediction)])
+            if order is not None:
+                orders.append(order)
             cycle.append(float(np.mean(np.abs(back - source)[mask])))
             level = background_level(prediction, mask)
             if level is not None:
                 background.append(level)
-        rows.append(dict(set=name, direction=direction, method="contrast_order", n=len(sources),
-                         pass_fraction=round(passed / len(sources), 4),
-                         translated_csf_gm_wm=[round(float(x), 4) for x in np.mean(all_means, axis=0)]))
+        if orders:
+            means = np.mean([[o["csf"], o["gm"], o["wm"]] for o in orders], axis=0)
+            rows.append(dict(set=name, direction=direction, method="contrast_order", n=len(orders),
+                             pass_fraction=round(sum(o["in_order"] for o in orders) / len(orders), 4),
+                             translated_csf_gm_wm=[round(float(x), 4) for x in means]))
         rows.append(dict(set=name, direction=direction, method="cycle", n=len(sources),
                          cycle_mae=round(float(np.mean(cycle)), 4)))
         if background:

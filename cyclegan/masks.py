@@ -20,6 +20,9 @@ FOREGROUND_LEVEL = 2.0 * HEAD_THRESHOLD - 1.0
 #: Width in pixels of the bands on either side of an edge (:func:`edge_bands`, and the losses'
 #: edge band).
 EDGE_BAND = 3
+#: The head's interior (:func:`interior`) lies deeper than this fraction of its depth (its edge 0,
+#: its centre 1): the ring of scalp and skull around a clinical slice is left out of it.
+INTERIOR_DEPTH = 0.2
 #: A brain mask is used only when it covers this fraction of the head (else the slice stays
 #: whole): low slices, where scalp and brain touch, fail it.
 BRAIN_FRACTION = (0.35, 0.85)
@@ -32,6 +35,17 @@ def head_mask(*images: np.ndarray, threshold: float = HEAD_THRESHOLD) -> np.ndar
         mask |= np.asarray(image) > threshold
     mask = ndimage.binary_closing(mask, iterations=2)
     return ndimage.binary_fill_holes(mask)
+
+
+def interior(mask: np.ndarray, depth: float = INTERIOR_DEPTH) -> np.ndarray:
+    """The part of ``mask`` deeper than ``depth`` of its greatest depth (the distance to its edge):
+    inside a head with skull, mostly the brain; scalp fat (bright on both contrasts) and bone (dark
+    on both) are left out."""
+    mask = np.asarray(mask, bool)
+    if not mask.any():
+        return mask
+    distance = ndimage.distance_transform_edt(mask)
+    return mask & (distance >= depth * distance.max())
 
 
 def head_box(scaled_images):

@@ -78,7 +78,7 @@ def report(translator, direction: str, error: float, p_t2: float | None = None, 
     """The report of one input translated in ``direction``: ``error`` is its mean round-trip error
     inside the head, ``p_t2`` what the contrast check says of it, ``frame`` the closer frame it
     was translated within (None: its own), ``order`` the translation's tissue order
-    (:func:`cyclegan.calibration.tissue_order`; a translation out of order is never "typical").
+    (:func:`cyclegan.evaluation.order_in_brain`; a translation out of order is never "typical").
     ``extra`` fields (shape, bit depth, plane) come first."""
     from cyclegan.calibration import verdict
 
@@ -108,7 +108,8 @@ class ImageResult:
 def translate_image(translator, image, direction: str, bits: int | None = None) -> ImageResult:
     """Translate one 2-D image (any array or PIL image :mod:`cyclegan.preprocessing` accepts) in
     ``direction`` and back, and check it (:func:`report`)."""
-    from cyclegan.calibration import mean_cycle_error, tissue_order, tissue_sums
+    from cyclegan.calibration import mean_cycle_error
+    from cyclegan.evaluation import order_in_brain, tissue_sums
     from cyclegan.preprocessing import to_grayscale
 
     check_direction(direction)
@@ -117,7 +118,7 @@ def translate_image(translator, image, direction: str, bits: int | None = None) 
     extra = {"height": int(shown.shape[0]), "width": int(shown.shape[1])}
     if bits is not None:
         extra["bit_depth"] = int(bits)
-    order = tissue_order(direction, [tissue_sums(direction, shown, forward)])
+    order = order_in_brain(direction, [tissue_sums(direction, shown, forward)])
     result = report(translator, direction, mean_cycle_error(shown, back), contrast_of(translator, [shown]),
                     translator.closer_frame(gray), order, **extra)
     return ImageResult(shown, forward, back, result)
@@ -175,7 +176,8 @@ def translate_volume(translator, volume, direction: str, batch_size: int = 8,
     """Translate a :class:`cyclegan.files.Volume` slice by slice in its plane and back (the cycle
     check), on the model's grid; the translation comes back on the volume's own grid.
     ``progress(stage, done, total)`` is called after each batch of each stage."""
-    from cyclegan.calibration import mean_cycle_error, tissue_order, tissue_sums
+    from cyclegan.calibration import mean_cycle_error
+    from cyclegan.evaluation import order_in_brain, tissue_sums
 
     check_direction(direction)
     if batch_size < 1:
@@ -194,7 +196,7 @@ def translate_volume(translator, volume, direction: str, batch_size: int = 8,
     rows, columns = volume.model_shape
     frame = native_frame(translator.closer_frame_of_slices(slices), volume.model_shape, volume.slices[0].shape)
     checked = _checked(shown)
-    order = tissue_order(direction, [tissue_sums(direction, shown[i], out[i]) for i in checked])
+    order = order_in_brain(direction, [tissue_sums(direction, shown[i], out[i]) for i in checked])
     result = report(translator, direction, error, contrast_of(translator, [shown[i] for i in checked]), frame,
                     order, plane=volume.plane, shape=list(volume.shape),
                     slices=len(out), translated_slices=len(errors),

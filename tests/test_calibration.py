@@ -70,19 +70,19 @@ def test_calibration_is_saved_loaded_and_shown(tiny_folder, tiny_calibration):
 
 
 def test_a_translation_out_of_tissue_order_is_never_typical():
-    from cyclegan.calibration import tissue_order, tissue_sums
+    from cyclegan.evaluation import order_in_brain, tissue_sums
 
     levels = cycle_levels(right=np.linspace(0.01, 0.03, 21), wrong=[0.2, 0.3, 0.4])
     assert verdict(0.02, levels, in_order=False) == "unusual" and verdict(0.5, levels, in_order=False) == LEVELS[2]
     for _, t1, t2 in ellipse_pairs(4, size=96):
-        right = tissue_order("t1_to_t2", [tissue_sums("t1_to_t2", t1, t2)])
-        kept = tissue_order("t1_to_t2", [tissue_sums("t1_to_t2", t1, t1)])  # the input's own contrast
+        right = order_in_brain("t1_to_t2", [tissue_sums("t1_to_t2", t1, t2)])
+        kept = order_in_brain("t1_to_t2", [tissue_sums("t1_to_t2", t1, t1)])  # the input's own contrast
         assert right["in_order"] and right["csf"] > right["wm"]
         assert not kept["in_order"] and kept["csf"] < kept["wm"]
-        assert tissue_order("t2_to_t1", [tissue_sums("t2_to_t1", t2, t1)])["in_order"]
-        assert not tissue_order("t2_to_t1", [tissue_sums("t2_to_t1", t2, t2)])["in_order"]
+        assert order_in_brain("t2_to_t1", [tissue_sums("t2_to_t1", t2, t1)])["in_order"]
+        assert not order_in_brain("t2_to_t1", [tissue_sums("t2_to_t1", t2, t2)])["in_order"]
     assert tissue_sums("t1_to_t2", np.zeros((64, 64)), np.zeros((64, 64))) is None
-    assert tissue_order("t1_to_t2", [None]) is None
+    assert order_in_brain("t1_to_t2", [None]) is None
 
 
 SHARED = __import__("conftest").SHARED_DATA
@@ -102,15 +102,15 @@ def test_tissue_order_of_real_targets_with_skull_is_right():
     input's own contrast is not: the ring of scalp and skull is not taken for CSF or white matter."""
     import csv
 
-    from cyclegan.calibration import tissue_order, tissue_sums
+    from cyclegan.evaluation import order_in_brain, tissue_sums
 
     folder = SHARED / "mri-t1t2-unpaired"
     rows = list(csv.DictReader(open(folder / "PAIRS.csv")))
     for row in rows[::4]:
         t1, t2 = _load01(folder / row["t1"]), _load01(folder / row["t2"])
-        assert tissue_order("t1_to_t2", [tissue_sums("t1_to_t2", t1, t2)])["in_order"], row
-        assert tissue_order("t2_to_t1", [tissue_sums("t2_to_t1", t2, t1)])["in_order"], row
-        assert not tissue_order("t1_to_t2", [tissue_sums("t1_to_t2", t1, t1)])["in_order"], row
+        assert order_in_brain("t1_to_t2", [tissue_sums("t1_to_t2", t1, t2)])["in_order"], row
+        assert order_in_brain("t2_to_t1", [tissue_sums("t2_to_t1", t2, t1)])["in_order"], row
+        assert not order_in_brain("t1_to_t2", [tissue_sums("t1_to_t2", t1, t1)])["in_order"], row
 
 
 REAL = SHARED / "real-t1t2" / "Tr1" / "TrainT1"
@@ -120,14 +120,14 @@ REAL = SHARED / "real-t1t2" / "Tr1" / "TrainT1"
 def test_real_clinical_slices_with_skull():
     """Real clinical T1 slices with skull: a translation that keeps the T1 contrast (the input itself) is
     out of order on every one, and the verdict follows the order whatever the round-trip error says."""
-    from cyclegan.calibration import tissue_order, tissue_sums
+    from cyclegan.evaluation import order_in_brain, tissue_sums
     from cyclegan.translate import translate_image
 
     slices = sorted(REAL.glob("openms-long-*.png"))
     assert len(slices) >= 16
     for path in slices[::4]:
         t1 = _load01(path)
-        order = tissue_order("t1_to_t2", [tissue_sums("t1_to_t2", t1, t1)])
+        order = order_in_brain("t1_to_t2", [tissue_sums("t1_to_t2", t1, t1)])
         assert order is not None and not order["in_order"], path.name
     # The shipped model, which drew the ventricles of this slice dark in T2 and called it typical.
     from cyclegan.hub import load_generators

@@ -274,6 +274,53 @@ def test_unpaired_checks_need_no_pairs_and_see_a_kept_contrast():
                        "u_t1_to_t2_background": 0.0}
 
 
+class Lookup:
+    """A 'translator' that returns the real image of the other contrast of each pair it was given
+    (``kept=True``: the input itself)."""
+
+    def __init__(self, pairs, kept=False):
+        key = self.key
+        self.other = {key(t1): t2 for t1, t2 in pairs} | {key(t2): t1 for t1, t2 in pairs}
+        self.kept = kept
+
+    @staticmethod
+    def key(image):
+        return np.asarray(image, np.float64).tobytes()
+
+    def translate_with_cycle(self, image, direction):
+        out = image if self.kept else self.other[self.key(image)]
+        return out, image
+
+
+REAL_SLICES = __import__("conftest").SHARED_DATA / "real-t1t2"
+
+
+@pytest.mark.skipif(not (REAL_SLICES / "PAIRS.csv").is_file(), reason="real-t1t2 is absent")
+def test_unpaired_checks_read_the_order_inside_the_brain_of_slices_with_skull():
+    """On the real registered pairs with skull (the glioma case's 16), the real image of the other
+    contrast is in order and the input's own contrast is not: the checks read the order where the
+    verdict does. Read over the whole head, scalp and skull included, the real T2 was out of order
+    on 12 of the 16."""
+    import csv
+
+    from PIL import Image
+
+    from cyclegan.preprocessing import scale_intensities
+
+    def load(path):
+        return (scale_intensities(np.asarray(Image.open(REAL_SLICES / path), np.float64))[0] + 1) / 2
+
+    rows = [r for r in csv.DictReader(open(REAL_SLICES / "PAIRS.csv")) if "gliomagan" in r["t1"]]
+    assert len(rows) == 16
+    pairs = [(load(r["t1"]), load(r["t2"])) for r in rows]
+    images = {"t1": [t1 for t1, _ in pairs], "t2": [t2 for _, t2 in pairs]}
+    right = evaluation.rows_to_metrics(evaluation.unpaired_checks("u", images, Lookup(pairs)))
+    kept = evaluation.rows_to_metrics(evaluation.unpaired_checks("u", images, Lookup(pairs, kept=True)))
+    for direction in evaluation.DIRECTIONS:
+        assert right[f"u_{direction}_contrast_order_pass"] == 1.0, right
+        assert kept[f"u_{direction}_contrast_order_pass"] == 0.0, kept
+
+
 class GreyAir(Rule):
     """The right tissue order inside the head, and the air around it painted grey."""
 

@@ -625,6 +625,10 @@ def test_the_first_check_after_enough_steps_judges_the_start(tmp_path, tiny_conf
     assert last.failed_start is not None and not tiny_gan.stop_training
     last_grey = judged(1.0, False, tmp_path / "d.jsonl", background=(0.5, 0.5))
     assert last_grey.failed_start["reason"] == "background" and not tiny_gan.stop_training
+    # Check images on which no tissue order could be read do not make a start a failed one.
+    from cyclegan.callbacks import start_failure
+    unread = {k: v for k, v in _order_metrics(0.0).items() if "contrast_order" not in k}
+    assert start_failure(unread) is None and start_failure(_order_metrics(0.0)) == "tissue_order"
     # A resumed start that was judged already is not judged again; one that was not, is.
     assert UnpairedCheck(1, {}, tmp_path / "a.jsonl", decide_after=10).judged
     assert not UnpairedCheck(1, {}, tmp_path / "a.jsonl", decide_after=20).judged
