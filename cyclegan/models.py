@@ -10,6 +10,7 @@ optimizers be chosen by path.
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from cyclegan.config import ModelConfig
 from cyclegan.layers import InstanceNormalization, ReflectionPadding2D
@@ -120,6 +121,46 @@ def refiner_reach(layers: int) -> int:
     """The side of the square of input pixels a refiner of ``layers`` 3x3 convolutions (and its
     3x3 output convolution) sees around each pixel."""
     return 2 * (layers + 1) + 1
+
+
+def _upsample_responses(kernel_of, upsample: bool) -> np.ndarray:
+    """Each of the nine 3x3 taps' response to one impulse: a stride-2 transposed convolution
+    (``upsample=False``, Keras's ``padding="same"``) or a nearest-neighbour x2 resize and a 3x3
+    convolution (``upsample=True``), one column per tap."""
+    x = np.zeros((7, 7))
+    x[3, 3] = 1.0
+    columns = []
+    for tap in range(9):
+        k = kernel_of(tap)
+        if upsample:
+            u = np.pad(np.repeat(np.repeat(x, 2, 0), 2, 1), 1)
+            y = sum(k[a, b] * u[a:a + 14, b:b + 14] for a in range(3) for b in range(3))
+        else:
+            y = np.zeros((16, 16))
+            for i, j in zip(*np.nonzero(x)):
+                y[2 * i:2 * i + 3, 2 * j:2 * j + 3] += x[i, j] * k
+            y = y[:14, :14]
+        columns.append(np.ravel(y))
+    return np.stack(columns, 1)
+
+
+def resize_kernel(transposed: np.ndarray) -> np.ndarray:
+    """The 3x3 kernel of a resize convolution (``upsampling="resize"``) that comes closest, in
+    least squares, to a stride-2 3x3 transposed convolution's ``transposed`` kernel (Keras's
+    layout, ``(3, 3, out, in)``); returned in a convolution's layout, ``(3, 3, in, out)``.
+
+    A transposed convolution gives each of the four output phases its own taps, which is what
+    draws a checkerboard; a resize convolution has one kernel for all four, so the closest one keeps
+    what the phases share and drops their differences. This lets a model trained with transposed
+    convolutions start a run with resize ones (``--init-from``); the bias carries over unchanged."""
+    transposed = np.asarray(transposed)
+    if transposed.shape[:2] != (3, 3) or transposed.ndim != 4:
+        raise ValueError(f"expected a (3, 3, out, in) transposed-convolution kernel, got {transposed.shape}")
+    basis = lambda tap: np.eye(9)[tap].reshape(3, 3)  # noqa: E731
+    fit, *_ = np.linalg.lstsq(_upsample_responses(basis, True), _upsample_responses(basis, False), rcond=None)
+    flat = transposed.reshape(9, *transposed.shape[2:])  # (9, out, in)
+    return np.einsum("st,toi->sio", fit, flat).reshape(3, 3, transposed.shape[3], transposed.shape[2]).astype(
+        transposed.dtype)
 
 
 def build_discriminator(config: ModelConfig, name: str, dtype=None) -> keras.Model:

@@ -302,8 +302,12 @@ def init_generators(model, source) -> None:
     every layer it has is copied by name, the skip convolutions are set to zero and the refiner
     keeps its new weights (its output convolution starts at zero), so the run starts from what the
     saved model translated. A saved refiner of another width or depth (``--refiner-layers``) is
-    not copied: the run's refiner starts anew, at zero, on the saved generator."""
+    not copied: the run's refiner starts anew, at zero, on the saved generator. A saved model with
+    transposed convolutions may start a run with resize ones (``--upsampling resize``): each
+    upsampling kernel becomes the resize convolution closest to it (:func:`cyclegan.models.resize_kernel`),
+    which keeps what the model translated less its checkerboard; never the other way."""
     from cyclegan.hub import load_generators
+    from cyclegan.models import resize_kernel
 
     saved = load_generators(source, warmup=False)
     ours, theirs_config = model.model_config, saved.config
@@ -313,6 +317,8 @@ def init_generators(model, source) -> None:
                     and any(getattr(ours, k) != getattr(theirs_config, k) for k in refiner))
     added = {k: getattr(ours, k) for k in ("skips", "refiner_width")
              if getattr(ours, k) and not getattr(theirs_config, k)}
+    if ours.upsampling == "resize" and theirs_config.upsampling == "transpose":
+        added["upsampling"] = "resize"
     if added.get("refiner_width") or replaced:
         added.update({k: getattr(ours, k) for k in refiner})
     if theirs_config.replace(image_size=ours.image_size, **added) != ours:
@@ -331,7 +337,10 @@ def init_generators(model, source) -> None:
         for layer in target.layers:
             tag = layer.name.removeprefix(target.name)
             if tag in theirs:
-                layer.set_weights(theirs.pop(tag).get_weights())
+                weights = theirs.pop(tag).get_weights()
+                if "upsampling" in added and tag.startswith("_up") and tag.endswith("_conv"):
+                    weights = [resize_kernel(weights[0]), *weights[1:]]
+                layer.set_weights(weights)
             elif layer.weights and tag.startswith("_skip"):
                 layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
             elif layer.weights and not tag.startswith("_refine"):
@@ -348,6 +357,8 @@ def init_generators(model, source) -> None:
                      "starts at zero")
     elif "refiner_width" in added:
         notes.append("the refiner starts at zero")
+    if "upsampling" in added:
+        notes.append("its transposed convolutions became the closest resize convolutions")
     log.info("generators initialised from %s%s", source, "".join(f"; {n}" for n in notes))
 
 

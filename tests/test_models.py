@@ -4,7 +4,7 @@ import pytest
 
 from cyclegan.config import preset
 from cyclegan.layers import InstanceNormalization, ReflectionPadding2D
-from cyclegan.models import SKIP_GAIN, build_discriminator, build_generator
+from cyclegan.models import SKIP_GAIN, build_discriminator, build_generator, resize_kernel
 
 
 def test_reflection_padding_mirrors():
@@ -58,6 +58,50 @@ def test_resize_upsampling_has_no_checkerboard():
     assert resized.shape[:2] == (14, 14) and np.allclose(resized, resized[:1, :1], atol=1e-6)
     transposed = upsample("transpose")
     assert not np.allclose(transposed[0::2, 0::2], transposed[1::2, 1::2], atol=1e-4)
+
+
+def _upsampled(kernel, x, resize):
+    """``x`` through a stride-2 transposed convolution with ``kernel`` (``resize=False``), or through
+    a nearest-neighbour resize and a zero-padded 3x3 convolution with it."""
+    out = kernel.shape[-1] if resize else kernel.shape[2]
+    if resize:
+        layers = [keras.layers.UpSampling2D(2), keras.layers.ZeroPadding2D(1), keras.layers.Conv2D(out, 3, use_bias=False)]
+    else:
+        layers = [keras.layers.Conv2DTranspose(out, 3, strides=2, padding="same", use_bias=False)]
+    model = keras.Sequential([keras.Input(x.shape[1:]), *layers])
+    model.set_weights([kernel])
+    return keras.ops.convert_to_numpy(model(x))
+
+
+def test_a_transposed_kernel_a_resize_can_draw_converts_exactly():
+    # A transposed 3x3 kernel whose middle tap is the sum of its outer ones in each direction gives
+    # all four output phases the same smoothing: a resize and a convolution draw it exactly.
+    rng = np.random.default_rng(3)
+    line = lambda a, b: np.array([a, a + b, b])  # noqa: E731
+    kernel = np.stack([np.stack([np.outer(line(*rng.uniform(0.1, 1, 2)), line(*rng.uniform(0.1, 1, 2)))
+                                 * rng.normal() for _ in range(3)], -1) for _ in range(2)], 2)  # (3, 3, out 2, in 3)
+    x = rng.normal(size=(1, 9, 11, 3)).astype("float32")
+    np.testing.assert_allclose(_upsampled(resize_kernel(kernel.astype("float32")), x, True),
+                               _upsampled(kernel.astype("float32"), x, False), atol=1e-5)
+
+
+def test_the_resize_kernel_is_the_closest_to_any_transposed_one():
+    rng = np.random.default_rng(4)
+    kernel = rng.normal(size=(3, 3, 2, 3)).astype("float32")
+    x = rng.normal(size=(1, 12, 12, 3)).astype("float32")
+    target = _upsampled(kernel, x, False)[:, 2:-2, 2:-2]
+    converted = resize_kernel(kernel)
+    assert converted.shape == (3, 3, 3, 2) and converted.dtype == np.float32
+    error = lambda k: np.mean((_upsampled(k, x, True)[:, 2:-2, 2:-2] - target) ** 2)  # noqa: E731
+    best = error(converted)
+    # It keeps more than half of the output of a kernel of random taps, whose four phases differ
+    # most, and no kernel near it comes closer; a resize cannot draw the phases' differences.
+    assert best < 0.6 * np.mean(target ** 2)
+    for _ in range(5):
+        assert error(converted + 0.05 * rng.normal(size=converted.shape).astype("float32")) > best
+    assert best > 0.1 * np.mean(target ** 2)
+    with pytest.raises(ValueError, match="transposed-convolution kernel"):
+        resize_kernel(np.zeros((5, 5, 2, 3)))
 
 
 def test_skips_start_at_zero_and_carry_the_encoder_features(tiny_config):

@@ -256,6 +256,30 @@ def test_init_from_copies_generators(tiny_folder, tiny_gan, tiny_config):
         _init_generators(other, str(tiny_folder))
 
 
+def test_init_from_a_transposed_model_starts_a_resize_run_from_its_closest_kernels(tiny_folder, tiny_gan,
+                                                                                   tiny_config, caplog):
+    from cyclegan.config import TrainConfig
+    from cyclegan.models import resize_kernel
+    from cyclegan.training import CycleGAN
+    from cyclegan.pipeline import init_generators as _init_generators
+
+    assert tiny_config.upsampling == "transpose"
+    resized = CycleGAN(tiny_config.replace(upsampling="resize", image_size=48), TrainConfig())
+    with caplog.at_level(logging.INFO, logger="cyclegan.pipeline"):
+        _init_generators(resized, str(tiny_folder))
+    assert "its transposed convolutions became the closest resize convolutions" in caplog.text
+    for name in ("t1_to_t2", "t2_to_t1"):
+        ours, theirs = getattr(resized, name), getattr(tiny_gan, name)
+        for layer in theirs.layers:
+            if not layer.weights:
+                continue
+            copied, saved = ours.get_layer(layer.name).get_weights(), layer.get_weights()
+            if "_up" in layer.name and layer.name.endswith("_conv"):
+                saved = [resize_kernel(saved[0]), *saved[1:]]
+            for a, b in zip(copied, saved):
+                np.testing.assert_allclose(a, b, atol=1e-7)
+
+
 def test_init_from_in_the_command(tmp_path, data_zip, tiny_folder):
     out = tmp_path / "run"
     proc = run_train(*tiny_args(data_zip, out, "--epochs", "1", "--init-from", str(tiny_folder),
