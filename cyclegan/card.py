@@ -468,7 +468,13 @@ def model_card(
     if train_config is not None:
         training_text = ("## Training\n\n" + _data_section(datasets) + "\n"
                          + recipe(train_config, (training or {}).get("init_from")) + "\n\n")
-    if training and training.get("recipe"):
+    if training and training.get("recipe") and training.get("recipe_file"):
+        training_text += (f"Training procedure: the recipe below, `{training['recipe_file']}` in the project's "
+                          "repository, is the runs that made the model, one stage each, the model being the "
+                          f"last; `MRI_CYCLEGAN_DATA=DATA python -m train --config {training['recipe_file']}` "
+                          "runs them again, DATA holding its data sets by name.\n\n```toml\n"
+                          + str(training["recipe"]).strip() + "\n```\n\n")
+    elif training and training.get("recipe"):
         training_text += ("Training procedure: the recipe below replays the run (`python -m train --config "
                           "recipe.toml --output FOLDER`, with its data sets at hand).\n\n```toml\n"
                           + str(training["recipe"]).strip() + "\n```\n\n")
@@ -476,7 +482,7 @@ def model_card(
         training_text += failed_starts_text(training["failed_starts"]) + "\n\n"
     if training:
         rows = [f"| {k} | {_fmt(v)} |" for k, v in training.items()
-                if k not in ("data_config", "holdout_pairs", "failed_starts", "recipe")]
+                if k not in ("data_config", "holdout_pairs", "failed_starts", "recipe", "recipe_file")]
         training_text += "| record | value |\n| --- | --- |\n" + "\n".join(rows) + "\n\n"
     metrics_text = ""
     if metrics:

@@ -103,3 +103,38 @@ def test_metadata_only_rewrites_config_and_card_and_leaves_the_generators(tmp_pa
     assert main([str(folder), str(tmp_path / "elsewhere"), "--metadata-only"]) == 2
     assert "same folder twice" in capsys.readouterr().err
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_export_records_the_recipe_that_rebuilds_the_model_and_its_data_sets_by_name(tmp_path, tiny_folder, capsys):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_folder, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["training"] = {
+        "command": "python -m train --dataset ../data/users --init-from model", "init_from": "model",
+        "data_config": {"datasets": ["../data/users", "/somewhere/real"], "pairs": ["../data/users/PAIRS.csv", ""]},
+        "holdout_pairs": [["../data/users/Tr1/TrainT1/Image #16.png", "../data/users/Tr2/TrainT2/Image #76.png"]],
+    }
+    (folder / "config.json").write_text(json.dumps(config))
+    file = tmp_path / "rebuild.toml"
+    file.write_text('output = "runs/rebuild"\nholdout-pairs = ["users/PAIRS.csv"]\n\n[[stage]]\nname = "first"\n'
+                    'dataset = ["users"]\n\n[[stage]]\nname = "second"\ndataset = ["users", "real"]\n')
+    weights = (folder / "t1_to_t2.keras").read_bytes()
+    assert main([str(folder), str(folder), "--metadata-only", "--recipe", str(file)]) == 0
+    training = json.loads((folder / "config.json").read_text())["training"]
+    assert training["command"] == f"python -m train --config {file}" and training["recipe_file"] == str(file)
+    assert training["recipe"] == file.read_text()
+    assert training["init_from"] == "runs/rebuild/first"  # the stage before the last, never the model itself
+    assert training["data_config"]["datasets"] == ["users", "real"]
+    assert training["data_config"]["pairs"] == ["users/PAIRS.csv", ""]
+    assert training["holdout_pairs"] == [["users/Tr1/TrainT1/Image #16.png", "users/Tr2/TrainT2/Image #76.png"]]
+    card = (folder / "README.md").read_text()
+    assert f"the recipe below, `{file}` in the project's repository, is the runs that made the model" in card
+    assert 'name = "second"' in card and "../data" not in card
+    assert (folder / "t1_to_t2.keras").read_bytes() == weights
+    # A recipe that is not one is refused, and the model folder is left as it was.
+    before = (folder / "config.json").read_text()
+    (tmp_path / "bad.toml").write_text("stage = 3\n")
+    assert main([str(folder), str(folder), "--metadata-only", "--recipe", str(tmp_path / "bad.toml")]) == 2
+    assert "[[stage]]" in capsys.readouterr().err and (folder / "config.json").read_text() == before

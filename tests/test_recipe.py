@@ -124,3 +124,54 @@ def test_the_shipped_recipes_and_the_documented_one_are_valid(tmp_path):
         for name, keys in found:
             parser.parse_args(recipe.to_argv(keys, parser, file.name))
         assert len(found) > 1 or not file.name.startswith("doc")
+
+
+def test_the_shipped_models_recipe_runs_every_stage_from_the_one_before(tmp_path, monkeypatch):
+    """recipes/default-model.toml on stand-ins of its two data sets, every stage shrunk to one step
+    of the tiny model: the sixteen stages chain (each from the one before), the second data set and
+    its held-out subject join at mix1, the refiner at the last stage, and the record names the data
+    sets, never this machine's paths."""
+    from PIL import Image
+
+    from conftest import ROOT, make_folder, phantom_slice
+    from cyclegan.data import DATA_ROOT_ENV
+
+    root = tmp_path / "data"
+    make_folder(root / "mri-t1t2-unpaired", n=6, size=(40, 36))
+    (root / "mri-t1t2-unpaired" / "PAIRS.csv").write_text(
+        "t1,t2\n" + "".join(f"Tr1/TrainT1/Image #{i}.png,Tr2/TrainT2/Image #{i}.png\n" for i in range(6)))
+    real = root / "real-t1t2"
+    for domain in ("T1", "T2"):
+        (real / f"Tr{domain[1]}" / f"Train{domain}").mkdir(parents=True)
+    rows = ["t1,t2"]
+    for subject in ("openms-cs-patient07", "openms-cs-patient19", "openms-long-patient01"):
+        for z in (10, 12, 14):
+            name = f"{subject}_z{z:03d}.png"
+            for domain, seed in (("T1", z), ("T2", z + 1)):
+                Image.fromarray(phantom_slice(40, 36, seed=seed)).save(real / f"Tr{domain[1]}" / f"Train{domain}" / name)
+            if "long" not in subject:
+                rows.append(f"Tr1/TrainT1/{name},Tr2/TrainT2/{name}")
+    (real / "PAIRS.csv").write_text("\n".join(rows) + "\n")
+    monkeypatch.setenv(DATA_ROOT_ENV, str(root))
+    monkeypatch.chdir(tmp_path)
+    shipped = (ROOT / "recipes" / "default-model.toml").read_text()
+    assert shipped.count("refine-steps = 2000") == 1
+    file = write(tmp_path / "default-model.toml", shipped.replace("refine-steps = 2000", "refine-steps = 2"))
+    stages = [name for name, _ in recipe.stages(recipe.read(file), file.name)]
+    assert len(stages) == 16
+    shrink = ["--preset", "tiny", "--image-size", "32", "--epochs", "1", "--decay-epochs", "1",
+              "--steps-per-epoch", "1", "--save-every", "1", "--check-images", "0", "--output", "runs/rebuild"]
+    assert main(["--config", str(file), *shrink]) == 0
+    out = tmp_path / "runs" / "rebuild"
+    before = None
+    for name in stages:
+        run = json.loads((out / name / "run.json").read_text())
+        assert (out / name / recipe.STAGE_DONE).is_file()
+        assert run["init_from"] == (f"runs/rebuild/{before}" if before else None)
+        before = name
+    first, last = (json.loads((out / n / "config.json").read_text()) for n in (stages[0], stages[-1]))
+    assert first["training"]["data_config"]["datasets"] == ["mri-t1t2-unpaired"]
+    assert last["training"]["data_config"]["datasets"] == ["mri-t1t2-unpaired", "real-t1t2"]
+    assert last["training"]["data_config"]["holdout_subjects"] == ["openms-cs-patient07"]
+    assert last["model_config"]["refiner_width"] == 32 and last["model_config"]["upsampling"] == "transpose"
+    assert str(root) not in (out / stages[-1] / "config.json").read_text()

@@ -7,6 +7,9 @@ config.json and the model card, and the
 input checks it calibrated (``calibration`` in config.json, see :mod:`cyclegan.calibration`).
 ``--samples T1 T2`` draws the card's sample grid anew from two images of the project's own (for
 instance its phantom examples) instead of the run's grid, which shows its training data.
+``--recipe FILE`` records the recipe of the runs that made the model (its last stage is the run): the file
+goes into config.json and the card, the recorded command becomes ``python -m train --config FILE``,
+and every data set path of the record is written by the data set's name, as the recipe names it.
 """
 
 from __future__ import annotations
@@ -35,6 +38,43 @@ def quality_calibration(lines) -> dict | None:
     return found[-1] if found else None
 
 
+def by_name(path: str, names) -> str:
+    """``path`` from the last of its folders that is one of the data set ``names`` on
+    (``../data/real-t1t2/PAIRS.csv`` is ``real-t1t2/PAIRS.csv``), or as it is when none is."""
+    parts = str(path).replace("\\", "/").split("/")
+    found = [i for i, part in enumerate(parts) if part in names]
+    return "/".join(parts[found[-1]:]) if found else str(path)
+
+
+def with_recipe(training: dict, file: str) -> dict:
+    """The training record ``training`` with the recipe ``file`` (see ``--recipe``)."""
+    from cyclegan import recipe
+
+    values = recipe.read(file)
+    stages = recipe.stages(values, Path(file).name)
+    names = {str(v) for _, keys in stages for v in _as_list(keys.get("dataset"))}
+    names |= {str(v) for v in _as_list(values.get("dataset"))}
+    training = dict(training)
+    training["recipe"] = Path(file).read_text(encoding="utf-8")
+    training["recipe_file"] = str(file)
+    training["command"] = f"{recipe.PROG} --config {file}"
+    data_config = dict(training.get("data_config") or {})
+    for key in ("datasets", "pairs"):
+        if data_config.get(key):
+            data_config[key] = [by_name(p, names) for p in data_config[key]]
+    if data_config:
+        training["data_config"] = data_config
+    if training.get("holdout_pairs"):
+        training["holdout_pairs"] = [[by_name(p, names) for p in pair] for pair in training["holdout_pairs"]]
+    last = stages[-1][1]  # the model is the last stage's
+    training["init_from"] = last.get("init-from") or last.get("init_from")
+    return training
+
+
+def _as_list(value) -> list:
+    return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def _grid(translator, t1_path: str, t2_path: str):
     """The sample grid of ``translator``'s generators on two image files."""
     from cyclegan.callbacks import generator_grid
@@ -52,6 +92,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quality", default=None, help="JSON lines written by benchmarks/quality.py")
     parser.add_argument("--note", default=None, help="a sentence added to the training record")
     parser.add_argument("--command", default=None, help="replace the recorded train command (e.g. local paths)")
+    parser.add_argument("--recipe", default=None, metavar="FILE",
+                        help="the recipe file of the runs that made the model (recorded with it; data sets by name)")
     parser.add_argument("--samples", nargs=2, default=None, metavar=("T1", "T2"),
                         help="draw the sample grid from this T1 and this T2 image instead of the run's grid")
     parser.add_argument("--metadata-only", action="store_true",
@@ -59,6 +101,7 @@ def main(argv=None) -> int:
                              "new metrics, record or card), its generators untouched")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from cyclegan.errors import ConfigError
     from cyclegan.hub import load_generators, read_config, save_metadata, save_pretrained
 
     try:
@@ -77,6 +120,8 @@ def main(argv=None) -> int:
             metrics = quality_metrics(lines)
             calibration = quality_calibration(lines) or calibration
         training = dict(data.get("training") or {})
+        if args.recipe:
+            training = with_recipe(training, args.recipe)
         if args.command:
             training["command"] = args.command
         if args.note:
@@ -89,13 +134,15 @@ def main(argv=None) -> int:
         holdout = Path(args.run) / "holdout_pairs.json"
         if holdout.is_file():
             training["holdout_pairs"] = json.loads(holdout.read_text())
+            if args.recipe:
+                training = with_recipe(training, args.recipe)
         samples = Path(args.run) / "samples.png"
         samples = samples if samples.is_file() else None
         if args.samples:
             samples = _grid(translator, *args.samples)
         save_pretrained(translator.generators, args.dest, data["model_config"], metrics, samples,
                         train_config=data["train_config"], training=training, calibration=calibration)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"exported {args.run} to {args.dest}")
