@@ -456,6 +456,8 @@ def main(argv=None) -> int:
     parser.add_argument("--clinical-subjects", default="openmslong04",
                         help="comma-separated participants of --volumes scored on registered pairs when the "
                              "model's record holds none of them out")
+    parser.add_argument("--clinical-every", type=int, default=3, metavar="N",
+                        help="the clinical set takes every N-th slice of each volume in each plane (default 3)")
     parser.add_argument("--sets", default="holdout,real,phantom,brats,clinical,clinical_pairs,calibration",
                         help="comma-separated sets to run (calibration: the input checks stored with a model)")
     parser.add_argument("--no-reframe", action="store_true",
@@ -465,6 +467,8 @@ def main(argv=None) -> int:
                         help="two pairs of each set, two gammas (CI); the phantom's own slices serve as "
                              "histogram references when the users' data set is absent")
     args = parser.parse_args(argv)
+    if args.clinical_every < 1:
+        parser.error("--clinical-every must be 1 or more")
     gammas = (0.5, 2.0) if args.quick else evaluation.GAMMAS
     first = (lambda items: items[:2]) if args.quick else (lambda items: items)  # noqa: E731
 
@@ -576,7 +580,7 @@ def main(argv=None) -> int:
         volumes = Path(args.volumes)
         trained_on = any(Path(str(d)).name in ("real-t1t2", volumes.name) for d in data_config.get("datasets", []))
         emit(set="clinical", method="note", model_trained_on_slices_of_these_volumes=trained_on)
-        clinical(volumes, translator, quick=args.quick)
+        clinical(volumes, translator, every=args.clinical_every, quick=args.quick)
     if calibrating and Path(args.volumes).is_dir():
         # clinical 2-D slices with skull, beside the simulated and the skull-stripped real ones
         found, what = clinical_calibration_slices(Path(args.volumes), data_config,

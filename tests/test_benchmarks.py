@@ -161,3 +161,10 @@ def test_fit_quick_scores_the_held_out_and_the_training_subjects_and_leaves_the_
     assert proc.returncode == 2 and "subject-a, subject-b" in proc.stderr and "Traceback" not in proc.stderr
     proc, rows = run_benchmark("fit", "--data", str(tmp_path / "absent"))
     assert proc.returncode == 0 and rows == [{"skipped": "no PAIRS.csv in absent"}]
+
+
+def test_quality_refuses_a_clinical_step_below_one():
+    proc = subprocess.run([sys.executable, "benchmarks/quality.py", "--clinical-every", "0"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 2 and "--clinical-every must be 1 or more" in proc.stderr
+    assert "Traceback" not in proc.stderr
