@@ -7,8 +7,8 @@ model only, fp32, a few repeats, a 16-slice volume, the tiny preset's training, 
 
 Prints one JSON line per result; every line names the machine. Measures:
 
-- ``infer``: median latency of one 256x256 slice (batch 1) for the default model and the reference
-  ResNet-9 architecture, fp32 (XLA) and bf16 (TensorFlow graph on oneDNN), with the bf16 output's
+- ``infer``: median latency of one 256x256 slice (batch 1) for the default model, each ``--model
+  FOLDER`` (with its ``ratio_to_default``) and the reference ResNet-9 architecture, fp32 (XLA) and bf16 (TensorFlow graph on oneDNN), with the bf16 output's
   deviation from fp32 on the [0, 1] scale,
   and the peer at the same architectures;
 - ``volume``: a 181-slice volume on the 181x217 grid, batched;
@@ -114,8 +114,12 @@ def bench_infer(args):
         models["default"] = (default.config, default.generators["t1_to_t2"].get_weights())
     except ValueError as err:
         emit(bench="infer", model="default", skipped=str(err))
+    for folder in args.model or []:
+        candidate = load_generators(folder, warmup=False)
+        models[folder] = (candidate.config, candidate.generators["t1_to_t2"].get_weights())
     if not QUICK:
         models["reference"] = (preset("reference"), None)
+    default_s = {}  # the default model's time per precision, for the others' ratio to it
     for name, (config, weights) in models.items():
         variants, _ = generator_variants(config, weights)
         if QUICK:
@@ -127,7 +131,11 @@ def bench_infer(args):
             out = fn(x)
             row = dict(bench="infer", model=name, precision=precision, size=256, batch=1,
                        generator_filters=config.generator_filters, generator_blocks=config.generator_blocks,
-                       median_s=round(seconds, 4))
+                       upsampling=config.upsampling, median_s=round(seconds, 4))
+            if name == "default":
+                default_s[precision] = seconds
+            elif precision in default_s:
+                row["ratio_to_default"] = round(seconds / default_s[precision], 3)
             if reference_out is None:
                 reference_out = out
             else:
@@ -330,6 +338,9 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default="infer,volume,cli,app,train", help="comma-separated benchmarks")
     parser.add_argument("--train-steps", type=int, default=5, help="timed training steps (CPU steps take seconds)")
     parser.add_argument("--quick", action="store_true", help="brief run of every part (CI)")
+    parser.add_argument("--model", action="append", metavar="FOLDER",
+                        help="infer: also time this model folder's generator beside the default's, as a ratio "
+                             "of it (repeatable)")
     args = parser.parse_args(argv)
     global QUICK
     QUICK = args.quick

@@ -168,3 +168,15 @@ def test_quality_refuses_a_clinical_step_below_one():
                           text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 2 and "--clinical-every must be 1 or more" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_speed_times_a_candidate_model_as_a_ratio_of_the_default(tiny_folder):
+    proc, rows = run_benchmark("speed", "--only", "infer", "--model", str(tiny_folder))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    timed = {r["model"]: r for r in rows if r.get("bench") == "infer" and "median_s" in r}
+    candidate = timed[str(tiny_folder)]
+    assert candidate["generator_filters"] == 4 and candidate["upsampling"] == "transpose"
+    # its time as a ratio of the default's in the same run (the medians are rounded to 0.1 ms)
+    default = timed["default"]["median_s"]
+    assert candidate["ratio_to_default"] > 0 and "ratio_to_default" not in timed["default"]
+    assert abs(candidate["ratio_to_default"] * default - candidate["median_s"]) <= 1e-4 + 1e-3 * default
