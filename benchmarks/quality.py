@@ -407,6 +407,7 @@ def clinical_pairs(folder: Path, participants, translator, planes=("axial", "cor
                     on_truth["model"] = resample_volume(predicted, source.affine, truth.affine, truth.shape,
                                                         onto_truth)
                     carried = volume_of(nib.Nifti1Image(truth_on_source, source.affine), plane, truth_key)
+                    rows.append(pair_order(participant, visit, plane, direction, translated, carried.model_slices()))
                     carried = assemble(source, carried.from_model(carried.model_slices()), plane)
                     on_truth["resampled_truth"] = resample_volume(carried, source.affine, truth.affine, truth.shape,
                                                                   onto_truth)
@@ -434,6 +435,27 @@ def clinical_pairs(folder: Path, participants, translator, planes=("axial", "cor
         for row in rows:
             emit(**row)
     return rows
+
+
+def pair_order(participant, visit, plane, direction, translated, truth_slices) -> dict:
+    """A clinical pair's ``contrast_order`` row in one plane: how often the translation reads in tissue
+    order (CSF against white matter inside the head's interior, as the verdict reads it), and how often
+    the real image of the other contrast does on the same slices of the input (carried onto its grid
+    through the registration): where the truth itself reads out of order, the reading is moot."""
+    from cyclegan.evaluation import order_in_brain, tissue_sums
+
+    read, model, truth = 0, 0, 0
+    for shown, out, real in zip(translated.shown, translated.model_translation, truth_slices):
+        if not shown.any() or np.ptp(real) <= 0:
+            continue
+        ours = order_in_brain(direction, [tissue_sums(direction, shown, out)])
+        theirs = order_in_brain(direction, [tissue_sums(direction, shown, unit(real))])
+        if ours is None or theirs is None:
+            continue
+        read, model, truth = read + 1, model + ours["in_order"], truth + theirs["in_order"]
+    return dict(set="clinical_pairs", subject=participant, visit=visit, plane=plane, direction=direction,
+                method="contrast_order", n=read, pass_fraction=round(model / max(read, 1), 4),
+                target_pass_fraction=round(truth / max(read, 1), 4))
 
 
 def edge_check(name, pairs, translator, inputs=evaluation.EDGE_INPUTS):
