@@ -142,9 +142,9 @@ ORDER_MIN_PIXELS = 16
 
 def tissue_sums(direction: str, source01: np.ndarray, translation01: np.ndarray) -> np.ndarray | None:
     """(sum, count) of the translation in the CSF, GM and WM classes (:func:`tissue_classes`) of
-    the input's interior (:func:`cyclegan.masks.interior`: the ring of scalp and skull of a clinical
-    slice is not taken for CSF or white matter), a (3, 2) array, or None when some class has too
-    few pixels."""
+    the input's interior (:func:`cyclegan.masks.interior`: the scalp, skull and skull base of a
+    clinical slice are not taken for CSF or white matter), a (3, 2) array, or None when some class
+    has too few pixels."""
     source = np.asarray(source01, np.float64)
     inner = interior(head_mask(source))
     if np.count_nonzero(inner & (source > 0.02)) < 3 * ORDER_MIN_PIXELS:

@@ -133,6 +133,12 @@ def test_export_records_the_recipe_that_rebuilds_the_model_and_its_data_sets_by_
     assert f"the recipe below, `{file}` in the project's repository, is the runs that made the model" in card
     assert 'name = "second"' in card and "../data" not in card
     assert (folder / "t1_to_t2.keras").read_bytes() == weights
+    # Exporting a run folder: its own held-out pairs are written by name too; --command still wins.
+    (folder / "holdout_pairs.json").write_text(json.dumps([["/data/users/Tr1/TrainT1/a.png", "/data/users/Tr2/TrainT2/b.png"]]))
+    assert main([str(folder), str(tmp_path / "out"), "--recipe", str(file), "--command", "python -m train --config x"]) == 0
+    exported = json.loads((tmp_path / "out" / "config.json").read_text())["training"]
+    assert exported["holdout_pairs"] == [["users/Tr1/TrainT1/a.png", "users/Tr2/TrainT2/b.png"]]
+    assert exported["command"] == "python -m train --config x" and exported["recipe_file"] == str(file)
     # A recipe that is not one is refused, and the model folder is left as it was.
     before = (folder / "config.json").read_text()
     (tmp_path / "bad.toml").write_text("stage = 3\n")

@@ -120,6 +120,9 @@ def main(argv=None) -> int:
             metrics = quality_metrics(lines)
             calibration = quality_calibration(lines) or calibration
         training = dict(data.get("training") or {})
+        holdout = Path(args.run) / "holdout_pairs.json"
+        if not args.metadata_only and holdout.is_file():
+            training["holdout_pairs"] = json.loads(holdout.read_text())
         if args.recipe:
             training = with_recipe(training, args.recipe)
         if args.command:
@@ -131,11 +134,6 @@ def main(argv=None) -> int:
                           training=training, calibration=calibration)
             print(f"rewrote the config.json and model card of {args.dest}")
             return 0
-        holdout = Path(args.run) / "holdout_pairs.json"
-        if holdout.is_file():
-            training["holdout_pairs"] = json.loads(holdout.read_text())
-            if args.recipe:
-                training = with_recipe(training, args.recipe)
         samples = Path(args.run) / "samples.png"
         samples = samples if samples.is_file() else None
         if args.samples:
