@@ -8,7 +8,8 @@ model only, fp32, a few repeats, a 16-slice volume, the tiny preset's training, 
 Prints one JSON line per result; every line names the machine. Measures:
 
 - ``infer``: median latency of one 256x256 slice (batch 1) for the default model, each ``--model
-  FOLDER`` (with its ``ratio_to_default``) and the reference ResNet-9 architecture, fp32 (XLA) and bf16 (TensorFlow graph on oneDNN), with the bf16 output's
+  FOLDER`` (with its ``ratio_to_default``) and the reference ResNet-9 architecture, fp32 (XLA) and
+  bf16 (TensorFlow graph on oneDNN), with the bf16 output's
   deviation from fp32 on the [0, 1] scale,
   and the peer at the same architectures;
 - ``volume``: a 181-slice volume on the 181x217 grid, batched;
