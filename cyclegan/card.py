@@ -468,16 +468,14 @@ def model_card(
     if train_config is not None:
         training_text = ("## Training\n\n" + _data_section(datasets) + "\n"
                          + recipe(train_config, (training or {}).get("init_from")) + "\n\n")
-    if training and training.get("recipe") and training.get("recipe_file"):
-        training_text += (f"Training procedure: the recipe below, `{training['recipe_file']}` in the project's "
-                          "repository, is the runs that made the model, one stage each, the model being the "
-                          f"last; `MRI_CYCLEGAN_DATA=DATA python -m train --config {training['recipe_file']}` "
-                          "runs them again, DATA holding its data sets by name.\n\n```toml\n"
-                          + str(training["recipe"]).strip() + "\n```\n\n")
-    elif training and training.get("recipe"):
-        training_text += ("Training procedure: the recipe below replays the run (`python -m train --config "
-                          "recipe.toml --output FOLDER`, with its data sets at hand).\n\n```toml\n"
-                          + str(training["recipe"]).strip() + "\n```\n\n")
+    if training and training.get("recipe"):
+        file = training.get("recipe_file")
+        what = (f"the recipe below, `{file}` in the project's repository, is the runs that made the model, one "
+                f"stage each, the model being the last; `MRI_CYCLEGAN_DATA=DATA python -m train --config {file}` "
+                "runs them again, DATA holding its data sets by name" if file else
+                "the recipe below replays the run (`python -m train --config recipe.toml --output FOLDER`, "
+                "with its data sets at hand)")
+        training_text += f"Training procedure: {what}.\n\n```toml\n" + str(training["recipe"]).strip() + "\n```\n\n"
     if training and training.get("failed_starts"):
         training_text += failed_starts_text(training["failed_starts"]) + "\n\n"
     if training:

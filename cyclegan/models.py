@@ -123,25 +123,22 @@ def refiner_reach(layers: int) -> int:
     return 2 * (layers + 1) + 1
 
 
-def _upsample_responses(kernel_of, upsample: bool) -> np.ndarray:
-    """Each of the nine 3x3 taps' response to one impulse: a stride-2 transposed convolution
-    (``upsample=False``, Keras's ``padding="same"``) or a nearest-neighbour x2 resize and a 3x3
-    convolution (``upsample=True``), one column per tap."""
-    x = np.zeros((7, 7))
-    x[3, 3] = 1.0
-    columns = []
-    for tap in range(9):
-        k = kernel_of(tap)
-        if upsample:
-            u = np.pad(np.repeat(np.repeat(x, 2, 0), 2, 1), 1)
-            y = sum(k[a, b] * u[a:a + 14, b:b + 14] for a in range(3) for b in range(3))
-        else:
-            y = np.zeros((16, 16))
-            for i, j in zip(*np.nonzero(x)):
-                y[2 * i:2 * i + 3, 2 * j:2 * j + 3] += x[i, j] * k
-            y = y[:14, :14]
-        columns.append(np.ravel(y))
-    return np.stack(columns, 1)
+def _tap_responses() -> tuple:
+    """(resize, transposed): each a (196, 9) matrix, one column per tap of a 3x3 kernel, of that tap's
+    response to one impulse on a 7x7 grid: through a nearest-neighbour x2 resize and a 3x3
+    convolution, and through a stride-2 transposed convolution (Keras's ``padding="same"``, which
+    puts the kernel at twice the impulse's position)."""
+    impulse = np.zeros((7, 7))
+    impulse[3, 3] = 1.0
+    upsampled = np.pad(np.repeat(np.repeat(impulse, 2, 0), 2, 1), 1)
+    resize, transposed = [], []
+    for a in range(3):
+        for b in range(3):
+            resize.append(np.ravel(upsampled[a:a + 14, b:b + 14]))
+            placed = np.zeros((14, 14))
+            placed[6 + a, 6 + b] = 1.0
+            transposed.append(np.ravel(placed))
+    return np.stack(resize, 1), np.stack(transposed, 1)
 
 
 def resize_kernel(transposed: np.ndarray) -> np.ndarray:
@@ -156,8 +153,7 @@ def resize_kernel(transposed: np.ndarray) -> np.ndarray:
     transposed = np.asarray(transposed)
     if transposed.shape[:2] != (3, 3) or transposed.ndim != 4:
         raise ValueError(f"expected a (3, 3, out, in) transposed-convolution kernel, got {transposed.shape}")
-    basis = lambda tap: np.eye(9)[tap].reshape(3, 3)  # noqa: E731
-    fit, *_ = np.linalg.lstsq(_upsample_responses(basis, True), _upsample_responses(basis, False), rcond=None)
+    fit, *_ = np.linalg.lstsq(*_tap_responses(), rcond=None)
     flat = transposed.reshape(9, *transposed.shape[2:])  # (9, out, in)
     return np.einsum("st,toi->sio", fit, flat).reshape(3, 3, transposed.shape[3], transposed.shape[2]).astype(
         transposed.dtype)
