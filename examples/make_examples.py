@@ -1,14 +1,28 @@
-"""Make the app's example images from the project's own spin-echo phantom.
+"""Make the app's example images: the project's own spin-echo phantom and real CC-BY scans.
 
-    python examples/make_examples.py
+    python examples/make_examples.py [--volumes FOLDER]
 
 Writes t1w_zNNN.png and t2w_zNNN.png (8-bit grayscale, 217 x 181) for a few
 axial slices of the MNI152 tissue maps simulated with
 S = PD * (1 - exp(-TR/T1)) * exp(-TE/T2), and t1w_phantom.nii.gz, a T1-weighted
 volume of the same phantom (every third axial slice of the brain, 8-bit, with the
 template's affine); see cyclegan/phantom.py. Needs nilearn.
+
+With ``--volumes`` (the BIDS folder ``real-t1t2-volumes``), it also cuts real slices
+from two participants of the CC-BY open_ms data (Lesjak et al., Neuroinformatics
+2016 and 2017), both held out of the clinical recipe's training:
+``openmslong04`` (a clinical 2-D scan with skull, 3-3.3 mm slices) and
+``openmscs07`` (3-D, skull-stripped). Each slice is cut by the header's
+orientation and resampled to 1 mm pixels as the app and the training data do
+(:func:`cyclegan.files.volume_of`), scaled by its volume's 99.5th percentile and
+named after its participant and plane: ``t1w_openmslong04_z027.png`` (axial index
+27), ``..._y120`` (coronal), ``..._x090`` (sagittal). It also writes
+``t1w_openmslong04.nii.gz``, a thick-slice example volume: the participant's
+T1w, its middle axial slices, as 8-bit with the source's affine and voxel size.
+Only open_ms volumes are used (CC-BY): never the users' data set, never the glioma cases.
 """
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +49,74 @@ def write_volume(path: Path) -> None:
     nib.save(image, path)
 
 
+#: Real example slices: (BIDS file under the volumes folder, contrast, participant, plane, index).
+REAL_SLICES = (
+    ("sub-openmslong04/ses-study1/anat/sub-openmslong04_ses-study1_T1w.nii.gz", "t1w", "openmslong04", "axial", 27),
+    ("sub-openmslong04/ses-study1/anat/sub-openmslong04_ses-study1_T1w.nii.gz", "t1w", "openmslong04", "coronal", 120),
+    ("sub-openmslong04/ses-study1/anat/sub-openmslong04_ses-study1_T2w.nii.gz", "t2w", "openmslong04", "axial", 26),
+    ("sub-openmslong04/ses-study1/anat/sub-openmslong04_ses-study1_T2w.nii.gz", "t2w", "openmslong04", "coronal", 180),
+    ("sub-openmscs07/anat/sub-openmscs07_T1w.nii.gz", "t1w", "openmscs07", "axial", 88),
+    ("sub-openmscs07/anat/sub-openmscs07_T2w.nii.gz", "t2w", "openmscs07", "axial", 88),
+)
+#: The thick-slice example volume: its source, contrast, participant and the axial index range kept.
+REAL_VOLUME = ("sub-openmslong04/ses-study1/anat/sub-openmslong04_ses-study1_T1w.nii.gz", "t1w", "openmslong04",
+               range(14, 42))
+#: The letter of each plane's index in a file name (the RAS axis it runs along).
+PLANE_LETTER = {"axial": "z", "coronal": "y", "sagittal": "x"}
+
+
+def real_slice(path: Path, plane: str, index: int) -> np.ndarray:
+    """One slice of a NIfTI volume as the app sees it: 1 mm pixels, 8-bit, scaled by the volume's
+    99.5th percentile of its positive voxels."""
+    import nibabel as nib
+
+    from cyclegan.files import volume_of
+
+    volume = volume_of(nib.load(path), plane, path.name)
+    positive = volume.data[volume.data > 0]
+    top = float(np.percentile(positive, 99.5))
+    pixels = volume.model_slices()[index]
+    return (np.clip(pixels / top, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def write_real_volume(source: Path, keep: range, path: Path) -> None:
+    """The axial slices ``keep`` of ``source`` (a volume whose third voxel axis is axial), 8-bit,
+    with the affine moved to the first slice kept and the source's voxel size."""
+    import nibabel as nib
+
+    image = nib.load(source)
+    if nib.aff2axcodes(image.affine)[2] not in ("S", "I"):
+        raise SystemExit(f"{source.name}: its third voxel axis is not axial")
+    data = np.asarray(image.dataobj, np.float32)
+    top = float(np.percentile(data[data > 0], 99.5))
+    kept = data[:, :, keep.start:keep.stop]
+    affine = image.affine.copy()
+    affine[:3, 3] = affine[:3, :3] @ np.array([0, 0, keep.start]) + affine[:3, 3]
+    out = nib.Nifti1Image((np.clip(kept / top, 0, 1) * 255 + 0.5).astype(np.uint8), affine)
+    out.header.set_zooms(image.header.get_zooms()[:3])
+    out.header.set_xyzt_units("mm")
+    nib.save(out, path)
+
+
+def write_real(volumes: Path, folder: Path) -> None:
+    """The real example slices and the thick-slice example volume (see the module's docstring)."""
+    for relative, contrast, participant, plane, index in REAL_SLICES:
+        source = volumes / relative
+        if not source.is_file():
+            raise SystemExit(f"{source} is missing: --volumes must name the real-t1t2-volumes folder")
+        name = f"{contrast}_{participant}_{PLANE_LETTER[plane]}{index:03d}.png"
+        Image.fromarray(real_slice(source, plane, index)).save(folder / name, optimize=True)
+        print(f"wrote {name}")
+    relative, contrast, participant, keep = REAL_VOLUME
+    name = f"{contrast}_{participant}.nii.gz"
+    write_real_volume(volumes / relative, keep, folder / name)
+    print(f"wrote {name}")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--volumes", type=Path, help="the BIDS folder real-t1t2-volumes (real CC-BY examples)")
+    args = parser.parse_args()
     folder = Path(__file__).resolve().parent
     for z, t1w, t2w in phantom_pairs(SLICES):
         for name, image in (("t1w", t1w), ("t2w", t2w)):
@@ -44,6 +125,8 @@ def main() -> None:
             print(f"wrote {name}_z{z:03d}.png")
     write_volume(folder / "t1w_phantom.nii.gz")
     print("wrote t1w_phantom.nii.gz")
+    if args.volumes is not None:
+        write_real(args.volumes, folder)
 
 
 if __name__ == "__main__":
