@@ -480,7 +480,8 @@ def model_card(
         training_text += failed_starts_text(training["failed_starts"]) + "\n\n"
     if training:
         rows = [f"| {k} | {_fmt(v)} |" for k, v in training.items()
-                if k not in ("data_config", "holdout_pairs", "failed_starts", "recipe", "recipe_file")]
+                if k not in ("data_config", "holdout_pairs", "failed_starts", "recipe", "recipe_file",
+                             "samples_credit")]
         training_text += "| record | value |\n| --- | --- |\n" + "\n".join(rows) + "\n\n"
     metrics_text = ""
     if metrics:
@@ -493,8 +494,10 @@ def model_card(
                         + quality_tables(metrics) + "\n")
     samples_text = ""
     if has_samples:
+        credit = str((training or {}).get("samples_credit") or "").strip()
         samples_text = ("## Samples\n\nRows: input, translation, reconstruction (T1 -> T2 -> T1, then "
-                        "T2 -> T1 -> T2).\n\n![samples](samples.png)\n")
+                        "T2 -> T1 -> T2).\n\n![samples](samples.png)\n"
+                        + (f"\nThe inputs: {credit}\n" if credit else ""))
     from cyclegan.preprocessing import REFRAME_MARGIN, recorded_air, reframe_above
 
     framing_text = ""

@@ -81,8 +81,32 @@ def test_export_draws_the_sample_grid_from_given_images(tmp_path, tiny_folder, c
     # The grid's first column is the given images, through the model's intensity window.
     assert np.corrcoef(grid[:48, :40].ravel(), np.asarray(Image.open(t1)).ravel())[0, 1] > 0.99
     assert "![samples](samples.png)" in (dest / "README.md").read_text()
+    assert "The inputs:" not in (dest / "README.md").read_text()
     assert main([str(tiny_folder), str(tmp_path / "d2"), "--samples", str(tmp_path / "none.png"), str(t2)]) == 2
     assert "none.png" in capsys.readouterr().err and not (tmp_path / "d2").exists()
+
+
+def test_the_sample_grids_images_are_credited_in_the_card(tmp_path, tiny_folder, capsys):
+    from PIL import Image
+
+    from conftest import phantom_slice
+
+    t1, t2 = tmp_path / "t1.png", tmp_path / "t2.png"
+    for path, seed in ((t1, 0), (t2, 1)):
+        Image.fromarray(phantom_slice(48, 40, seed)).save(path)
+    credit = "slices of the CC-BY open_ms data (Lesjak et al. 2017)."
+    dest = tmp_path / "dest"
+    assert main([str(tiny_folder), str(dest), "--samples", str(t1), str(t2), "--samples-credit", credit]) == 0
+    card = (dest / "README.md").read_text()
+    assert f"The inputs: {credit}" in card and card.index("![samples]") < card.index(credit)
+    assert json.loads((dest / "config.json").read_text())["training"]["samples_credit"] == credit
+    # the credit stays with its grid when only the metadata is rewritten, and goes with a new grid
+    assert main([str(dest), str(dest), "--metadata-only", "--note", "again"]) == 0
+    assert f"The inputs: {credit}" in (dest / "README.md").read_text()
+    assert main([str(dest), str(tmp_path / "d3"), "--samples", str(t1), str(t2)]) == 0
+    assert "open_ms" not in (tmp_path / "d3" / "README.md").read_text()
+    assert main([str(tiny_folder), str(tmp_path / "d4"), "--samples-credit", credit]) == 2
+    assert "give both" in capsys.readouterr().err and not (tmp_path / "d4").exists()
 
 
 def test_metadata_only_rewrites_config_and_card_and_leaves_the_generators(tmp_path, tiny_folder, capsys):

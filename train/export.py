@@ -6,7 +6,8 @@ Copies the generators, config and training record of a run folder into ``DEST`` 
 config.json and the model card, and the
 input checks it calibrated (``calibration`` in config.json, see :mod:`cyclegan.calibration`).
 ``--samples T1 T2`` draws the card's sample grid anew from two images of the project's own (for
-instance its phantom examples) instead of the run's grid, which shows its training data.
+instance its examples) instead of the run's grid, which shows its training data; ``--samples-credit
+TEXT`` says where they come from (the card shows it under the grid: a CC-BY source must be credited).
 ``--recipe FILE`` records the recipe of the runs that made the model (its last stage is the run): the file
 goes into config.json and the card, the recorded command becomes ``python -m train --config FILE``,
 and every data set path of the record is written by the data set's name, as the recipe names it.
@@ -96,6 +97,8 @@ def main(argv=None) -> int:
                         help="the recipe file of the runs that made the model (recorded with it; data sets by name)")
     parser.add_argument("--samples", nargs=2, default=None, metavar=("T1", "T2"),
                         help="draw the sample grid from this T1 and this T2 image instead of the run's grid")
+    parser.add_argument("--samples-credit", default=None, metavar="TEXT",
+                        help="where the --samples images come from (their source and licence), shown under the grid")
     parser.add_argument("--metadata-only", action="store_true",
                         help="rewrite only DEST's config.json and model card (RUN and DEST the same model folder: "
                              "new metrics, record or card), its generators untouched")
@@ -110,6 +113,8 @@ def main(argv=None) -> int:
             raise ValueError("--metadata-only rewrites a model folder's own metadata: give the same folder twice")
         if args.metadata_only and args.samples:
             raise ValueError("--metadata-only leaves the sample grid as it is; --samples draws a new one")
+        if args.samples_credit is not None and not args.samples:
+            raise ValueError("--samples-credit credits the images of --samples: give both")
         translator = None if args.metadata_only else load_generators(args.run, warmup=False)
         metrics = dict(data.get("metrics") or {})
         calibration = data.get("calibration")
@@ -129,6 +134,10 @@ def main(argv=None) -> int:
             training["command"] = args.command
         if args.note:
             training["note"] = args.note
+        if args.samples:
+            training.pop("samples_credit", None)  # a new grid: the old credit no longer applies
+            if args.samples_credit:
+                training["samples_credit"] = args.samples_credit.strip()
         if args.metadata_only:
             save_metadata(args.dest, data["model_config"], metrics, train_config=data["train_config"],
                           training=training, calibration=calibration)
