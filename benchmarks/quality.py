@@ -565,7 +565,11 @@ def main(argv=None) -> int:
             if held_real:
                 calib_pairs += held_real
                 calib_kinds.update({name: "real, skull-stripped" for name, _, _ in held_real})
-                calib_names.append(f"{len(held_real)} slices of held-out subject(s) {', '.join(real_subjects)} "
+                from cyclegan.config import DEFAULT_SUBJECT_PATTERN
+                from cyclegan.data import subject_of
+
+                paired = sorted({subject_of(name, DEFAULT_SUBJECT_PATTERN) for name, _, _ in held_real})
+                calib_names.append(f"{len(held_real)} slices of held-out subject(s) {', '.join(paired)} "
                                    f"of {real_dir.name}")
                 if trained_on_real and calibrating:
                     for key, images in training_images(real_dir, set(), real_subjects, limit).items():

@@ -5,6 +5,7 @@ running the benchmarks themselves.
 """
 
 import json
+import re
 import subprocess
 import sys
 
@@ -43,6 +44,10 @@ def test_quality_quick_reports_model_and_baselines():
         if (SHARED_DATA / "real-t1t2-volumes").is_dir():
             # clinical slices with skull are among the slices the levels are measured on
             assert "slices with skull of each contrast of openmslong04" in calibration[0]["measured_on"]
+        named = re.search(r"slices of held-out subject\(s\) (.+?) of real-t1t2;", calibration[0]["measured_on"])
+        if named:  # only subjects whose pairs were measured are named
+            pairs = (SHARED_DATA / "real-t1t2" / "PAIRS.csv").read_text()
+            assert all(f"/{subject}_z" in pairs for subject in named.group(1).split(", ")), named.group(1)
     phantom = [r for r in rows if r.get("set") == "phantom" and "method" in r]
     if not phantom:
         pytest.skip("nilearn is not installed: the phantom cannot be made")
