@@ -93,8 +93,11 @@ def short_name(source: str) -> str:
 
 
 def datasets_of(training: Mapping[str, Any] | None) -> list[str] | None:
-    """The data sets a training record says the run read, or None when it does not say."""
+    """The data sets a training record says the run read (with a recorded recipe, every stage's), or None
+    when it does not say."""
     training = training or {}
+    if training.get("recipe_datasets"):
+        return [str(d) for d in training["recipe_datasets"]]
     data = training.get("data_config") or {}
     if data.get("datasets"):
         return [str(d) for d in data["datasets"]]
@@ -193,12 +196,12 @@ def quality_tables(metrics: Mapping[str, Any] | None) -> str:
 #: What each evaluation set is, for the one-table summary (the README's).
 SET_KINDS = {
     "holdout": "simulated head (BrainWeb), with skull",
-    "real": "real MS patient, skull-stripped",
+    "real": "real patients held out whole (MS, glioma), skull-stripped",
     "clinical_pairs": "real clinical 2-D scans with skull",
     "brats": "real glioma patients, other sites, skull-stripped",
     "phantom": "the project's phantom, skull-stripped",
 }
-_SUMMARY_SETS = {"holdout": "users' held-out pairs", "real": "held-out real subject",
+_SUMMARY_SETS = {"holdout": "users' held-out pairs", "real": "held-out real subjects",
                  "clinical_pairs_axial": "clinical pairs, axial", "clinical_pairs_coronal": "clinical pairs, coronal",
                  "clinical_pairs_sagittal": "clinical pairs, sagittal", "clinical_pairs": "clinical pairs",
                  "brats": "BraTS", "phantom": "phantom"}
@@ -370,7 +373,7 @@ INSTALL = ("The generators are plain Keras 3 files (they load with `safe_mode=Tr
 
 #: Sets whose SSIM and PSNR the card's model-index metadata lists: (set, name, data set id).
 INDEXED_SETS = (("holdout", "users' held-out pairs", DEFAULT_DATASET),
-                ("real", "held-out real subject", "real-t1t2"),
+                ("real", "held-out real subjects", "real-t1t2"),
                 ("clinical_pairs_axial", "clinical pairs with skull, axial", "real-t1t2-volumes"),
                 ("brats", "BraTS co-registered slices", "brats-paired-slices"))
 
@@ -481,7 +484,7 @@ def model_card(
     if training:
         rows = [f"| {k} | {_fmt(v)} |" for k, v in training.items()
                 if k not in ("data_config", "holdout_pairs", "failed_starts", "recipe", "recipe_file",
-                             "samples_credit")]
+                             "samples_credit", "recipe_datasets")]
         training_text += "| record | value |\n| --- | --- |\n" + "\n".join(rows) + "\n\n"
     metrics_text = ""
     if metrics:

@@ -143,7 +143,7 @@ def test_export_records_the_recipe_that_rebuilds_the_model_and_its_data_sets_by_
     (folder / "config.json").write_text(json.dumps(config))
     file = tmp_path / "rebuild.toml"
     file.write_text('output = "runs/rebuild"\nholdout-pairs = ["users/PAIRS.csv"]\n\n[[stage]]\nname = "first"\n'
-                    'dataset = ["users"]\n\n[[stage]]\nname = "second"\ndataset = ["users", "real"]\n')
+                    'dataset = ["users", "older"]\n\n[[stage]]\nname = "second"\ndataset = ["users", "real"]\n')
     weights = (folder / "t1_to_t2.keras").read_bytes()
     assert main([str(folder), str(folder), "--metadata-only", "--recipe", str(file)]) == 0
     training = json.loads((folder / "config.json").read_text())["training"]
@@ -156,6 +156,10 @@ def test_export_records_the_recipe_that_rebuilds_the_model_and_its_data_sets_by_
     card = (folder / "README.md").read_text()
     assert f"the recipe below, `{file}` in the project's repository, is the runs that made the model" in card
     assert 'name = "second"' in card and "../data" not in card
+    # the data of every stage is credited, not only the last stage's
+    assert training["recipe_datasets"] == ["users", "older", "real"]
+    data = card[card.index("Data:"):card.index("Data:") + 400]
+    assert "`older`" in data and "`real`" in data and "`users`" in data
     assert (folder / "t1_to_t2.keras").read_bytes() == weights
     # Exporting a run folder: its own held-out pairs are written by name too; --command still wins.
     (folder / "holdout_pairs.json").write_text(json.dumps([["/data/users/Tr1/TrainT1/a.png", "/data/users/Tr2/TrainT2/b.png"]]))

@@ -330,7 +330,7 @@ def test_card_follows_the_hubs_conventions_with_model_index_metadata(tiny_config
     results = {(r.dataset_name, r.metric_type, r.metric_name): r.metric_value for r in card.data.eval_results}
     assert results[("users' held-out pairs", "ssim", "SSIM T1 -> T2, inside the head")] == 0.981
     assert results[("users' held-out pairs", "psnr", "PSNR (dB) T1 -> T2, inside the head")] == 29.2
-    assert results[("held-out real subject", "ssim", "SSIM T1 -> T2, inside the head")] == 0.75
+    assert results[("held-out real subjects", "ssim", "SSIM T1 -> T2, inside the head")] == 0.75
     assert results[("BraTS co-registered slices", "psnr", "PSNR (dB) T2 -> T1, inside the head")] == 17.1
     assert not any("phantom" in key[0] for key in results)
     for section in ("## Intended uses", "## Out-of-scope uses", "## Limitations and biases",

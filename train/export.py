@@ -69,6 +69,9 @@ def with_recipe(training: dict, file: str) -> dict:
         training["holdout_pairs"] = [[by_name(p, names) for p in pair] for pair in training["holdout_pairs"]]
     last = stages[-1][1]  # the model is the last stage's
     training["init_from"] = last.get("init-from") or last.get("init_from")
+    # every data set of every stage, in the order they joined: the card credits all of them
+    every = [str(v) for _, keys in stages for v in _as_list(keys.get("dataset") or values.get("dataset"))]
+    training["recipe_datasets"] = list(dict.fromkeys(every + list(data_config.get("datasets") or [])))
     return training
 
 
