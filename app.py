@@ -221,8 +221,12 @@ VERDICTS = {
 
 
 #: Captions of the examples (shown above them, where nothing covers the thumbnails).
-EXAMPLE_CAPTION = "the project's simulated phantom; its textbook tissue contrast is unlike real scans'."
-EXAMPLE_VOLUME_CAPTION = "the project's phantom, T1-weighted."
+EXAMPLE_CAPTION = ("real scans of two patients held out of training, from the open_ms data (Lesjak et al., "
+                   "Neuroinformatics 2016 and 2017; CC-BY): openmslong04, a clinical scan with skull, and "
+                   "openmscs07, 3-D and skull-stripped.")
+EXAMPLE_VOLUME_CAPTION = ("openmslong04's T1-weighted clinical scan with skull, 28 slices 3 mm apart (open_ms, "
+                          "Lesjak et al., Neuroinformatics 2016; CC-BY; the model's earliest training runs saw "
+                          "16 of its axial slices).")
 #: Long file names wrap instead of being cut; a phone's narrow screen stacks the panels.
 CSS = """
 .file-preview .filename .stem { white-space: normal; word-break: break-all; overflow: visible; }

@@ -44,8 +44,8 @@ def make_inputs(folder: Path) -> dict:
     volume = np.stack([ellipse_slice(96, 80, i).T for i in range(12)], -1).astype(np.float32)
     (folder / "volume.nii.gz").write_bytes(gzip.compress(nib.Nifti1Image(volume, np.eye(4)).to_bytes()))
     return {
-        "t1_to_t2": str(ROOT / "examples" / "t1w_z080.png"),
-        "t2_to_t1": str(ROOT / "examples" / "t2w_z095.png"),
+        "t1_to_t2": str(ROOT / "examples" / "t1w_openmslong04_z028.png"),
+        "t2_to_t1": str(ROOT / "examples" / "t2w_openmscs07_z088.png"),
         "volume": str(folder / "volume.nii.gz"),
         "bad_constant": str(folder / "constant.png"),
         "bad_corrupt": str(folder / "corrupt.png"),

@@ -255,7 +255,7 @@ def bench_app(args):
 
     from cyclegan.hub import load_generators
 
-    path = str(ROOT / "examples" / "t1w_z080.png")
+    path = str(ROOT / "examples" / "t1w_openmslong04_z028.png")
     image = np.asarray(Image.open(path))
     translator = load_generators(precision="auto")  # what the app uses
     model_s = median_time(lambda: translator.translate_with_cycle(image, "t1_to_t2"), repeats=10)

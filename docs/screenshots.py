@@ -33,8 +33,8 @@ def take(url: str, out: Path, chromium: str) -> list[Path]:
             page.goto(url, wait_until="domcontentloaded")
             page.get_by_role("tab", name="T1 → T2").wait_for(timeout=120_000)
             for tab, example, produced, name in (
-                ("T1 → T2", "t1w_z095", "t1w_z095_t2w-from-t1w", "t1-to-t2.png"),
-                ("T2 → T1", "t2w_z095", "t2w_z095_t1w-from-t2w", "t2-to-t1.png"),
+                ("T1 → T2", "t1w_openmslong04_z028", "t1w_openmslong04_z028_t2w-from-t1w", "t1-to-t2.png"),
+                ("T2 → T1", "t2w_openmslong04_z023", "t2w_openmslong04_z023_t1w-from-t2w", "t2-to-t1.png"),
             ):
                 page.get_by_role("tab", name=tab).click()
                 page.locator(f"img[src*='{example}.png'] >> visible=true").first.click()
@@ -44,8 +44,8 @@ def take(url: str, out: Path, chromium: str) -> list[Path]:
                 shots.append(out / name)
                 page.screenshot(path=str(shots[-1]), full_page=True)
             page.get_by_role("tab", name="Volume (NIfTI)").click()
-            page.get_by_text("t1w_phantom.nii.gz").locator("visible=true").first.click()  # runs it
-            page.locator("img[src*='t1w_phantom_t2w-from-t1w_axial_z'] >> visible=true").first.wait_for(
+            page.get_by_text("t1w_openmslong04.nii.gz").locator("visible=true").first.click()  # runs it
+            page.locator("img[src*='t1w_openmslong04_t2w-from-t1w_axial_z'] >> visible=true").first.wait_for(
                 timeout=300_000)
             page.wait_for_timeout(1000)
             shots.append(out / "volume.png")

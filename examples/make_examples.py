@@ -1,25 +1,24 @@
-"""Make the app's example images: the project's own spin-echo phantom and real CC-BY scans.
+"""Make the app's example images: real slices and a volume cut from CC-BY scans.
 
-    python examples/make_examples.py [--volumes FOLDER]
+    python examples/make_examples.py --volumes FOLDER
+    MRI_CYCLEGAN_DATA=DATA python examples/make_examples.py      # DATA/real-t1t2-volumes
 
-Writes t1w_zNNN.png and t2w_zNNN.png (8-bit grayscale, 217 x 181) for a few
-axial slices of the MNI152 tissue maps simulated with
-S = PD * (1 - exp(-TR/T1)) * exp(-TE/T2), and t1w_phantom.nii.gz, a T1-weighted
-volume of the same phantom (every third axial slice of the brain, 8-bit, with the
-template's affine); see cyclegan/phantom.py. Needs nilearn.
-
-With ``--volumes`` (the BIDS folder ``real-t1t2-volumes``), it also cuts real slices
-from two participants of the CC-BY open_ms data (Lesjak et al., Neuroinformatics
-2016 and 2017), both held out of the clinical recipe's training:
-``openmslong04`` (a clinical 2-D scan with skull, 3-3.3 mm slices) and
-``openmscs07`` (3-D, skull-stripped). Each slice is cut by the header's
-orientation and resampled to 1 mm pixels as the app and the training data do
-(:func:`cyclegan.files.volume_of`), scaled by its volume's 99.5th percentile and
-named after its participant and plane: ``t1w_openmslong04_z027.png`` (axial index
-27), ``..._y120`` (coronal), ``..._x090`` (sagittal). It also writes
-``t1w_openmslong04.nii.gz``, a thick-slice example volume: the participant's
-T1w, its middle axial slices, as 8-bit with the source's affine and voxel size.
-Only open_ms volumes are used (CC-BY): never the users' data set, never the glioma cases.
+FOLDER is the BIDS data set ``real-t1t2-volumes``. The script cuts real slices from two
+participants of the CC-BY open_ms data (Lesjak et al., Neuroinformatics 2016 and 2017)
+that the default model's training held out: ``openmscs07`` (3-D, skull-stripped), held
+out by every run, and ``openmslong04`` (a clinical 2-D scan with skull, 3-3.3 mm slices),
+held out by its last five runs (the earlier ones trained on 16 other axial slices of it:
+the example slices are none of those). Each slice is cut
+by the header's orientation and resampled to 1 mm pixels as the app and the training
+data do (:func:`cyclegan.files.volume_of`), scaled by its volume's 99.5th percentile and
+named after its participant and plane: ``t1w_openmslong04_z028.png`` (axial index 28),
+``..._y120`` (coronal), ``..._x090`` (sagittal). It also writes
+``t1w_openmslong04.nii.gz``, a thick-slice example volume: the participant's T1w, its
+middle axial slices, as 8-bit with the source's affine and voxel size. Only open_ms
+volumes are used (CC-BY): never the users' data set, never the glioma cases. The slices
+were chosen through the ventricles, among those the default model calls typical.
+The project's spin-echo phantom (cyclegan/phantom.py) is no longer an example: its
+textbook contrast is unlike any scan's.
 """
 
 import argparse
@@ -28,32 +27,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cyclegan.phantom import phantom_pairs, simulate, tissue_maps
-
-SLICES = (80, 95, 110)
-#: Axial slices of the example volume (every third from the base of the ventricles up).
-VOLUME_SLICES = range(60, 132, 3)
-
-
-def write_volume(path: Path) -> None:
-    import nibabel as nib
-    from nilearn import datasets
-
-    template = datasets.load_mni152_brain_mask(resolution=1)
-    volume = simulate(tissue_maps(), "t1")[:, :, list(VOLUME_SLICES)]
-    affine = template.affine.copy()
-    affine[:3, 3] = affine[:3, :3] @ np.array([0, 0, VOLUME_SLICES[0]]) + affine[:3, 3]
-    affine[:3, 2] *= VOLUME_SLICES.step
-    image = nib.Nifti1Image((np.clip(volume, 0, 1) * 255 + 0.5).astype(np.uint8), affine)
-    image.header.set_xyzt_units("mm")
-    nib.save(image, path)
-
 
 #: Real example slices: (BIDS file under the volumes folder, contrast, participant, plane, index).
 REAL_SLICES = (
-    ("sub-openmslong04/ses-study1/anat/sub-openmslong04_ses-study1_T1w.nii.gz", "t1w", "openmslong04", "axial", 27),
+    ("sub-openmslong04/ses-study1/anat/sub-openmslong04_ses-study1_T1w.nii.gz", "t1w", "openmslong04", "axial", 28),
     ("sub-openmslong04/ses-study1/anat/sub-openmslong04_ses-study1_T1w.nii.gz", "t1w", "openmslong04", "coronal", 120),
-    ("sub-openmslong04/ses-study1/anat/sub-openmslong04_ses-study1_T2w.nii.gz", "t2w", "openmslong04", "axial", 26),
+    ("sub-openmslong04/ses-study1/anat/sub-openmslong04_ses-study1_T2w.nii.gz", "t2w", "openmslong04", "axial", 23),
     ("sub-openmslong04/ses-study1/anat/sub-openmslong04_ses-study1_T2w.nii.gz", "t2w", "openmslong04", "coronal", 180),
     ("sub-openmscs07/anat/sub-openmscs07_T1w.nii.gz", "t1w", "openmscs07", "axial", 88),
     ("sub-openmscs07/anat/sub-openmscs07_T2w.nii.gz", "t2w", "openmscs07", "axial", 88),
@@ -114,19 +93,13 @@ def write_real(volumes: Path, folder: Path) -> None:
 
 
 def main() -> None:
+    from cyclegan.data import locate
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--volumes", type=Path, help="the BIDS folder real-t1t2-volumes (real CC-BY examples)")
+    parser.add_argument("--volumes", type=Path, default=Path(locate("real-t1t2-volumes")),
+                        help="the BIDS data set real-t1t2-volumes (default: under MRI_CYCLEGAN_DATA)")
     args = parser.parse_args()
-    folder = Path(__file__).resolve().parent
-    for z, t1w, t2w in phantom_pairs(SLICES):
-        for name, image in (("t1w", t1w), ("t2w", t2w)):
-            pixels = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
-            Image.fromarray(pixels).save(folder / f"{name}_z{z:03d}.png", optimize=True)
-            print(f"wrote {name}_z{z:03d}.png")
-    write_volume(folder / "t1w_phantom.nii.gz")
-    print("wrote t1w_phantom.nii.gz")
-    if args.volumes is not None:
-        write_real(args.volumes, folder)
+    write_real(args.volumes, Path(__file__).resolve().parent)
 
 
 if __name__ == "__main__":

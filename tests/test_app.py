@@ -202,7 +202,7 @@ def test_a_thick_slice_volume_translates_in_every_plane(client, tmp_path):
 
 
 def test_the_example_volume_translates_in_every_plane(client):
-    """The shipped example has 24 slices 3 mm apart: coronal and sagittal slices are resampled to 1 mm."""
+    """The shipped example has 28 slices 3 mm apart of 0.91 mm pixels: every plane is resampled to 1 mm."""
     import nibabel as nib
 
     import app
@@ -213,7 +213,7 @@ def test_the_example_volume_translates_in_every_plane(client):
         nifti, report = client.predict(handle_file(example), "t1_to_t2", plane, api_name="/volume")
         out = nib.load(nifti)
         assert out.shape == source.shape and np.allclose(out.affine, source.affine), plane
-        assert report["translated_slices"] > 0 and report["resampled"] == (plane != "axial")
+        assert report["translated_slices"] > 0 and report["resampled"]
         assert report["contrast"]["looks_like"] in ("T1", "T2") and report["verdict"]
 
 

@@ -62,11 +62,11 @@ def shot(page, tmp_path, name):
     assert os.path.getsize(path) > 10_000
 
 
-@pytest.mark.parametrize("tab, example, produced", [
-    ("T1 → T2", "t1w_z080", "t1w_z080_t2w-from-t1w"),
-    ("T2 → T1", "t2w_z095", "t2w_z095_t1w-from-t2w"),
+@pytest.mark.parametrize("tab, example, produced, width", [
+    ("T1 → T2", "t1w_openmslong04_z028", "t1w_openmslong04_z028_t2w-from-t1w", 233),
+    ("T2 → T1", "t2w_openmscs07_z088", "t2w_openmscs07_z088_t1w-from-t2w", 182),
 ])
-def test_example_thumbnail_gives_input_translation_and_verdict(page, tmp_path, tab, example, produced):
+def test_example_thumbnail_gives_input_translation_and_verdict(page, tmp_path, tab, example, produced, width):
     page.get_by_role("tab", name=tab).click()
     panel = Visible(page)
     panel.locator(f"img[src*='{example}.png']").first.click()  # a thumbnail, not a file name
@@ -76,7 +76,7 @@ def test_example_thumbnail_gives_input_translation_and_verdict(page, tmp_path, t
     inputs = panel.locator(f"img[src*='{example}_input']")
     inputs.nth(1).wait_for(state="visible", timeout=30_000)
     translated.nth(1).wait_for(state="visible", timeout=30_000)
-    assert width_of(page, inputs.first) == width_of(page, translated.first) == 181
+    assert width_of(page, inputs.first) == width_of(page, translated.first) == width
     assert panel.locator("img[src*='round-trip-error']").first.is_visible()
     panel.get_by_text("Mean round-trip error inside the head").wait_for(timeout=30_000)
     assert panel.get_by_text("≥ 0.25").first.is_visible()  # the colour bar's scale
@@ -103,14 +103,15 @@ def test_wrong_contrast_is_flagged_and_switched_in_one_click(page, tmp_path):
 def test_volume_example_runs_on_click_with_a_verdict_and_an_error_map(page, tmp_path):
     page.get_by_role("tab", name="Volume (NIfTI)").click()
     panel = Visible(page)
-    panel.get_by_text("t1w_phantom.nii.gz").first.click()  # runs it: no button to press
-    view = panel.locator("img[src*='t1w_phantom_t2w-from-t1w_axial_z012']").first
+    panel.get_by_text("t1w_openmslong04.nii.gz").first.click()  # runs it: no button to press
+    view = panel.locator("img[src*='t1w_openmslong04_t2w-from-t1w_axial_z012']").first
     view.wait_for(state="visible", timeout=MODEL_WAIT)
-    assert width_of(page, view) == 2 * 197  # input | translation of one axial slice
-    heat = panel.locator("img[src*='t1w_phantom_t2w-from-t1w_round-trip-error_axial_z012']").first
-    assert heat.is_visible() and width_of(page, heat) == 197
+    # input | translation of one axial slice, on the model's 1 mm grid (256 pixels of 0.91 mm: 233)
+    assert width_of(page, view) == 2 * 233
+    heat = panel.locator("img[src*='t1w_openmslong04_t2w-from-t1w_round-trip-error_axial_z012']").first
+    assert heat.is_visible() and width_of(page, heat) == 233
     panel.get_by_text("Mean round-trip error inside the head").wait_for(timeout=30_000)
-    assert panel.locator("a[href*='t1w_phantom_t2w-from-t1w.nii.gz']").count() >= 1  # named after the input
+    assert panel.locator("a[href*='t1w_openmslong04_t2w-from-t1w.nii.gz']").count() >= 1  # named after the input
     below_heat_map(page, heat, panel.locator(".colour-bar").first)
     shot(page, tmp_path, "app-volume.png")
 
@@ -132,8 +133,8 @@ def test_an_error_clears_the_earlier_result(page, tmp_path):
     page.reload(wait_until="domcontentloaded")
     page.get_by_role("tab", name="T1 → T2").click()
     panel = Visible(page)
-    panel.locator("img[src*='t1w_z095.png']").first.click()
-    panel.locator("img[src*='t1w_z095_t2w-from-t1w']").first.wait_for(state="visible", timeout=MODEL_WAIT)
+    panel.locator("img[src*='t1w_openmslong04_z028.png']").first.click()
+    panel.locator("img[src*='t1w_openmslong04_z028_t2w-from-t1w']").first.wait_for(state="visible", timeout=MODEL_WAIT)
     panel.get_by_text("Mean round-trip error inside the head").wait_for(timeout=30_000)
     broken = tmp_path / "broken_scan.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n not an image")
@@ -142,13 +143,13 @@ def test_an_error_clears_the_earlier_result(page, tmp_path):
     panel.get_by_role("button", name="Translate to T2").click()
     panel.get_by_text("broken_scan.png is not a readable PNG").first.wait_for(timeout=MODEL_WAIT)
     page.wait_for_timeout(1000)
-    assert panel.locator("img[src*='t1w_z095']").count() <= 3  # the thumbnails only
+    assert panel.locator("img[src*='t1w_openmslong04_z028']").count() <= 3  # the thumbnails only
     assert panel.get_by_text("Mean round-trip error inside the head").count() == 0
     # The volume tab too: a volume, then a file that is not one.
     page.get_by_role("tab", name="Volume (NIfTI)").click()
-    panel.get_by_text("t1w_phantom.nii.gz").first.click()
-    panel.locator("img[src*='t1w_phantom_t2w-from-t1w_axial_z']").first.wait_for(state="visible",
-                                                                                  timeout=MODEL_WAIT)
+    panel.get_by_text("t1w_openmslong04.nii.gz").first.click()
+    panel.locator("img[src*='t1w_openmslong04_t2w-from-t1w_axial_z']").first.wait_for(state="visible",
+                                                                                       timeout=MODEL_WAIT)
     bad = tmp_path / "bad_volume.nii.gz"
     bad.write_bytes(b"\x1f\x8b not a volume")
     panel.get_by_role("button", name="Clear").first.click()
@@ -156,7 +157,7 @@ def test_an_error_clears_the_earlier_result(page, tmp_path):
     panel.get_by_role("button", name="Translate volume").click()
     panel.get_by_text("bad_volume.nii.gz is not a readable NIfTI file").first.wait_for(timeout=MODEL_WAIT)
     page.wait_for_timeout(1000)
-    assert panel.locator("img[src*='t1w_phantom_t2w-from-t1w']").count() == 0
+    assert panel.locator("img[src*='t1w_openmslong04_t2w-from-t1w']").count() == 0
     assert panel.get_by_text("Mean round-trip error inside the head").count() == 0
 
 
@@ -169,13 +170,13 @@ def test_layout_at_desktop_and_phone_width(page, app_url, tmp_path, width):
         view.goto(app_url, wait_until="domcontentloaded")
         view.get_by_role("tab", name="T1 → T2").wait_for(timeout=MODEL_WAIT)
         panel = Visible(view)
-        caption = panel.get_by_text("the project's simulated phantom").first
-        thumbnail = panel.locator("img[src*='t1w_z080.png']").first
+        caption = panel.get_by_text("real scans of two patients held out").first
+        thumbnail = panel.locator("img[src*='t1w_openmslong04_z028.png']").first
         thumbnail.wait_for(state="visible", timeout=30_000)
         caption_box, thumb_box = caption.bounding_box(), thumbnail.bounding_box()
         assert caption_box["y"] + caption_box["height"] <= thumb_box["y"] + 1, (caption_box, thumb_box)
         thumbnail.click()
-        heat = panel.locator("img[src*='t1w_z080_round-trip-error']").first
+        heat = panel.locator("img[src*='t1w_openmslong04_z028_round-trip-error']").first
         heat.wait_for(state="visible", timeout=MODEL_WAIT)
         below_heat_map(view, heat, panel.locator(".colour-bar").first)
         title_box = view.get_by_text("Round-trip error", exact=True).locator("visible=true").first.bounding_box()

@@ -62,3 +62,40 @@ def test_real_examples_name_the_missing_folder(tmp_path):
     module = make_examples()
     with pytest.raises(SystemExit, match="real-t1t2-volumes"):
         module.write_real(tmp_path / "nowhere", tmp_path)
+
+
+@pytest.fixture(scope="module")
+def default_translator():
+    from cyclegan import load_generators
+
+    return load_generators()
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("t[12]w_*.png")), ids=lambda p: p.name)
+def test_every_example_image_is_typical_in_its_own_tab_and_recognised(default_translator, path):
+    """What a visitor sees first: each example, in the tab it is shown in, comes out typical (its
+    translation in tissue order, its round trip within the stored levels) and its contrast is
+    recognised as the tab's."""
+    from cyclegan.translate import translate_image
+
+    direction = "t1_to_t2" if path.name.startswith("t1w") else "t2_to_t1"
+    report = translate_image(default_translator, Image.open(path), direction).report
+    assert report["tissue_order"]["in_order"], report["tissue_order"]
+    assert report["verdict"] == "typical", (report["mean_cycle_error"], report["levels"])
+    assert not report["contrast"]["mismatch"], report["contrast"]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("t[12]w_*.nii.gz")), ids=lambda p: p.name)
+def test_the_example_volume_is_typical_in_every_plane(default_translator, path):
+    """Typical in every plane; its contrast recognised in the axial plane, which a click on the example
+    runs (its sagittal cuts, 3 mm slices stretched to 1 mm pixels, read as T2 to the contrast check)."""
+    from cyclegan.files import load_volume
+    from cyclegan.translate import translate_volume
+
+    direction = "t1_to_t2" if path.name.startswith("t1w") else "t2_to_t1"
+    for plane in ("axial", "coronal", "sagittal"):
+        report = translate_volume(default_translator, load_volume(path, plane), direction).report
+        assert report["verdict"] == "typical", (plane, report["mean_cycle_error"], report["levels"])
+        assert report["tissue_order"]["in_order"], (plane, report["tissue_order"])
+        if plane == "axial":
+            assert not report["contrast"]["mismatch"], report["contrast"]

@@ -125,7 +125,7 @@ def test_the_readme_python_example_runs_as_written(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(block, "README.md", "exec"), {})
     written = next(tmp_path.glob("*.png"))
-    source = Image.open(ROOT / "examples" / "t1w_z095.png")
+    source = Image.open(ROOT / "examples" / "t1w_openmslong04_z028.png")
     with Image.open(written) as out:
         assert out.size == source.size and out.mode == "L"
         assert 20 < sum(out.getdata()) / (out.size[0] * out.size[1]) < 200

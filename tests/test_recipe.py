@@ -127,14 +127,16 @@ def test_the_shipped_recipes_and_the_documented_one_are_valid(tmp_path):
 
 
 def test_the_shipped_models_recipe_runs_every_stage_from_the_one_before(tmp_path, monkeypatch):
-    """recipes/default-model.toml on stand-ins of its two data sets, every stage shrunk to one step
-    of the tiny model: the sixteen stages chain (each from the one before), the second data set and
-    its held-out subject join at mix1, the refiner at the last stage, and the record names the data
-    sets, never this machine's paths."""
+    """recipes/default-model.toml on stand-ins of its three data sets, every stage shrunk to one step
+    of the tiny model: the twenty-one stages chain (each from the one before), the second data set
+    and its held-out subject join at mix1, the refiner at mix7-refiner, the volumes (three planes,
+    four participants held out) at clin1, resize convolutions from clin3r to the last stage, and the
+    record names the data sets, never this machine's paths."""
     from PIL import Image
 
     from conftest import ROOT, make_folder, phantom_slice
     from cyclegan.data import DATA_ROOT_ENV
+    from test_volume_data import head_volumes, save
 
     root = tmp_path / "data"
     make_folder(root / "mri-t1t2-unpaired", n=6, size=(40, 36))
@@ -152,13 +154,18 @@ def test_the_shipped_models_recipe_runs_every_stage_from_the_one_before(tmp_path
             if "long" not in subject:
                 rows.append(f"Tr1/TrainT1/{name},Tr2/TrainT2/{name}")
     (real / "PAIRS.csv").write_text("\n".join(rows) + "\n")
+    t1, t2 = head_volumes(n=10, size=48)
+    for participant in ("openmslong01", "openmslong04", "openmscs07", "bratscase", "gliomagan"):
+        for suffix, volume in (("T1w", t1), ("T2w", t2)):
+            save(root / "real-t1t2-volumes" / f"sub-{participant}" / "anat" / f"sub-{participant}_{suffix}.nii.gz", volume)
     monkeypatch.setenv(DATA_ROOT_ENV, str(root))
+    monkeypatch.setenv("MRI_CYCLEGAN_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     shipped = (ROOT / "recipes" / "default-model.toml").read_text()
     assert shipped.count("refine-steps = 2000") == 1
     file = write(tmp_path / "default-model.toml", shipped.replace("refine-steps = 2000", "refine-steps = 2"))
     stages = [name for name, _ in recipe.stages(recipe.read(file), file.name)]
-    assert len(stages) == 16
+    assert len(stages) == 21
     shrink = ["--preset", "tiny", "--image-size", "32", "--epochs", "1", "--decay-epochs", "1",
               "--steps-per-epoch", "1", "--save-every", "1", "--check-images", "0", "--output", "runs/rebuild"]
     assert main(["--config", str(file), *shrink]) == 0
@@ -169,9 +176,16 @@ def test_the_shipped_models_recipe_runs_every_stage_from_the_one_before(tmp_path
         assert (out / name / recipe.STAGE_DONE).is_file()
         assert run["init_from"] == (f"runs/rebuild/{before}" if before else None)
         before = name
-    first, last = (json.loads((out / n / "config.json").read_text()) for n in (stages[0], stages[-1]))
+    first, refined, volumes, last = (json.loads((out / n / "config.json").read_text())
+                                     for n in (stages[0], "mix7-refiner", "clin1", stages[-1]))
     assert first["training"]["data_config"]["datasets"] == ["mri-t1t2-unpaired"]
-    assert last["training"]["data_config"]["datasets"] == ["mri-t1t2-unpaired", "real-t1t2"]
-    assert last["training"]["data_config"]["holdout_subjects"] == ["openms-cs-patient07"]
-    assert last["model_config"]["refiner_width"] == 32 and last["model_config"]["upsampling"] == "transpose"
+    assert refined["training"]["data_config"]["datasets"] == ["mri-t1t2-unpaired", "real-t1t2"]
+    assert refined["training"]["data_config"]["holdout_subjects"] == ["openms-cs-patient07"]
+    assert refined["model_config"]["refiner_width"] == 32 and refined["model_config"]["upsampling"] == "transpose"
+    assert volumes["model_config"]["upsampling"] == "transpose"
+    assert last["training"]["data_config"]["datasets"] == ["mri-t1t2-unpaired", "real-t1t2-volumes"]
+    assert last["training"]["data_config"]["holdout_subjects"] == ["openmslong04", "openmscs07", "bratscase",
+                                                                   "gliomagan"]
+    assert last["training"]["data_config"]["planes"] == ["axial", "coronal", "sagittal"]
+    assert last["model_config"]["refiner_width"] == 32 and last["model_config"]["upsampling"] == "resize"
     assert str(root) not in (out / stages[-1] / "config.json").read_text()
