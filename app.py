@@ -161,6 +161,14 @@ class TranslationApp:
                 info = dataset_info(source)
                 label = info.get("hub") or short_name(source)
                 lines.append(f"- `{label}`" + (f": {info['what']}; licence: {info['licence']}" if info else ""))
+        if example_files("t1_to_t2") or example_files("t2_to_t1") or example_volumes():
+            lines.append("\n### The examples\n")
+            lines.append(f"Slices: {EXAMPLE_CAPTION} Volume: {EXAMPLE_VOLUME_CAPTION} Cut by the project's "
+                         "`examples/make_examples.py`; data from http://lit.fe.uni-lj.si/tools (Lesjak Ž. et al., "
+                         "\"Validation of white-matter lesion change detection methods on a novel publicly "
+                         "available MRI image database\", Neuroinformatics 2016; \"A novel public MR image dataset "
+                         "of multiple sclerosis patients with lesion segmentations based on multi-rater consensus\", "
+                         "Neuroinformatics 2017).")
         if metrics:
             lines.append("\n### Model quality\n")
             lines.append("SSIM, PSNR and MAE inside the head on intensities in [0, 1], against the real image "

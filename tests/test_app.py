@@ -358,3 +358,15 @@ def test_about_says_what_the_last_training_run_did(tiny_translator, monkeypatch)
     assert "its last training run: 1 epoch, then 2000 steps fitting its refiners (jax)." in text
     monkeypatch.setattr(tiny_translator, "card", {"training": {"epochs_done": 6}})
     assert "its last training run: 6 epochs." in app.TranslationApp(tiny_translator).about()
+
+
+def test_about_credits_the_examples_it_shows(tiny_translator, monkeypatch, tmp_path):
+    """The examples are CC-BY scans: About names their source and what to cite; without examples it
+    says nothing of them."""
+    import app
+
+    text = app.TranslationApp(tiny_translator).about()
+    assert app.example_files("t1_to_t2") and "### The examples" in text
+    assert "open_ms" in text and "CC-BY" in text and "Neuroinformatics 2016" in text and "2017" in text
+    monkeypatch.setattr(app, "EXAMPLES", tmp_path)  # an app without examples
+    assert "### The examples" not in app.TranslationApp(tiny_translator).about()
