@@ -104,11 +104,11 @@ def test_volume_example_runs_on_click_with_a_verdict_and_an_error_map(page, tmp_
     page.get_by_role("tab", name="Volume (NIfTI)").click()
     panel = Visible(page)
     panel.get_by_text("t1w_openmslong04.nii.gz").first.click()  # runs it: no button to press
-    view = panel.locator("img[src*='t1w_openmslong04_t2w-from-t1w_axial_z012']").first
+    view = panel.locator("img[src*='t1w_openmslong04_t2w-from-t1w_axial_z014']").first
     view.wait_for(state="visible", timeout=MODEL_WAIT)
     # input | translation of one axial slice, on the model's 1 mm grid (256 pixels of 0.91 mm: 233)
     assert width_of(page, view) == 2 * 233
-    heat = panel.locator("img[src*='t1w_openmslong04_t2w-from-t1w_round-trip-error_axial_z012']").first
+    heat = panel.locator("img[src*='t1w_openmslong04_t2w-from-t1w_round-trip-error_axial_z014']").first
     assert heat.is_visible() and width_of(page, heat) == 233
     panel.get_by_text("Mean round-trip error inside the head").wait_for(timeout=30_000)
     assert panel.locator("a[href*='t1w_openmslong04_t2w-from-t1w.nii.gz']").count() >= 1  # named after the input

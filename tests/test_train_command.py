@@ -316,7 +316,7 @@ def test_upsampling_left_out_follows_the_resumed_run_or_the_init_from_model(tmp_
     assert "architecture" in clash.stderr and "--upsampling" in clash.stderr
 
 
-def test_runs_started_before_the_small_preset_took_resize_keep_transposed_convolutions():
+def test_runs_started_before_the_small_preset_took_resize_keep_transposed_convolutions(tmp_path):
     from cyclegan.config import preset
     from cyclegan.pipeline import kept_architecture as _kept_architecture
 
@@ -329,9 +329,14 @@ def test_runs_started_before_the_small_preset_took_resize_keep_transposed_convol
     assert _kept_architecture({"model_config": old}, small, None, set()).upsampling == "transpose"
     assert _kept_architecture(None, small, None, set()).upsampling == "resize"  # a new run
     assert _kept_architecture({"model_config": old}, small, None, {"upsampling"}).upsampling == "resize"
-    # The shipped model (transposed) is fine-tuned with its own upsampling.
+    # A model is fine-tuned with its own upsampling: the shipped one (resize convolutions since the
+    # clinical fine-tune) and one with transposed convolutions (the shipped model's before).
     shipped = ROOT / "cyclegan" / "default_model"
-    assert _kept_architecture(None, small, str(shipped), set()).upsampling == "transpose"
+    assert _kept_architecture(None, small, str(shipped), set()).upsampling == "resize"
+    config = json.loads((shipped / "config.json").read_text())
+    config["model_config"]["upsampling"] = "transpose"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert _kept_architecture(None, small, str(tmp_path), set()).upsampling == "transpose"
 
 
 def test_skips_left_out_follow_the_resumed_run_or_the_init_from_model(tmp_path, tiny_config):
