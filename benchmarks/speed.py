@@ -274,8 +274,9 @@ def bench_app(args):
         start_rss = rss_mb(proc.pid)
         client = Client(url, verbose=False)
         app_s = median_time(lambda: client.predict(handle_file(path), api_name="/t1_to_t2"), repeats=10)
-        emit(bench="app", image=f"{image.shape[1]}x{image.shape[0]}", precision=translator.precision, model_s=round(model_s, 4),
-             handler_s=round(handler_s, 4), handler_overhead_fraction=round(handler_s / model_s - 1, 3),
+        emit(bench="app", image=f"{image.shape[1]}x{image.shape[0]}", precision=translator.precision,
+             model_s=round(model_s, 4), handler_s=round(handler_s, 4),
+             handler_overhead_fraction=round(handler_s / model_s - 1, 3),
              app_round_trip_s=round(app_s, 4), overhead_fraction=round(app_s / model_s - 1, 3),
              gradio_floor_s=round(floor_s, 4),
              overhead_beyond_floor_fraction=round((app_s - floor_s) / model_s - 1, 3),

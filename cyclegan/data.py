@@ -246,6 +246,16 @@ def subject_key(name: str) -> str:
     return name[4:] if name.startswith("sub-") else name
 
 
+def volume_scale(data: np.ndarray, name: str) -> float:
+    """What a volume's intensities are divided by before its slices are cut: the 99.5th percentile
+    of its positive voxels (an :class:`InputImageError` when it has none)."""
+    positive = data[data > 0]
+    top = float(np.percentile(positive, 99.5)) if positive.size else 0.0
+    if top <= 0:
+        raise InputImageError(f"the volume {name} has no positive voxels")
+    return top
+
+
 def volume_slices(image, name: str, planes=("axial",)) -> tuple[list, dict]:
     """Training slices of one NIfTI volume (a nibabel image) in ``planes``: by the header's orientation
     (:func:`cyclegan.files.volume_of`), resampled in-plane to 1 mm pixels, scaled by the volume's
@@ -257,10 +267,7 @@ def volume_slices(image, name: str, planes=("axial",)) -> tuple[list, dict]:
     out, shapes = [], {}
     for plane in planes:
         volume = volume_of(image, plane, name)
-        positive = volume.data[volume.data > 0]
-        top = float(np.percentile(positive, 99.5)) if positive.size else 0.0
-        if top <= 0:
-            raise InputImageError(f"the volume {name} has no positive voxels")
+        top = volume_scale(volume.data, name)
         shapes[plane] = volume.model_shape
         for index, pixels in enumerate(volume.model_slices()):
             scaled = np.clip(pixels / top, 0.0, 1.0)

@@ -45,17 +45,16 @@ PLANE_LETTER = {"axial": "z", "coronal": "y", "sagittal": "x"}
 
 
 def real_slice(path: Path, plane: str, index: int) -> np.ndarray:
-    """One slice of a NIfTI volume as the app sees it: 1 mm pixels, 8-bit, scaled by the volume's
-    99.5th percentile of its positive voxels."""
+    """One slice of a NIfTI volume as the app sees it: 1 mm pixels, 8-bit, scaled as the training
+    data scale a volume (:func:`cyclegan.data.volume_scale`)."""
     import nibabel as nib
 
+    from cyclegan.data import volume_scale
     from cyclegan.files import volume_of
+    from cyclegan.preprocessing import to_uint8
 
     volume = volume_of(nib.load(path), plane, path.name)
-    positive = volume.data[volume.data > 0]
-    top = float(np.percentile(positive, 99.5))
-    pixels = volume.model_slices()[index]
-    return (np.clip(pixels / top, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return to_uint8(volume.model_slices()[index] / volume_scale(volume.data, path.name))
 
 
 def write_real_volume(source: Path, keep: range, path: Path) -> None:
@@ -63,15 +62,17 @@ def write_real_volume(source: Path, keep: range, path: Path) -> None:
     with the affine moved to the first slice kept and the source's voxel size."""
     import nibabel as nib
 
+    from cyclegan.data import volume_scale
+    from cyclegan.preprocessing import to_uint8
+
     image = nib.load(source)
     if nib.aff2axcodes(image.affine)[2] not in ("S", "I"):
         raise SystemExit(f"{source.name}: its third voxel axis is not axial")
     data = np.asarray(image.dataobj, np.float32)
-    top = float(np.percentile(data[data > 0], 99.5))
     kept = data[:, :, keep.start:keep.stop]
     affine = image.affine.copy()
     affine[:3, 3] = affine[:3, :3] @ np.array([0, 0, keep.start]) + affine[:3, 3]
-    out = nib.Nifti1Image((np.clip(kept / top, 0, 1) * 255 + 0.5).astype(np.uint8), affine)
+    out = nib.Nifti1Image(to_uint8(kept / volume_scale(data, source.name)), affine)
     out.header.set_zooms(image.header.get_zooms()[:3])
     out.header.set_xyzt_units("mm")
     nib.save(out, path)

@@ -51,10 +51,10 @@ def with_recipe(training: dict, file: str) -> dict:
     """The training record ``training`` with the recipe ``file`` (see ``--recipe``)."""
     from cyclegan import recipe
 
-    values = recipe.read(file)
-    stages = recipe.stages(values, Path(file).name)
-    names = {str(v) for _, keys in stages for v in _as_list(keys.get("dataset"))}
-    names |= {str(v) for v in _as_list(values.get("dataset"))}
+    stages = recipe.stages(recipe.read(file), Path(file).name)  # each stage over the top-level keys
+    # every data set of every stage, in the order they joined
+    every = list(dict.fromkeys(str(v) for _, keys in stages for v in _as_list(keys.get("dataset"))))
+    names = set(every)
     training = dict(training)
     training["recipe"] = Path(file).read_text(encoding="utf-8")
     training["recipe_file"] = str(file)
@@ -69,8 +69,7 @@ def with_recipe(training: dict, file: str) -> dict:
         training["holdout_pairs"] = [[by_name(p, names) for p in pair] for pair in training["holdout_pairs"]]
     last = stages[-1][1]  # the model is the last stage's
     training["init_from"] = last.get("init-from") or last.get("init_from")
-    # every data set of every stage, in the order they joined: the card credits all of them
-    every = [str(v) for _, keys in stages for v in _as_list(keys.get("dataset") or values.get("dataset"))]
+    # the card credits them all
     training["recipe_datasets"] = list(dict.fromkeys(every + list(data_config.get("datasets") or [])))
     return training
 
