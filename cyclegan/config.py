@@ -269,10 +269,16 @@ class DataConfig(_JsonConfig):
     planes: tuple = option(
         ("axial",), "planes NIfTI volume data sets are cut in (any of axial, coronal, sagittal, read from each "
         "volume's header; PNG data sets are what they are)", item=str, nargs="+", metavar="PLANE")
+    registered_pairs: str = option(
+        "paired", "how the training pairs of NIfTI visits aligned by registration (--holdout-pairs aligned) "
+        "train: 'paired', through the paired terms like pairs aligned as given, or 'unpaired', through the "
+        "cycle and the discriminators only (their held-out pairs are scored all the same)",
+        choices=["paired", "unpaired"])
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen)
         set_("planes", _as_tuple("planes", self.planes, str))
+        _check_choice(self, "registered_pairs")
         if not self.planes or len(set(self.planes)) != len(self.planes) or not set(self.planes) <= set(PLANES):
             raise ConfigError(f"planes must be one or more of {', '.join(PLANES)}, each once; got "
                               f"{', '.join(self.planes) or 'none'}")

@@ -72,6 +72,7 @@ class Source:
     planes: tuple = ()
     pairs_as_given: int = 0
     pairs_registered: int = 0
+    registered_unpaired: bool = False  # its registered pairs train unpaired (DataConfig.registered_pairs)
 
     def volumes_text(self) -> str:
         """What a NIfTI data set gave (empty for a data set of images)."""
@@ -79,7 +80,8 @@ class Source:
             return ""
         return (f"{len(self.participants)} participants ({', '.join(self.participants)}), "
                 f"{' and '.join(self.planes)} slices, pairs aligned as given {self.pairs_as_given}, by registration "
-                f"{self.pairs_registered}")
+                f"{self.pairs_registered}" + (" (trained unpaired)" if self.registered_unpaired and self.pairs_registered
+                                              else ""))
 
     @property
     def pair_share(self) -> float:
@@ -531,6 +533,7 @@ def split_datasets(
     names: list | None = None,
     skipped: int = 0,
     pair_shares: list | None = None,
+    registered_pairs: str = "paired",
 ) -> DataSplit:
     """Split several data sets, each ``(slices, pairs or None)``, for one run.
 
@@ -539,7 +542,9 @@ def split_datasets(
     a held-out subject hold out ``holdout_fraction`` of their pairs (spread
     over the slice range); those with nothing held out put ``val_fraction`` of
     their images (by file name) into validation. ``weights`` and ``pair_shares``
-    (None entries: the data set's own share) become each :class:`Source`'s.
+    (None entries: the data set's own share) become each :class:`Source`'s. With
+    ``registered_pairs`` "unpaired", pairs aligned by registration (:data:`REGISTERED`) leave
+    the training pairs; their slices stay training images and held-out ones stay held out.
     """
     holdout_subjects = tuple(subject_key(name) for name in holdout_subjects)
     for slices, _ in parts:
@@ -593,6 +598,8 @@ def split_datasets(
                 train[s.domain].append(s)
         train_ids = {id(s) for d in DOMAINS for s in train[d]}
         train_pairs = [p for p in known_pairs if id(p[0]) in train_ids and id(p[1]) in train_ids]
+        if registered_pairs == "unpaired":  # their slices stay training images, without their pairing
+            train_pairs = [p for p in train_pairs if REGISTERED not in p[1].name]
         weight = float(weights[index]) if weights else 1.0
         share = pair_shares[index] if pair_shares else None
         if share and not train_pairs:
@@ -603,6 +610,7 @@ def split_datasets(
         source.planes = tuple(plane for plane in ("axial", "coronal", "sagittal") if plane in cut)
         source.pairs_registered = sum(REGISTERED in t2.name for _, t2 in known_pairs)
         source.pairs_as_given = len(known_pairs) - source.pairs_registered
+        source.registered_unpaired = registered_pairs == "unpaired"
         sources.append(source)
         all_pairs += train_pairs
         holdout_all += holdout

@@ -87,6 +87,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, data_config: Dat
         weights=[data_config.weight_of(i) for i in range(len(datasets))],
         names=[short_name(d) for d in datasets], skipped=skipped,
         pair_shares=[data_config.pair_share_of(i) for i in range(len(datasets))],
+        registered_pairs=data_config.registered_pairs,
     )
     log.info("data: %s", split.describe())
     if train_config.paired_weight > 0 and not split.train_pairs:

@@ -116,6 +116,32 @@ def test_held_out_participants_take_every_visit_with_or_without_sub(bids):
         split_datasets(read_datasets(config)[0], holdout_subjects=config.holdout_subjects)
 
 
+def test_registered_pairs_can_train_unpaired_and_are_still_held_out(bids):
+    from cyclegan.config import ConfigError
+
+    def split_with(registered_pairs, holdout):
+        config = DataConfig(datasets=(str(bids),), pairs=("aligned",), holdout_subjects=holdout,
+                            registered_pairs=registered_pairs)
+        return split_datasets(read_datasets(config)[0], config.val_fraction, config.holdout_fraction,
+                              config.holdout_subjects, names=["toy"], registered_pairs=config.registered_pairs)
+
+    # Nobody held out: sub-01 pairs as given, sub-02's first visit by registration.
+    paired, unpaired = split_with("paired", ()), split_with("unpaired", ())
+    registered = lambda pairs: [p for p in pairs if p[1].name.split("#")[-2] == "registered"]  # noqa: E731
+    assert registered(paired.train_pairs) and not registered(unpaired.train_pairs)
+    assert len(unpaired.train_pairs) == len(paired.train_pairs) - len(registered(paired.train_pairs)) > 0
+    # Their slices still train, as unpaired images of each contrast.
+    assert [s.name for s in unpaired.train["t2"]] == [s.name for s in paired.train["t2"]]
+    assert any("#registered" in s.name for s in unpaired.train["t2"])
+    assert "by registration 8 (trained unpaired)" in unpaired.describe()
+    assert "(trained unpaired)" not in paired.describe()
+    # A held-out participant's registered pairs are scored all the same.
+    held = split_with("unpaired", ("02",))
+    assert held.holdout_pairs and all("#registered" in b.name for _, b in held.holdout_pairs)
+    with pytest.raises(ConfigError, match="registered_pairs must be one of 'paired', 'unpaired'"):
+        DataConfig(datasets=(str(bids),), registered_pairs="sometimes")
+
+
 def test_volume_and_image_data_sets_mix(bids, tmp_path):
     images = make_folder(tmp_path / "images", n=4, size=(48, 40))
     config = DataConfig(datasets=(str(images), str(bids)), pairs=("", "aligned"), weights=(1.0, 3.0))
