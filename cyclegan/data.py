@@ -78,10 +78,12 @@ class Source:
         """What a NIfTI data set gave (empty for a data set of images)."""
         if not self.participants:
             return ""
-        return (f"{len(self.participants)} participants ({', '.join(self.participants)}), "
+        text = (f"{len(self.participants)} participants ({', '.join(self.participants)}), "
                 f"{' and '.join(self.planes)} slices, pairs aligned as given {self.pairs_as_given}, by registration "
-                f"{self.pairs_registered}" + (" (trained unpaired)" if self.registered_unpaired and self.pairs_registered
-                                              else ""))
+                f"{self.pairs_registered}")
+        if self.registered_unpaired and self.pairs_registered:
+            text += " (trained unpaired)"
+        return text
 
     @property
     def pair_share(self) -> float:
