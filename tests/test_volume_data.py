@@ -118,6 +118,7 @@ def test_held_out_participants_take_every_visit_with_or_without_sub(bids):
 
 def test_registered_pairs_can_train_unpaired_and_are_still_held_out(bids):
     from cyclegan.config import ConfigError
+    from cyclegan.data import REGISTERED
 
     def split_with(registered_pairs, holdout):
         config = DataConfig(datasets=(str(bids),), pairs=("aligned",), holdout_subjects=holdout,
@@ -127,17 +128,17 @@ def test_registered_pairs_can_train_unpaired_and_are_still_held_out(bids):
 
     # Nobody held out: sub-01 pairs as given, sub-02's first visit by registration.
     paired, unpaired = split_with("paired", ()), split_with("unpaired", ())
-    registered = lambda pairs: [p for p in pairs if p[1].name.split("#")[-2] == "registered"]  # noqa: E731
+    registered = lambda pairs: [p for p in pairs if REGISTERED in p[1].name]  # noqa: E731
     assert registered(paired.train_pairs) and not registered(unpaired.train_pairs)
     assert len(unpaired.train_pairs) == len(paired.train_pairs) - len(registered(paired.train_pairs)) > 0
     # Their slices still train, as unpaired images of each contrast.
     assert [s.name for s in unpaired.train["t2"]] == [s.name for s in paired.train["t2"]]
-    assert any("#registered" in s.name for s in unpaired.train["t2"])
+    assert any(REGISTERED in s.name for s in unpaired.train["t2"])
     assert "by registration 8 (trained unpaired)" in unpaired.describe()
     assert "(trained unpaired)" not in paired.describe()
     # A held-out participant's registered pairs are scored all the same.
     held = split_with("unpaired", ("02",))
-    assert held.holdout_pairs and all("#registered" in b.name for _, b in held.holdout_pairs)
+    assert held.holdout_pairs and all(REGISTERED in b.name for _, b in held.holdout_pairs)
     with pytest.raises(ConfigError, match="registered_pairs must be one of 'paired', 'unpaired'"):
         DataConfig(datasets=(str(bids),), registered_pairs="sometimes")
 
