@@ -16,7 +16,8 @@ Prints one JSON line per result; every line names the machine. Measures:
 - ``cli``: ``mri-cyclegan translate`` on a folder of such volumes: volumes per minute (each translated,
   checked by the round trip and written) and the whole command's time;
 - ``app``: the app's round trip through gradio_client against the model time;
-- ``train``: training images/s at 256x256, one channel, reference configuration, against the peer;
+- ``train``: training images/s at 256x256, one channel, reference configuration, against the peer,
+  and the train command's defaults (the small preset at batch 4);
 - memory (with ``app`` and ``train``): peak RSS of the app serving one request and of CPU
   training at batch 1.
 
@@ -314,22 +315,29 @@ print(json.dumps({"images_per_s": batch * steps / dt, "s_per_step": dt / steps,
 def bench_train(args):
     import keras
 
-    config, size, steps = ("tiny", 32, 2) if QUICK else ("reference", 256, args.train_steps)
-    for mp in (False,) if QUICK else (False, True):
-        proc = subprocess.run([sys.executable, "-c", TRAIN_SCRIPT, str(size), str(steps), "1", str(int(mp)), config],
-                              capture_output=True, text=True, cwd=ROOT, timeout=3600,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
-        if proc.returncode != 0:
-            emit(bench="train", error=proc.stderr.strip().splitlines()[-1])
-            continue
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-        emit(bench="train", impl="mri-cyclegan", backend=keras.backend.backend(), config=config, size=size,
-             batch=1, precision="bf16" if mp else "fp32", steps=steps,
-             images_per_s=round(result["images_per_s"], 3), s_per_step=round(result["s_per_step"], 3))
-        if not mp:
-            emit(bench="memory", what=f"CPU training, {config}, batch 1, {size}x{size}",
-                 peak_rss_mb=round(result["peak_rss_mb"], 1))
-    for result in peer("--mode", "train", "--configs", "ref1ch,opt_b1", "--steps", str(args.train_steps)):
+    # (preset, crop, batch): the reference configuration beside the peer, then the train command's
+    # defaults (the small preset, 256x256 crops, batch 4, every default loss term), whose time a step
+    # gives the plain command's run time (docs/training.md)
+    runs = [("tiny", 32, 1, 2)] if QUICK else [(name, 256, {"reference": 1, "small": 4}[name], args.train_steps)
+                                                 for name in args.train_configs.split(",")]
+    for config, size, batch, steps in runs:
+        for mp in (False,) if QUICK else [p == "bf16" for p in args.train_precisions.split(",")]:
+            proc = subprocess.run([sys.executable, "-c", TRAIN_SCRIPT, str(size), str(steps), str(batch), str(int(mp)),
+                                   config], capture_output=True, text=True, cwd=ROOT, timeout=3600,
+                                  env={**os.environ, "PYTHONPATH": str(ROOT)})
+            if proc.returncode != 0:
+                emit(bench="train", error=proc.stderr.strip().splitlines()[-1])
+                continue
+            result = json.loads(proc.stdout.strip().splitlines()[-1])
+            emit(bench="train", impl="mri-cyclegan", backend=keras.backend.backend(), config=config, size=size,
+                 batch=batch, precision="bf16" if mp else "fp32", steps=steps,
+                 images_per_s=round(result["images_per_s"], 3), s_per_step=round(result["s_per_step"], 3),
+                 **({"note": "the train command's defaults"} if config == "small" else {}))
+            if not mp:
+                emit(bench="memory", what=f"CPU training, {config}, batch {batch}, {size}x{size}",
+                     peak_rss_mb=round(result["peak_rss_mb"], 1))
+    for result in peer("--mode", "train", "--configs", "ref1ch,opt_b1", "--steps", str(args.train_steps)) \
+            if "reference" in args.train_configs else []:
         emit(bench="train", impl="torch_peer", config=result["name"], size=256, batch=result["batch"],
              precision="bf16" if result["amp_bf16"] else "fp32", steps=result["steps"],
              images_per_s=round(result["images_per_s"], 3), s_per_step=round(result["s_per_step"], 3))
@@ -339,6 +347,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="infer,volume,cli,app,train", help="comma-separated benchmarks")
     parser.add_argument("--train-steps", type=int, default=5, help="timed training steps (CPU steps take seconds)")
+    parser.add_argument("--train-configs", default="reference,small", choices=["reference,small", "reference", "small"],
+                        help="train: the reference configuration (beside the peer), the train command's defaults, or both")
+    parser.add_argument("--train-precisions", default="fp32,bf16", choices=["fp32,bf16", "fp32", "bf16"],
+                        help="train: precisions to time (bf16 is slow on CPUs without bf16 units)")
     parser.add_argument("--quick", action="store_true", help="brief run of every part (CI)")
     parser.add_argument("--model", action="append", metavar="FOLDER",
                         help="infer: also time this model folder's generator beside the default's, as a ratio "
