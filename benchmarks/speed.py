@@ -18,8 +18,8 @@ Prints one JSON line per result; every line names the machine. Measures:
 - ``app``: the app's round trip through gradio_client against the model time;
 - ``train``: training images/s at 256x256, one channel, reference configuration, against the peer,
   and the train command's defaults (the small preset at batch 4);
-- memory (with ``app`` and ``train``): peak RSS of the app serving one request and of CPU
-  training at batch 1.
+- memory (with ``app`` and ``train``): peak RSS of the app serving one request and of each CPU
+  training configuration.
 
 The peer (``../shared/peers/torch_cyclegan.py``) runs when it and torch are present.
 """
