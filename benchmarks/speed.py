@@ -17,7 +17,7 @@ Prints one JSON line per result; every line names the machine. Measures:
   checked by the round trip and written) and the whole command's time;
 - ``app``: the app's round trip through gradio_client against the model time;
 - ``train``: training images/s at 256x256, one channel, reference configuration, against the peer,
-  and the train command's defaults (the small preset at batch 4);
+  and the train command's defaults (its preset, crop size and batch);
 - memory (with ``app`` and ``train``): peak RSS of the app serving one request and of each CPU
   training configuration.
 
@@ -315,12 +315,18 @@ print(json.dumps({"images_per_s": batch * steps / dt, "s_per_step": dt / steps,
 def bench_train(args):
     import keras
 
-    # (preset, crop, batch): the reference configuration beside the peer, then the train command's
-    # defaults (the small preset, 256x256 crops, batch 4, every default loss term), whose time a step
+    from cyclegan.config import RunOptions, TrainConfig, preset
+
+    # (preset, crop, batch, steps, note): the reference configuration beside the peer, then the train
+    # command's defaults (its preset, crop and batch, every default loss term), whose time a step
     # gives the plain command's run time (docs/training.md)
-    runs = [("tiny", 32, 1, 2)] if QUICK else [(name, 256, {"reference": 1, "small": 4}[name], args.train_steps)
-                                                 for name in args.train_configs.split(",")]
-    for config, size, batch, steps in runs:
+    default_preset = RunOptions().preset
+    named = {"reference": ("reference", 256, 1, args.train_steps, None),
+             "defaults": (default_preset, preset(default_preset).image_size, TrainConfig().batch_size, args.train_steps,
+                          "the train command's defaults")}
+    configs = args.train_configs.split(",")
+    runs = [("tiny", 32, 1, 2, None)] if QUICK else [named[name] for name in configs]
+    for config, size, batch, steps, note in runs:
         for mp in (False,) if QUICK else [p == "bf16" for p in args.train_precisions.split(",")]:
             proc = subprocess.run([sys.executable, "-c", TRAIN_SCRIPT, str(size), str(steps), str(batch), str(int(mp)),
                                    config], capture_output=True, text=True, cwd=ROOT, timeout=3600,
@@ -332,12 +338,12 @@ def bench_train(args):
             emit(bench="train", impl="mri-cyclegan", backend=keras.backend.backend(), config=config, size=size,
                  batch=batch, precision="bf16" if mp else "fp32", steps=steps,
                  images_per_s=round(result["images_per_s"], 3), s_per_step=round(result["s_per_step"], 3),
-                 **({"note": "the train command's defaults"} if config == "small" else {}))
+                 **({"note": note} if note else {}))
             if not mp:
                 emit(bench="memory", what=f"CPU training, {config}, batch {batch}, {size}x{size}",
                      peak_rss_mb=round(result["peak_rss_mb"], 1))
     for result in peer("--mode", "train", "--configs", "ref1ch,opt_b1", "--steps", str(args.train_steps)) \
-            if "reference" in args.train_configs else []:
+            if "reference" in configs else []:
         emit(bench="train", impl="torch_peer", config=result["name"], size=256, batch=result["batch"],
              precision="bf16" if result["amp_bf16"] else "fp32", steps=result["steps"],
              images_per_s=round(result["images_per_s"], 3), s_per_step=round(result["s_per_step"], 3))
@@ -347,7 +353,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="infer,volume,cli,app,train", help="comma-separated benchmarks")
     parser.add_argument("--train-steps", type=int, default=5, help="timed training steps (CPU steps take seconds)")
-    parser.add_argument("--train-configs", default="reference,small", choices=["reference,small", "reference", "small"],
+    parser.add_argument("--train-configs", default="reference,defaults",
+                        choices=["reference,defaults", "reference", "defaults"],
                         help="train: the reference configuration (beside the peer), the train command's defaults, or both")
     parser.add_argument("--train-precisions", default="fp32,bf16", choices=["fp32,bf16", "fp32", "bf16"],
                         help="train: precisions to time (bf16 is slow on CPUs without bf16 units)")
