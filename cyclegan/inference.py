@@ -98,10 +98,10 @@ def compile_generator(model: keras.Model, precision: str = "float32") -> Callabl
         non_trainable = [v.value for v in model.non_trainable_variables]
 
         @jax.jit
-        def fn(trainable, non_trainable, x):
+        def jitted(trainable, non_trainable, x):
             return model.stateless_call(trainable, non_trainable, x, training=False)[0]
 
-        return lambda x: np.asarray(fn(trainable, non_trainable, x), dtype=np.float32)
+        return lambda x: np.asarray(jitted(trainable, non_trainable, x), dtype=np.float32)
     return lambda x: keras.ops.convert_to_numpy(model(x, training=False))
 
 
